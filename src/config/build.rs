@@ -1,0 +1,408 @@
+//! Validation: turns a parsed file into a [`Snapshot`], reporting every problem with its path.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+
+use super::raw::{RawAccount, RawConfig, RawPool, RawRoute, RawToken};
+use super::snapshot::{Account, ClientToken, Limits, Pool, Route, Snapshot, Timeouts, Upstream};
+use crate::secret::Secret;
+
+/// One thing wrong with a config file, located by its path (`pools.claude.accounts[0].key_env`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Names used as metric labels and in URLs: short and plain.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Accounts tried per request are tracked in a `u64` bit set.
+const MAX_ACCOUNTS: usize = 64;
+
+const NAME_RULE: &str = "use 1-64 characters from A-Z a-z 0-9 - _ .";
+
+/// Validate `raw` and build the snapshot, reading every key from the environment or its file.
+pub fn build(raw: RawConfig) -> Result<Snapshot, Vec<Problem>> {
+    let mut p = Problems::default();
+
+    let listen = parse_addr(&raw.listen, "listen", &mut p);
+    let admin_listen = parse_addr(&raw.admin.listen, "admin.listen", &mut p);
+    if raw.server.threads == 0 || raw.server.threads > 256 {
+        p.add("server.threads", "must be between 1 and 256");
+    }
+    if raw.limits.max_body_bytes == 0 {
+        p.add("limits.max_body_bytes", "must be greater than 0");
+    }
+    if !(1..=128).contains(&raw.limits.max_json_depth) {
+        p.add("limits.max_json_depth", "must be between 1 and 128");
+    }
+
+    let pool_names: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
+    let pools: Vec<Pool> = raw
+        .pools
+        .iter()
+        .filter_map(|(name, pool)| build_pool(name, pool, &mut p))
+        .collect();
+    if raw.pools.is_empty() {
+        p.add("pools", "at least one pool is required");
+    }
+
+    if raw.routes.is_empty() {
+        p.add("routes", "at least one route is required");
+    }
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, route) in raw.routes.iter().enumerate() {
+        let path = format!("routes[{i}]");
+        if raw.routes[..i].iter().any(|r| r.name == route.name) {
+            p.add(
+                format!("{path}.name"),
+                format!("duplicate route name {:?}", route.name),
+            );
+        }
+        if let Some(r) = build_route(&path, route, &pool_names, &mut p) {
+            routes.push(r);
+        }
+    }
+
+    let mut client_tokens = Vec::new();
+    if let Some(tokens) = &raw.clients.tokens {
+        if tokens.is_empty() {
+            p.add(
+                "clients.tokens",
+                "is empty: list at least one token, or remove the key",
+            );
+        }
+        for (i, t) in tokens.iter().enumerate() {
+            let path = format!("clients.tokens[{i}]");
+            if tokens[..i].iter().any(|o| o.name == t.name) {
+                p.add(
+                    format!("{path}.name"),
+                    format!("duplicate client name {:?}", t.name),
+                );
+            }
+            if let Some(token) = build_token(&path, t, &mut p) {
+                client_tokens.push(token);
+            }
+        }
+    }
+    if let Some(addr) = listen {
+        if !addr.ip().is_loopback() && raw.clients.tokens.is_none() {
+            p.add(
+                "listen",
+                format!("{addr} is not a loopback address: set clients.tokens so that only your apps can use the real keys"),
+            );
+        }
+    }
+
+    match (listen, admin_listen, p.0.is_empty()) {
+        (Some(listen), Some(admin_listen), true) => Ok(Snapshot {
+            listen,
+            admin_listen,
+            threads: raw.server.threads,
+            shutdown_grace: raw.server.shutdown_grace.0,
+            limits: Limits {
+                max_body_bytes: usize::try_from(raw.limits.max_body_bytes).unwrap_or(usize::MAX),
+                max_json_depth: raw.limits.max_json_depth as usize,
+            },
+            routes,
+            pools,
+            client_tokens,
+        }),
+        _ => Err(p.0),
+    }
+}
+
+fn parse_addr(text: &str, path: &str, p: &mut Problems) -> Option<SocketAddr> {
+    match text.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.add(
+                path,
+                format!("{text:?} is not an address like 127.0.0.1:8080"),
+            );
+            None
+        }
+    }
+}
+
+fn build_route(path: &str, r: &RawRoute, pools: &[&str], p: &mut Problems) -> Option<Route> {
+    let start = p.0.len();
+    if !valid_name(&r.name) {
+        p.add(format!("{path}.name"), NAME_RULE);
+    }
+    let prefix = r.matcher.path_prefix.as_deref().unwrap_or("/");
+    if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
+        p.add(
+            format!("{path}.match.path_prefix"),
+            "must be a path starting with /",
+        );
+    }
+    let prefix = if prefix.len() > 1 {
+        prefix.trim_end_matches('/')
+    } else {
+        prefix
+    };
+    let header = r.matcher.header.as_ref().and_then(|h| {
+        let name = HeaderName::from_bytes(h.name.as_bytes());
+        let value = HeaderValue::from_str(&h.value);
+        match (name, value) {
+            (Ok(n), Ok(v)) => Some((n, v)),
+            (Err(_), _) => {
+                p.add(
+                    format!("{path}.match.header.name"),
+                    "not a valid header name",
+                );
+                None
+            }
+            (_, Err(_)) => {
+                p.add(
+                    format!("{path}.match.header.value"),
+                    "not a valid header value",
+                );
+                None
+            }
+        }
+    });
+    let pool = pools.iter().position(|n| *n == r.pool);
+    if pool.is_none() {
+        p.add(
+            format!("{path}.pool"),
+            format!("no pool named {:?}", r.pool),
+        );
+    }
+    (p.0.len() == start).then(|| Route {
+        name: r.name.as_str().into(),
+        path_prefix: prefix.into(),
+        header,
+        strip_prefix: r.strip_prefix,
+        pool: pool.unwrap_or_default(),
+    })
+}
+
+fn build_pool(name: &str, raw: &RawPool, p: &mut Problems) -> Option<Pool> {
+    let start = p.0.len();
+    let path = format!("pools.{name}");
+    if !valid_name(name) {
+        p.add(&path, format!("pool name: {NAME_RULE}"));
+    }
+    let t = &raw.timeouts;
+    for (key, d) in [
+        ("connect", t.connect),
+        ("first_byte", t.first_byte),
+        ("idle", t.idle),
+        ("total", t.total),
+    ] {
+        if d.0.is_zero() {
+            p.add(format!("{path}.timeouts.{key}"), "must be greater than 0");
+        }
+    }
+    if t.first_byte.0 > t.total.0 {
+        p.add(
+            format!("{path}.timeouts.first_byte"),
+            "is longer than timeouts.total",
+        );
+    }
+    if raw.accounts.is_empty() {
+        p.add(
+            format!("{path}.accounts"),
+            "at least one account is required",
+        );
+    }
+    if raw.accounts.len() > MAX_ACCOUNTS {
+        p.add(
+            format!("{path}.accounts"),
+            format!("at most {MAX_ACCOUNTS} accounts per pool"),
+        );
+    }
+    let provider = raw.provider.get();
+    let mut accounts = Vec::with_capacity(raw.accounts.len());
+    for (i, a) in raw.accounts.iter().enumerate() {
+        let apath = format!("{path}.accounts[{i}]");
+        if raw.accounts[..i].iter().any(|o| o.name == a.name) {
+            p.add(
+                format!("{apath}.name"),
+                format!("duplicate account name {:?}", a.name),
+            );
+        }
+        let auth = a.auth.unwrap_or_else(|| provider.default_auth());
+        if let Some(acc) = build_account(&apath, a, auth, p) {
+            accounts.push(acc);
+        }
+    }
+    (p.0.len() == start).then(|| Pool {
+        name: name.into(),
+        provider,
+        timeouts: Timeouts {
+            connect: t.connect.0,
+            first_byte: t.first_byte.0,
+            idle: t.idle.0,
+            total: t.total.0,
+        },
+        accounts,
+        next: Default::default(),
+    })
+}
+
+fn build_account(
+    path: &str,
+    a: &RawAccount,
+    auth: crate::provider::AuthStyle,
+    p: &mut Problems,
+) -> Option<Account> {
+    let start = p.0.len();
+    if !valid_name(&a.name) {
+        p.add(format!("{path}.name"), NAME_RULE);
+    }
+    let upstream = parse_base_url(&a.base_url)
+        .map_err(|m| p.add(format!("{path}.base_url"), m))
+        .ok();
+    let key = read_secret(path, "key", a.key_env.as_deref(), a.key_file.as_deref(), p);
+    let credential = key.and_then(|k| {
+        auth.header(&k)
+            .map_err(|m| p.add(format!("{path}.key"), m))
+            .ok()
+    });
+    match (upstream, credential, p.0.len() == start) {
+        (Some(upstream), Some(credential), true) => Some(Account {
+            name: a.name.as_str().into(),
+            upstream,
+            credential,
+        }),
+        _ => None,
+    }
+}
+
+fn build_token(path: &str, t: &RawToken, p: &mut Problems) -> Option<ClientToken> {
+    if !valid_name(&t.name) {
+        p.add(format!("{path}.name"), NAME_RULE);
+        return None;
+    }
+    let token = read_secret(
+        path,
+        "token",
+        t.token_env.as_deref(),
+        t.token_file.as_deref(),
+        p,
+    )?;
+    Some(ClientToken {
+        name: Arc::from(t.name.as_str()),
+        token,
+    })
+}
+
+/// Read a credential from exactly one of `{what}_env` / `{what}_file`.
+fn read_secret(
+    path: &str,
+    what: &str,
+    env: Option<&str>,
+    file: Option<&str>,
+    p: &mut Problems,
+) -> Option<Secret> {
+    let value = match (env, file) {
+        (Some(_), Some(_)) | (None, None) => {
+            p.add(
+                path,
+                format!("set exactly one of {what}_env and {what}_file"),
+            );
+            return None;
+        }
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) => (v, format!("{path}.{what}_env"), var.to_string()),
+            Err(std::env::VarError::NotPresent) => {
+                p.add(format!("{path}.{what}_env"), format!("{var} is not set"));
+                return None;
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                p.add(
+                    format!("{path}.{what}_env"),
+                    format!("{var} is not valid UTF-8"),
+                );
+                return None;
+            }
+        },
+        (None, Some(f)) => match std::fs::read_to_string(Path::new(f)) {
+            Ok(v) => (v, format!("{path}.{what}_file"), f.to_string()),
+            Err(e) => {
+                p.add(
+                    format!("{path}.{what}_file"),
+                    format!("cannot read {f}: {e}"),
+                );
+                return None;
+            }
+        },
+    };
+    let (text, key_path, source) = value;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        p.add(key_path, format!("{source} is empty"));
+        return None;
+    }
+    Some(Secret::new(trimmed))
+}
+
+/// `https://host[:port][/path]` into an [`Upstream`].
+pub fn parse_base_url(text: &str) -> Result<Upstream, String> {
+    let uri: http::Uri = text.parse().map_err(|_| format!("{text:?} is not a URL"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("{text:?} must start with https:// or http://")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{text:?} has no host"))?;
+    if uri.query().is_some() {
+        return Err(format!("{text:?} must not carry a query"));
+    }
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = bare.parse::<IpAddr>().ok();
+    let host_header = match uri.port_u16() {
+        Some(p) if p != if tls { 443 } else { 80 } => format!("{host}:{p}"),
+        _ => host.to_string(),
+    };
+    Ok(Upstream {
+        tls,
+        host: bare.into(),
+        port,
+        ip,
+        dns: crate::dns::DnsCache::new(bare, port),
+        base_path: uri.path().trim_end_matches('/').into(),
+        host_header: HeaderValue::from_str(&host_header)
+            .map_err(|_| format!("{text:?} has an invalid host"))?,
+    })
+}

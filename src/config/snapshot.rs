@@ -1,0 +1,114 @@
+//! The validated, ready-to-use configuration the request path reads (behind an `ArcSwap`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+
+use crate::dns::DnsCache;
+use crate::provider::Provider;
+use crate::secret::Secret;
+
+/// One loaded configuration. Immutable; a reload builds a new one and swaps it in.
+pub struct Snapshot {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub threads: usize,
+    pub shutdown_grace: Duration,
+    pub limits: Limits,
+    pub routes: Vec<Route>,
+    pub pools: Vec<Pool>,
+    /// When non-empty, every request must carry one of these tokens.
+    pub client_tokens: Vec<ClientToken>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_json_depth: usize,
+}
+
+pub struct Route {
+    pub name: Arc<str>,
+    /// Matches at a path-segment boundary; `/` matches everything.
+    pub path_prefix: Box<str>,
+    pub header: Option<(HeaderName, HeaderValue)>,
+    pub strip_prefix: bool,
+    /// Index into [`Snapshot::pools`].
+    pub pool: usize,
+}
+
+pub struct Pool {
+    pub name: Arc<str>,
+    pub provider: &'static dyn Provider,
+    pub timeouts: Timeouts,
+    pub accounts: Vec<Account>,
+    /// Rotation counter for account choice.
+    pub next: AtomicUsize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+pub struct Account {
+    pub name: Arc<str>,
+    pub upstream: Upstream,
+    /// The header carrying this account's key, value marked sensitive.
+    pub credential: (HeaderName, HeaderValue),
+}
+
+/// Where an account's requests go, pre-parsed from `base_url`.
+pub struct Upstream {
+    pub tls: bool,
+    pub host: Box<str>,
+    pub port: u16,
+    /// Set when the host is an IP literal: no DNS needed.
+    pub ip: Option<IpAddr>,
+    /// Cached resolution of `host` (unused for IP literals).
+    pub dns: Arc<DnsCache>,
+    /// Path prefix from `base_url` without a trailing slash (`/api`, or empty).
+    pub base_path: Box<str>,
+    /// `host` or `host:port` when the port is not the scheme's default.
+    pub host_header: HeaderValue,
+}
+
+impl Upstream {
+    /// The address to connect to, resolved asynchronously and cached.
+    pub async fn addr(&self) -> Result<SocketAddr, String> {
+        match self.ip {
+            Some(ip) => Ok(SocketAddr::new(ip, self.port)),
+            None => self.dns.resolve().await,
+        }
+    }
+}
+
+pub struct ClientToken {
+    pub name: Arc<str>,
+    pub token: Secret,
+}
+
+impl Snapshot {
+    /// The one-line summary `check` prints.
+    pub fn summary(&self) -> String {
+        let accounts: usize = self.pools.iter().map(|p| p.accounts.len()).sum();
+        format!(
+            "{} routes, {} pools, {} accounts; listening on {}, admin on {}",
+            self.routes.len(),
+            self.pools.len(),
+            accounts,
+            self.listen,
+            self.admin_listen
+        )
+    }
+
+    pub fn pool_index(&self, name: &str) -> Option<usize> {
+        self.pools.iter().position(|p| &*p.name == name)
+    }
+}

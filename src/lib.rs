@@ -1,0 +1,22 @@
+//! llm-sidecar: a sidecar reverse proxy for LLM APIs (Anthropic, OpenAI, Gemini, OpenRouter)
+//! built on Pingora. The proxy is a library: [`SidecarProxy`] is a `ProxyHttp` service that any
+//! Pingora server can host; [`server::build`] assembles the complete sidecar.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod inject;
+pub mod observe;
+pub mod provider;
+pub mod proxy;
+pub mod respond;
+pub mod route;
+pub mod secret;
+pub mod select;
+pub mod server;
+pub mod sidecar;
+pub mod validate;
+
+pub use proxy::SidecarProxy;
+pub use sidecar::Sidecar;

@@ -1,0 +1,155 @@
+//! Everything that differs between LLM providers, behind one trait: credentials, error shape,
+//! usage fields and stream framing. Nothing outside this module branches on the provider.
+
+mod anthropic;
+mod gemini;
+mod openai;
+
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// The providers a pool can speak to, as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Anthropic,
+    Openai,
+    Gemini,
+    Openrouter,
+}
+
+impl ProviderKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Openai => "openai",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Openrouter => "openrouter",
+        }
+    }
+
+    /// The provider's behaviour.
+    pub fn get(self) -> &'static dyn Provider {
+        match self {
+            ProviderKind::Anthropic => &anthropic::Anthropic,
+            ProviderKind::Openai => &openai::OPENAI,
+            ProviderKind::Openrouter => &openai::OPENROUTER,
+            ProviderKind::Gemini => &gemini::Gemini,
+        }
+    }
+}
+
+/// How an account's key is sent upstream (`auth:` in the config overrides the provider's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthStyle {
+    /// `authorization: Bearer KEY`
+    Bearer,
+    /// `x-api-key: KEY`
+    XApiKey,
+    /// `x-goog-api-key: KEY`
+    XGoogApiKey,
+}
+
+impl AuthStyle {
+    /// The header that carries `key`, marked sensitive so it is never printed by `http`'s Debug.
+    pub fn header(self, key: &Secret) -> Result<(HeaderName, HeaderValue), String> {
+        let (name, value) = match self {
+            AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+            AuthStyle::XApiKey => (
+                HeaderName::from_static("x-api-key"),
+                key.expose().to_owned(),
+            ),
+            AuthStyle::XGoogApiKey => (
+                HeaderName::from_static("x-goog-api-key"),
+                key.expose().to_owned(),
+            ),
+        };
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| "key contains characters not allowed in an HTTP header".to_string())?;
+        value.set_sensitive(true);
+        Ok((name, value))
+    }
+}
+
+/// Which request/response dialect a provider speaks; fallback pools must share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Anthropic,
+    OpenAi,
+    Gemini,
+}
+
+/// Provider behaviour used on the request path.
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// The API dialect, for fallback compatibility.
+    fn dialect(&self) -> Dialect;
+
+    /// Where the provider expects its key by default.
+    fn default_auth(&self) -> AuthStyle;
+
+    /// A complete JSON error body in the provider's own shape.
+    fn error_body(&self, status: u16, message: &str) -> Vec<u8>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: Vec<u8>) -> serde_json::Value {
+        serde_json::from_slice(&body).expect("error bodies are valid JSON")
+    }
+
+    #[test]
+    fn anthropic_error_shape() {
+        let v = parse(
+            ProviderKind::Anthropic
+                .get()
+                .error_body(400, "bad \"json\""),
+        );
+        assert_eq!(v["type"], "error", "top-level type: {v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert_eq!(v["error"]["message"], "bad \"json\"", "{v}");
+        let v = parse(ProviderKind::Anthropic.get().error_body(429, "slow down"));
+        assert_eq!(v["error"]["type"], "rate_limit_error", "{v}");
+    }
+
+    #[test]
+    fn openai_and_openrouter_error_shape() {
+        for kind in [ProviderKind::Openai, ProviderKind::Openrouter] {
+            let v = parse(kind.get().error_body(401, "no token"));
+            assert_eq!(v["error"]["message"], "no token", "{kind:?}: {v}");
+            assert_eq!(v["error"]["type"], "invalid_request_error", "{kind:?}: {v}");
+            assert_eq!(v["error"]["code"], "invalid_api_key", "{kind:?}: {v}");
+        }
+    }
+
+    #[test]
+    fn gemini_error_shape() {
+        let v = parse(ProviderKind::Gemini.get().error_body(504, "timed out"));
+        assert_eq!(v["error"]["code"], 504, "{v}");
+        assert_eq!(v["error"]["status"], "DEADLINE_EXCEEDED", "{v}");
+        assert_eq!(v["error"]["message"], "timed out", "{v}");
+    }
+
+    #[test]
+    fn auth_headers_are_sensitive_and_correct() {
+        let key = Secret::new("k-1");
+        let (n, v) = AuthStyle::Bearer.header(&key).expect("valid");
+        assert_eq!(
+            (n.as_str(), v.to_str().ok()),
+            ("authorization", Some("Bearer k-1"))
+        );
+        assert!(v.is_sensitive(), "credential header values are sensitive");
+        let (n, _) = AuthStyle::XGoogApiKey.header(&key).expect("valid");
+        assert_eq!(n.as_str(), "x-goog-api-key");
+        assert!(
+            AuthStyle::XApiKey.header(&Secret::new("a\nb")).is_err(),
+            "newline rejected"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! Admission, run in `request_filter` before any upstream is involved: request id, route,
+//! client token, ids, and the body read in full (size-limited) and validated.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::ctx::Ctx;
+use super::session;
+use crate::config::{ClientToken, Snapshot};
+use crate::respond::ErrorKind;
+use crate::route;
+use crate::sidecar::Sidecar;
+use crate::validate::{self, Invalid};
+
+/// Why a request is answered by the sidecar itself.
+pub type Refusal = (ErrorKind, String);
+
+/// Admit the request into the proxy phase, or say why not. `Err` is an I/O failure with the
+/// client (it went away), not a refusal.
+pub async fn admit(
+    core: &Arc<Sidecar>,
+    session: &mut Session,
+    ctx: &mut Ctx,
+) -> Result<Option<Refusal>> {
+    let snap = core.snapshot();
+    ctx.request_id = request_id(session.req_header().headers.get("x-request-id"));
+    ctx._inflight = Some(core.enter());
+    ctx.snap = Some(Arc::clone(&snap));
+
+    let req = session.req_header();
+    let Some(ri) = route::find(&snap.routes, req.uri.path(), &req.headers) else {
+        let msg = format!("no route for {}", req.uri.path());
+        return Ok(Some((ErrorKind::NoRoute, msg)));
+    };
+    let route = &snap.routes[ri];
+    ctx.route = Some(ri);
+    ctx.pool = Some(route.pool);
+    let pool = &snap.pools[route.pool];
+
+    if !snap.client_tokens.is_empty() {
+        match client_name(&snap.client_tokens, req) {
+            Some(name) => ctx.client = Some(name),
+            None => {
+                let msg = "missing or unknown sidecar token: send your client token as the API key";
+                return Ok(Some((ErrorKind::Unauthorized, msg.into())));
+            }
+        }
+    }
+    if let Some(sid) = req.headers.get("x-session-id") {
+        if !validate::valid_id(sid.as_bytes()) {
+            let msg = "x-session-id must match ^[A-Za-z0-9._:-]{1,128}$";
+            return Ok(Some((ErrorKind::InvalidHeader, msg.into())));
+        }
+    }
+    ctx.upstream_path = route::upstream_path(route, req.uri.path(), req.uri.query());
+
+    let body = match read_body(session, &snap, pool.timeouts.idle).await? {
+        Ok(b) => b,
+        Err(refusal) => return Ok(Some(refusal)),
+    };
+    if !body.is_empty() && is_json(session.req_header()) {
+        if let Err(e) = validate::check_json(&body, snap.limits.max_json_depth) {
+            let kind = match e {
+                Invalid::TooDeep(_) => ErrorKind::JsonTooDeep,
+                Invalid::Nul | Invalid::NotObject => ErrorKind::InvalidBody,
+                Invalid::NotJson(_) => ErrorKind::InvalidJson,
+            };
+            return Ok(Some((kind, e.message())));
+        }
+    }
+    ctx.body_len = body.len();
+    ctx.link = Some(session::wrap(
+        &mut session.downstream_session,
+        body,
+        pool.timeouts,
+        ctx.start,
+    ));
+    Ok(None)
+}
+
+/// `x-request-id` when well-formed, else a fresh random one.
+fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
+    if let Some(v) = given.filter(|v| validate::valid_id(v.as_bytes())) {
+        return v.clone();
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// The client named by the token it sent where an API key goes. Every token is compared, so
+/// timing does not tell which one matched.
+fn client_name(tokens: &[ClientToken], req: &pingora::http::RequestHeader) -> Option<Arc<str>> {
+    let h = &req.headers;
+    let bearer = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    let candidates = [
+        h.get("x-api-key").map(HeaderValue::as_bytes),
+        bearer,
+        h.get("x-goog-api-key").map(HeaderValue::as_bytes),
+        route::query_key(req.uri.query()).map(str::as_bytes),
+    ];
+    let mut found = None;
+    for candidate in candidates.into_iter().flatten() {
+        for t in tokens {
+            if t.token.matches(candidate) {
+                found = Some(Arc::clone(&t.name));
+            }
+        }
+    }
+    found
+}
+
+fn is_json(req: &pingora::http::RequestHeader) -> bool {
+    match req.headers.get(header::CONTENT_TYPE) {
+        None => true,
+        Some(ct) => {
+            let ct = ct.as_bytes();
+            let essence = ct.split(|b| *b == b';').next().unwrap_or(ct).trim_ascii();
+            essence.eq_ignore_ascii_case(b"application/json") || essence.ends_with(b"+json")
+        }
+    }
+}
+
+/// Read the whole body, refusing it past `max_body_bytes` (declared or counted as it arrives).
+async fn read_body(
+    session: &mut Session,
+    snap: &Snapshot,
+    idle: std::time::Duration,
+) -> Result<std::result::Result<Bytes, Refusal>> {
+    let max = snap.limits.max_body_bytes;
+    if session.is_body_empty() {
+        return Ok(Ok(Bytes::new()));
+    }
+    let too_large = || {
+        (
+            ErrorKind::BodyTooLarge,
+            format!("request body is larger than {max} bytes"),
+        )
+    };
+    let declared = session
+        .req_header()
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        // Do not read (or drain) a body we refuse: close the connection after answering.
+        session.set_keepalive(None);
+        return Ok(Err(too_large()));
+    }
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        session.write_continue_response().await?;
+    }
+    session.set_read_timeout(Some(idle));
+    // Most bodies arrive in one chunk: keep it without copying; copy only when a second comes.
+    let mut single: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    loop {
+        let chunk = match session.read_request_body().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) if *e.etype() == pingora::ErrorType::ReadTimedout => {
+                session.set_keepalive(None);
+                return Ok(Err((
+                    ErrorKind::ClientTimeout,
+                    "timed out reading the request body".into(),
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let seen = single.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
+        if seen > max {
+            session.set_keepalive(None);
+            return Ok(Err(too_large()));
+        }
+        if single.is_none() && joined.is_empty() {
+            single = Some(chunk);
+            continue;
+        }
+        if let Some(first) = single.take() {
+            joined.reserve(declared.unwrap_or(seen).min(max));
+            joined.extend_from_slice(&first);
+        }
+        joined.extend_from_slice(&chunk);
+    }
+    session.set_read_timeout(None);
+    Ok(Ok(single.unwrap_or_else(|| joined.freeze())))
+}

@@ -1,0 +1,319 @@
+//! The downstream session as the proxy phase sees it. Pingora 0.9.1 replays at most 64 KiB of a
+//! request body on a retry and never forwards a body that a filter already consumed; this wrapper
+//! hands Pingora our buffered body as the "retry buffer" on every attempt, whatever its size, and
+//! enforces the first-byte, idle and total deadlines Pingora has no notion of. Every other call is
+//! delegated to the real session, which [`Link::restore`] puts back before Pingora reuses the
+//! connection.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_core::Stream;
+use http::HeaderMap;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::custom::server::Session as CustomSession;
+use pingora::protocols::http::custom::CustomMessageWrite;
+use pingora::protocols::http::{HttpTask, ServerSession};
+use pingora::protocols::l4::socket::SocketAddr;
+use pingora::protocols::Digest;
+use pingora::{Error, ErrorType, Result};
+
+use crate::config::Timeouts;
+
+const WAITING_FOR_HEAD: u64 = u64::MAX;
+
+/// Which of our deadlines ended the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    FirstByte,
+    Idle,
+    Total,
+}
+
+/// What the proxy hooks and the wrapped session share: the clock, and the slot through which
+/// the real session comes back.
+pub struct Link {
+    origin: Instant,
+    timeouts: Timeouts,
+    /// Nanoseconds after `origin`.
+    attempt_start: AtomicU64,
+    /// Nanoseconds after `origin` of the last upstream data, or `WAITING_FOR_HEAD`.
+    last_data: AtomicU64,
+    /// 0 none, 1 first byte, 2 idle, 3 total.
+    expired: AtomicU8,
+    returned: Mutex<Option<ServerSession>>,
+}
+
+impl Link {
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// A new attempt starts waiting for a response head.
+    pub fn attempt_started(&self) {
+        self.attempt_start
+            .store(self.nanos(Instant::now()), Ordering::Relaxed);
+        self.last_data.store(WAITING_FOR_HEAD, Ordering::Relaxed);
+        self.expired.store(0, Ordering::Relaxed);
+    }
+
+    /// Upstream data (the head or a body chunk) arrived.
+    pub fn data_arrived(&self) {
+        self.last_data
+            .store(self.nanos(Instant::now()), Ordering::Relaxed);
+    }
+
+    /// The deadline that fired, if one did.
+    pub fn expired(&self) -> Option<Expired> {
+        match self.expired.load(Ordering::Relaxed) {
+            1 => Some(Expired::FirstByte),
+            2 => Some(Expired::Idle),
+            3 => Some(Expired::Total),
+            _ => None,
+        }
+    }
+
+    /// The earliest deadline now in force and which one it is.
+    fn deadline(&self) -> (Instant, Expired) {
+        let total = (self.origin + self.timeouts.total, Expired::Total);
+        let last = self.last_data.load(Ordering::Relaxed);
+        let phase = if last == WAITING_FOR_HEAD {
+            let start = Duration::from_nanos(self.attempt_start.load(Ordering::Relaxed));
+            (
+                self.origin + start + self.timeouts.first_byte,
+                Expired::FirstByte,
+            )
+        } else {
+            (
+                self.origin + Duration::from_nanos(last) + self.timeouts.idle,
+                Expired::Idle,
+            )
+        };
+        if phase.0 < total.0 {
+            phase
+        } else {
+            total
+        }
+    }
+
+    /// Put the real session back into `slot` (called from `logging`, before Pingora decides on
+    /// keep-alive). A no-op when the slot does not hold a wrapper.
+    pub fn restore(&self, slot: &mut ServerSession) {
+        if !slot.is_custom() {
+            return;
+        }
+        let wrapper = std::mem::replace(slot, ServerSession::new_custom(Box::new(())));
+        drop(wrapper); // Replay::drop hands the real session to `returned`
+        let real = self
+            .returned
+            .lock()
+            .map(|mut r| r.take())
+            .unwrap_or_else(|p| p.into_inner().take());
+        if let Some(real) = real {
+            *slot = real;
+        }
+    }
+}
+
+/// Wrap `slot`'s session so the proxy phase replays `body` and observes the deadlines.
+pub fn wrap(
+    slot: &mut ServerSession,
+    body: Bytes,
+    timeouts: Timeouts,
+    origin: Instant,
+) -> Arc<Link> {
+    let link = Arc::new(Link {
+        origin,
+        timeouts,
+        attempt_start: AtomicU64::new(0),
+        last_data: AtomicU64::new(WAITING_FOR_HEAD),
+        expired: AtomicU8::new(0),
+        returned: Mutex::new(None),
+    });
+    let inner = std::mem::replace(slot, ServerSession::new_custom(Box::new(())));
+    *slot = ServerSession::new_custom(Box::new(Replay {
+        inner,
+        body,
+        link: Arc::clone(&link),
+    }));
+    link
+}
+
+struct Replay {
+    inner: ServerSession,
+    body: Bytes,
+    link: Arc<Link>,
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        let inner = std::mem::replace(&mut self.inner, ServerSession::new_custom(Box::new(())));
+        if let Ok(mut slot) = self.link.returned.lock() {
+            *slot = Some(inner);
+        }
+    }
+}
+
+type MessageReader = Box<dyn Stream<Item = Result<Bytes>> + Unpin + Send + Sync + 'static>;
+
+#[async_trait]
+impl CustomSession for Replay {
+    fn req_header(&self) -> &RequestHeader {
+        self.inner.req_header()
+    }
+    fn req_header_mut(&mut self) -> &mut RequestHeader {
+        self.inner.req_header_mut()
+    }
+    async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
+        self.inner.read_request_body().await
+    }
+    async fn drain_request_body(&mut self) -> Result<()> {
+        self.inner.drain_request_body().await
+    }
+    async fn write_response_header(&mut self, resp: Box<ResponseHeader>, _end: bool) -> Result<()> {
+        self.inner.write_response_header(resp).await
+    }
+    async fn write_response_header_ref(&mut self, resp: &ResponseHeader, _end: bool) -> Result<()> {
+        self.inner.write_response_header_ref(resp).await
+    }
+    async fn write_body(&mut self, data: Bytes, end: bool) -> Result<()> {
+        self.inner.write_response_body(data, end).await
+    }
+    async fn write_trailers(&mut self, trailers: HeaderMap) -> Result<()> {
+        self.inner.write_response_trailers(trailers).await
+    }
+    async fn response_duplex_vec(&mut self, tasks: Vec<HttpTask>) -> Result<bool> {
+        self.inner.response_duplex_vec(tasks).await
+    }
+    fn proxy_tasks_enabled(&self) -> bool {
+        self.inner.supports_proxy_task_api()
+    }
+    fn set_proxy_tasks_enabled(&mut self, enabled: bool) {
+        self.inner.set_proxy_tasks_enabled(enabled)
+    }
+    fn send_proxy_task(&mut self, task: HttpTask) {
+        self.inner.send_downstream_proxy_task(task)
+    }
+    fn has_pending_proxy_tasks(&self) -> bool {
+        self.inner.has_pending_downstream_proxy_tasks()
+    }
+    async fn write_proxy_tasks(&mut self) -> Result<bool> {
+        self.inner.write_downstream_proxy_tasks().await
+    }
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.inner.set_read_timeout(timeout)
+    }
+    fn get_read_timeout(&self) -> Option<Duration> {
+        self.inner.get_read_timeout()
+    }
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        self.inner.set_write_timeout(timeout)
+    }
+    fn get_write_timeout(&self) -> Option<Duration> {
+        self.inner.get_write_timeout()
+    }
+    fn set_total_drain_timeout(&mut self, timeout: Option<Duration>) {
+        self.inner.set_total_drain_timeout(timeout)
+    }
+    fn get_total_drain_timeout(&self) -> Option<Duration> {
+        self.inner.get_total_drain_timeout()
+    }
+    fn request_summary(&self) -> String {
+        self.inner.request_summary()
+    }
+    fn response_written(&self) -> Option<&ResponseHeader> {
+        self.inner.response_written()
+    }
+    async fn shutdown(&mut self, _code: u32, _ctx: &str) {
+        self.inner.shutdown().await
+    }
+    fn is_body_done(&mut self) -> bool {
+        self.inner.is_body_done()
+    }
+    async fn finish(&mut self) -> Result<()> {
+        self.inner.finish_body().await
+    }
+    fn is_body_empty(&mut self) -> bool {
+        self.inner.is_body_empty()
+    }
+
+    /// Pingora polls this while it waits for the upstream, in both the h1 and h2 paths; it is
+    /// where our deadlines are enforced.
+    async fn read_body_or_idle(&mut self, no_body_expected: bool) -> Result<Option<Bytes>> {
+        loop {
+            let (deadline, which) = self.link.deadline();
+            tokio::select! {
+                r = self.inner.read_body_or_idle(no_body_expected) => return r,
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    // The deadline may have moved while we slept (data arrived).
+                    if self.link.deadline().0 <= Instant::now() {
+                        let (code, what) = match which {
+                            Expired::FirstByte => (1, "no response head within the first_byte timeout"),
+                            Expired::Idle => (2, "stream idle for longer than the idle timeout"),
+                            Expired::Total => (3, "request exceeded the total timeout"),
+                        };
+                        self.link.expired.store(code, Ordering::Relaxed);
+                        return Err(Error::explain(ErrorType::ReadTimedout, what));
+                    }
+                }
+            }
+        }
+    }
+    fn body_bytes_sent(&self) -> usize {
+        self.inner.body_bytes_sent()
+    }
+    fn body_bytes_read(&self) -> usize {
+        self.inner.body_bytes_read()
+    }
+    fn digest(&self) -> Option<&Digest> {
+        self.inner.digest()
+    }
+    fn digest_mut(&mut self) -> Option<&mut Digest> {
+        self.inner.digest_mut()
+    }
+    fn client_addr(&self) -> Option<&SocketAddr> {
+        self.inner.client_addr()
+    }
+    fn server_addr(&self) -> Option<&SocketAddr> {
+        self.inner.server_addr()
+    }
+    fn pseudo_raw_h1_request_header(&self) -> Bytes {
+        self.inner.to_h1_raw()
+    }
+    fn enable_retry_buffering(&mut self) {}
+    fn retry_buffer_truncated(&self) -> bool {
+        false
+    }
+    /// The whole buffered body, on every attempt. `None` for an empty body: Pingora then sends
+    /// an empty one by itself.
+    fn get_retry_buffer(&self) -> Option<Bytes> {
+        (!self.body.is_empty()).then(|| self.body.clone())
+    }
+    async fn finish_custom(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn take_custom_message_reader(&mut self) -> Option<MessageReader> {
+        None
+    }
+    fn restore_custom_message_reader(&mut self, _reader: MessageReader) -> Result<()> {
+        Ok(())
+    }
+    fn take_custom_message_writer(&mut self) -> Option<Box<dyn CustomMessageWrite>> {
+        None
+    }
+    fn restore_custom_message_writer(
+        &mut self,
+        _writer: Box<dyn CustomMessageWrite>,
+    ) -> Result<()> {
+        Ok(())
+    }
+    fn is_upgrade_req(&self) -> bool {
+        self.inner.is_upgrade_req()
+    }
+    fn was_upgraded(&self) -> bool {
+        self.inner.was_upgraded()
+    }
+}

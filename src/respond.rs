@@ -1,0 +1,124 @@
+//! Responses the sidecar makes itself: a status, the provider's error shape, a clear message,
+//! `x-llm-sidecar-error: <kind>` and the request id.
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+use crate::provider::{Provider, ProviderKind};
+
+/// Why the sidecar answered or failed a request itself. The string form is the
+/// `x-llm-sidecar-error` header value, the log's `error_kind` and a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NoRoute,
+    Unauthorized,
+    BodyTooLarge,
+    InvalidJson,
+    JsonTooDeep,
+    InvalidBody,
+    InvalidHeader,
+    ConnectRefused,
+    ConnectTimeout,
+    TlsError,
+    FirstByteTimeout,
+    IdleTimeout,
+    TotalTimeout,
+    UpstreamError,
+    NoAccount,
+    ClientClosed,
+    ClientTimeout,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NoRoute => "no_route",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::InvalidJson => "invalid_json",
+            ErrorKind::JsonTooDeep => "json_too_deep",
+            ErrorKind::InvalidBody => "invalid_body",
+            ErrorKind::InvalidHeader => "invalid_header",
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::TlsError => "tls_error",
+            ErrorKind::FirstByteTimeout => "first_byte_timeout",
+            ErrorKind::IdleTimeout => "idle_timeout",
+            ErrorKind::TotalTimeout => "total_timeout",
+            ErrorKind::UpstreamError => "upstream_error",
+            ErrorKind::NoAccount => "no_account",
+            ErrorKind::ClientClosed => "client_closed",
+            ErrorKind::ClientTimeout => "client_timeout",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The status the sidecar answers with for this kind.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::NoRoute => 404,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::BodyTooLarge => 413,
+            ErrorKind::InvalidJson
+            | ErrorKind::JsonTooDeep
+            | ErrorKind::InvalidBody
+            | ErrorKind::InvalidHeader => 400,
+            ErrorKind::ConnectRefused | ErrorKind::TlsError | ErrorKind::UpstreamError => 502,
+            ErrorKind::ConnectTimeout
+            | ErrorKind::FirstByteTimeout
+            | ErrorKind::IdleTimeout
+            | ErrorKind::TotalTimeout => 504,
+            ErrorKind::NoAccount => 503,
+            ErrorKind::ClientClosed => 499,
+            ErrorKind::ClientTimeout => 408,
+            ErrorKind::Internal => 500,
+        }
+    }
+}
+
+/// An answer the sidecar writes itself.
+pub struct Reply<'a> {
+    pub status: u16,
+    pub kind: ErrorKind,
+    pub message: &'a str,
+    /// Seconds, for `retry-after` on 429/503.
+    pub retry_after: Option<u64>,
+}
+
+impl<'a> Reply<'a> {
+    pub fn new(kind: ErrorKind, message: &'a str) -> Self {
+        Reply {
+            status: kind.status(),
+            kind,
+            message,
+            retry_after: None,
+        }
+    }
+}
+
+/// Write `reply` as a complete response. With no provider known (no route matched) the
+/// OpenAI shape is used, the most widely understood.
+pub async fn send(
+    session: &mut Session,
+    provider: Option<&dyn Provider>,
+    reply: &Reply<'_>,
+    request_id: &HeaderValue,
+) -> Result<()> {
+    let provider = provider.unwrap_or(ProviderKind::Openai.get());
+    let body = Bytes::from(provider.error_body(reply.status, reply.message));
+    let mut head = ResponseHeader::build(reply.status, Some(5))?;
+    head.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    head.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    head.insert_header("x-llm-sidecar-error", reply.kind.as_str())?;
+    head.insert_header("x-request-id", request_id.clone())?;
+    if let Some(secs) = reply.retry_after {
+        head.insert_header(http::header::RETRY_AFTER, secs)?;
+    }
+    session.write_response_header(Box::new(head), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Assembling the Pingora server: the proxy service, the admin listener, and process behaviour
+//! (listen addresses checked up front, SIGTERM drains and exits as soon as nothing is in flight).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::proxy::SidecarProxy;
+use crate::sidecar::Sidecar;
+
+/// Fail early and clearly when an address cannot be bound (Pingora would retry for 30 s and then
+/// panic in a service thread while the process stays alive).
+fn check_bindable(what: &str, addr: SocketAddr) -> Result<(), String> {
+    TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+}
+
+/// Build the Pingora server for `core`'s current config.
+pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
+    let snap = core.snapshot();
+    check_bindable("listen", snap.listen)?;
+    check_bindable("admin.listen", snap.admin_listen)?;
+    let conf = ServerConf {
+        threads: snap.threads,
+        grace_period_seconds: Some(snap.shutdown_grace.as_secs().max(1)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    server.bootstrap();
+
+    let mut proxy = http_proxy_service_with_name(
+        &server.configuration,
+        SidecarProxy::new(Arc::clone(core)),
+        "llm-sidecar proxy",
+    );
+    proxy.add_tcp(&snap.listen.to_string());
+    let mut admin = Service::new(
+        "llm-sidecar admin".to_string(),
+        Admin::new(Arc::clone(core)),
+    );
+    admin.threads = Some(1);
+    admin.add_tcp(&snap.admin_listen.to_string());
+    server.add_service(proxy);
+    server.add_service(admin);
+    Ok(server)
+}
+
+/// Run until a signal: SIGINT stops at once; SIGTERM stops accepting, lets in-flight requests
+/// finish for up to `server.shutdown_grace`, and exits 0 as soon as none is left.
+pub fn run(core: Arc<Sidecar>) -> Result<(), String> {
+    let server = build(&core)?;
+    tracing::info!(listen = %core.snapshot().listen, admin = %core.snapshot().admin_listen, "llm-sidecar started");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals { core }),
+    });
+    Ok(())
+}
+
+struct Signals {
+    core: Arc<Sidecar>,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = term.recv() => {
+                let grace = self.core.snapshot().shutdown_grace;
+                tracing::info!(inflight = self.core.inflight(), grace_s = grace.as_secs_f64(), "SIGTERM: draining");
+                drain_then_exit(Arc::clone(&self.core), grace);
+                ShutdownSignal::GracefulTerminate
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: stopping now");
+                ShutdownSignal::FastShutdown
+            }
+        }
+    }
+}
+
+/// Pingora sleeps the whole grace period after SIGTERM, even with nothing in flight, and ignores
+/// SIGINT meanwhile. This watcher ends the process as soon as the drain is complete, or at once
+/// on SIGINT; past the grace period Pingora's own shutdown takes over.
+fn drain_then_exit(core: Arc<Sidecar>, grace: Duration) {
+    let started = Instant::now();
+    let spawned = std::thread::Builder::new().name("drain".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        rt.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut int = signal(SignalKind::interrupt()).ok();
+            // Let Pingora close its listeners and idle connections first.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            loop {
+                if core.inflight() == 0 {
+                    tracing::info!(drained_in_ms = started.elapsed().as_millis() as u64, "drained; exiting");
+                    std::process::exit(0);
+                }
+                if started.elapsed() > grace {
+                    return;
+                }
+                let tick = tokio::time::sleep(Duration::from_millis(20));
+                match int.as_mut() {
+                    Some(int) => tokio::select! { _ = tick => {}, _ = int.recv() => std::process::exit(0) },
+                    None => tick.await,
+                }
+            }
+        });
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the drain watcher; waiting the full grace period");
+    }
+}

@@ -1,0 +1,174 @@
+//! Test harness: the real sidecar started in-process on ephemeral loopback ports, fake
+//! providers, and a capture of every log line the process writes.
+#![allow(dead_code)]
+
+pub mod fake;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use llm_sidecar::{config, server, Sidecar};
+use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
+
+#[allow(unused_imports)]
+pub use fake::{Fake, Reply, Seen};
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Every log line written by this test process (tracing and Pingora's `log`).
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOG.get_or_init(Default::default).lock().expect("log lock"))
+        .into_owned()
+}
+
+static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let buf = Arc::clone(LOG.get_or_init(Default::default));
+        let _ = tracing_log::LogTracer::init();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("debug,h2=info,hyper=info,reqwest=info,rustls=info")
+            .with_writer(move || Capture(Arc::clone(&buf)))
+            .try_init();
+    });
+}
+
+struct Stop(tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+
+#[async_trait]
+impl ShutdownSignalWatch for Stop {
+    async fn recv(&self) -> ShutdownSignal {
+        if let Some(rx) = self.0.lock().await.take() {
+            let _ = rx.await;
+        }
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// A running sidecar. Stopped when dropped.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub core: Arc<Sidecar>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Start the sidecar with `yaml` (its `listen` and `admin` are chosen here).
+    pub fn start(yaml: &str) -> Proxy {
+        init_logs();
+        let (port, admin_port) = (free_port(), free_port());
+        let yaml = format!(
+            "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n{yaml}"
+        );
+        let snap = match config::load_str(&yaml) {
+            Ok(s) => s,
+            Err(p) => panic!("test config invalid: {p:#?}\n{yaml}"),
+        };
+        let core = Sidecar::new(snap, None);
+        let server = server::build(&core).expect("build server");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(Stop(tokio::sync::Mutex::new(Some(rx)))),
+            })
+        });
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+        wait_listening(addr);
+        wait_listening(admin);
+        Proxy {
+            addr,
+            admin,
+            core,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} did not start listening within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A client without connection pooling surprises: plain HTTP/1.1 to the sidecar.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// One pool of `provider` whose accounts point at `upstreams`, keyed by env vars it sets.
+pub fn pool_yaml(pool: &str, provider: &str, upstreams: &[String], extra: &str) -> String {
+    let mut out = format!("  {pool}:\n    provider: {provider}\n{extra}    accounts:\n");
+    for (i, url) in upstreams.iter().enumerate() {
+        let var = format!(
+            "LLMS_TEST_{}_{}_{}",
+            pool.to_uppercase(),
+            i,
+            std::process::id()
+        );
+        std::env::set_var(&var, format!("REAL-KEY-{pool}-{i}"));
+        out.push_str(&format!(
+            "      - {{ name: acct-{i}, base_url: \"{url}\", key_env: {var} }}\n"
+        ));
+    }
+    out
+}
+
+pub fn anthropic_reply() -> serde_json::Value {
+    serde_json::json!({
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{"type": "text", "text": "Hello!"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    })
+}

@@ -6,12 +6,20 @@ use pingora::proxy::Session;
 use crate::proxy::Ctx;
 
 /// Install the global subscriber: `LOG_FORMAT=json` for JSON lines, `RUST_LOG` to filter
-/// (default `info`). Pingora logs through the `log` crate; it is bridged here.
+/// (default `info`). Pingora logs through the `log` crate; it is bridged here, and held at `info`
+/// unless `RUST_LOG` names a pingora crate: its debug output prints request and body bytes.
 pub fn init() {
     use tracing_subscriber::{fmt, EnvFilter};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    if !spec.contains("pingora") {
+        for cap in ["pingora_core=info", "pingora_proxy=info", "pingora=info"] {
+            if let Ok(d) = cap.parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let _ = tracing_log::LogTracer::init();
     let result = if json {
         fmt()
             .json()
@@ -21,6 +29,7 @@ pub fn init() {
     } else {
         fmt().with_env_filter(filter).try_init()
     };
+    // `try_init` also installs the `log` bridge for Pingora's records.
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
     }

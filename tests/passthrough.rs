@@ -18,7 +18,7 @@ async fn anthropic_json_reaches_upstream_with_the_real_key_only() {
         pool_yaml("claude", "anthropic", &[up.url()], "")
     );
     let proxy = Proxy::start(&yaml);
-    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let body = json!({"model": "claude-sonnet-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
     let resp = client()
         .post(proxy.url("/anthropic/v1/messages?beta=true"))
         .header("x-api-key", "placeholder-from-sdk")
@@ -292,5 +292,134 @@ async fn client_tokens_are_required_and_replaced() {
     assert!(
         logs().contains("checkout-svc"),
         "the client is named in the access log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_honoured_when_well_formed_and_replaced_otherwise() {
+    let up = Fake::always(Reply::Json(200, json!({}))).await;
+    let yaml = format!(
+        "routes:\n{}pools:\n{}",
+        routes("a", "/a", "c"),
+        pool_yaml("c", "openai", &[up.url()], "")
+    );
+    let proxy = Proxy::start(&yaml);
+    let c = client();
+    let kept = c
+        .post(proxy.url("/a/v1/x"))
+        .header("x-request-id", "trace:abc-1.2_3")
+        .body("{}")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(
+        kept.headers()["x-request-id"],
+        "trace:abc-1.2_3",
+        "well-formed id kept"
+    );
+    let replaced = c
+        .post(proxy.url("/a/v1/x"))
+        .header("x-request-id", "bad id with spaces")
+        .body("{}")
+        .send()
+        .await
+        .expect("req");
+    let new_id = replaced.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert_ne!(new_id, "bad id with spaces", "malformed id replaced");
+    assert_eq!(new_id.len(), 32, "generated id");
+    let seen = up.seen();
+    assert_eq!(
+        seen[0].header("x-request-id"),
+        Some("trace:abc-1.2_3"),
+        "sent upstream"
+    );
+    assert_eq!(
+        seen[1].header("x-request-id"),
+        Some(new_id.as_str()),
+        "the replacement is sent upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_answers_healthz_and_readyz() {
+    let up = Fake::always(Reply::Json(200, json!({}))).await;
+    let yaml = format!(
+        "routes:\n{}pools:\n{}",
+        routes("a", "/a", "c"),
+        pool_yaml("c", "openai", &[up.url()], "")
+    );
+    let proxy = Proxy::start(&yaml);
+    let c = client();
+    let health = c
+        .get(format!("http://{}/healthz", proxy.admin))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let ready = c
+        .get(format!("http://{}/readyz", proxy.admin))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let v: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(v["status"], "ready", "{v}");
+    let missing = c
+        .get(format!("http://{}/nope", proxy.admin))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(missing.status(), 404);
+    let proxied = c
+        .get(proxy.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz on the proxy port");
+    assert_eq!(
+        proxied.status(),
+        404,
+        "admin endpoints are not served to apps on the proxy port"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_or_token_appears_in_any_log_line() {
+    let up = Fake::always(Reply::Json(
+        500,
+        json!({"error": {"message": "boom\r\n\u{1b}[31m"}}),
+    ))
+    .await;
+    let yaml = format!(
+        "routes:\n{}pools:\n{}",
+        routes("a", "/a", "c"),
+        pool_yaml("c", "anthropic", &[up.url()], "")
+    );
+    let proxy = Proxy::start(&yaml);
+    let c = client();
+    for _ in 0..3 {
+        let _ = c
+            .post(proxy.url("/a/v1/messages"))
+            .header("x-api-key", "client-placeholder-key")
+            .body("{}")
+            .send()
+            .await;
+    }
+    let _ = c
+        .post(proxy.url("/a/v1/messages"))
+        .body("{bad")
+        .send()
+        .await;
+    let logs = logs();
+    assert!(
+        logs.contains("llm_sidecar::access"),
+        "access lines were captured"
+    );
+    assert!(!logs.contains("REAL-KEY-"), "no account key in logs");
+    assert!(
+        !logs.contains("client-placeholder-key"),
+        "no client credential in logs"
     );
 }

@@ -204,3 +204,14 @@ fn sse(events: Vec<(Duration, String)>, cut: bool) -> Response<Body> {
         .body(BodyExt::boxed(StreamBody::new(stream)))
         .expect("response")
 }
+
+impl Fake {
+    /// Like [`Fake::start`], over TLS with ALPN h2 and http/1.1.
+    pub async fn start_tls(
+        acceptor: tokio_rustls::TlsAcceptor,
+        script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+    ) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
+        Self::serve(listener, Arc::new(script), Some(acceptor))
+    }
+}

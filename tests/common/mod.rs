@@ -48,7 +48,6 @@ fn init_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let buf = Arc::clone(LOG.get_or_init(Default::default));
-        let _ = tracing_log::LogTracer::init();
         let _ = tracing_subscriber::fmt()
             .json()
             .with_env_filter("debug,h2=info,hyper=info,reqwest=info,rustls=info")
@@ -166,7 +165,7 @@ pub fn pool_yaml(pool: &str, provider: &str, upstreams: &[String], extra: &str) 
 
 pub fn anthropic_reply() -> serde_json::Value {
     serde_json::json!({
-        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-5",
         "content": [{"type": "text", "text": "Hello!"}],
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}

@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` runs the sidecar, `make test` runs the tests.
+# Both install what a fresh machine lacks first (cmake, needed by Pingora's zlib-ng build).
+
+SHELL := /bin/bash
+CONFIG ?= conf/sidecar.yaml
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VENV := target/sdk-venv
+PROVIDER_KEYS := ANTHROPIC_API_KEY OPENAI_API_KEY GEMINI_API_KEY OPENROUTER_API_KEY
+
+.PHONY: run test deps sdk-check
+
+deps:
+	@command -v cmake >/dev/null || { echo "installing cmake (needed to build Pingora)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake >/dev/null; }
+	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust from https://rustup.rs"; exit 1; }
+
+# Keys come from the environment. Unset ones get a placeholder so the sidecar starts;
+# the provider will then refuse those calls until a real key is exported.
+run: deps
+	cargo build --release --bin llm-sidecar
+	@for k in $(PROVIDER_KEYS); do [ -n "$${!k}" ] || echo "note: $$k is not set; using a placeholder (calls to that provider will be refused)"; done; \
+	for k in $(PROVIDER_KEYS); do export $$k="$${!k:-placeholder-$$k}"; done; \
+	exec ./target/release/llm-sidecar run --config $(CONFIG)
+
+test: deps
+	cargo test
+	$(MAKE) --no-print-directory sdk-check
+
+# The official Python SDKs against the real binary and a fake provider.
+sdk-check:
+	cargo build --bin llm-sidecar
+	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -c "import anthropic, openai, google.genai" 2>/dev/null || \
+		$(VENV)/bin/pip install -q anthropic openai google-genai
+	$(VENV)/bin/python tests/sdk/check_sdks.py target/debug/llm-sidecar

@@ -1,0 +1,138 @@
+"""The official Python SDKs (anthropic, openai, google-genai), given the sidecar's base URL and a
+placeholder key, complete JSON and streaming calls; the upstream sees only the injected keys.
+
+Usage: python tests/sdk/check_sdks.py [path/to/llm-sidecar]   (exit 0 when every check passes)
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+import fake_provider  # noqa: E402
+
+KEYS = {"ANTHROPIC": "sk-ant-REAL-1", "OPENAI": "sk-oai-REAL-2", "GEMINI": "gm-REAL-3", "OPENROUTER": "sk-or-REAL-4"}
+FAILURES = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        FAILURES.append(what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc):
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"llm-sidecar exited early with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("llm-sidecar did not start listening")
+
+
+def config(fake, port, admin):
+    up = f"http://127.0.0.1:{fake}"
+    pools = ""
+    for name, provider, base in [("claude", "anthropic", up), ("gpt", "openai", up), ("gem", "gemini", up), ("router", "openrouter", up + "/api")]:
+        var = "LLMS_SDK_" + provider.upper()
+        pools += f"  {name}:\n    provider: {provider}\n    accounts:\n      - {{ name: main, base_url: \"{base}\", key_env: {var} }}\n"
+    routes = "".join(f"  - {{ name: {r}, match: {{ path_prefix: /{r} }}, pool: {p} }}\n"
+                     for r, p in [("anthropic", "claude"), ("openai", "gpt"), ("gemini", "gem"), ("openrouter", "router")])
+    return f'listen: "127.0.0.1:{port}"\nadmin: {{ listen: "127.0.0.1:{admin}" }}\nroutes:\n{routes}pools:\n{pools}'
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/llm-sidecar"
+    fake = fake_provider.start()
+    port, admin = free_port(), free_port()
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    cfg.write(config(fake.server_address[1], port, admin))
+    cfg.close()
+    env = dict(os.environ, **{"LLMS_SDK_" + k: v for k, v in KEYS.items()})
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([binary, "run", "--config", cfg.name], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc)
+        run_checks(f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    log.seek(0)
+    logs = log.read().decode(errors="replace")
+    check(not any(k in logs for k in KEYS.values()), "no real key in the sidecar's logs")
+    seen_keys = set()
+    for _path, headers, _ in fake_provider.SEEN:
+        for h in ("x-api-key", "authorization", "x-goog-api-key"):
+            if h in headers:
+                seen_keys.add(headers[h].removeprefix("Bearer "))
+    check(seen_keys <= set(KEYS.values()), f"upstream saw only injected keys ({sorted(seen_keys)})")
+    check("placeholder" not in json.dumps(fake_provider.SEEN), "no placeholder key reached the upstream")
+    print(f"\n{len(FAILURES)} failure(s)")
+    return 1 if FAILURES else 0
+
+
+def run_checks(base):
+    import anthropic
+    import openai
+    from google import genai
+    from google.genai import types
+
+    a = anthropic.Anthropic(base_url=f"{base}/anthropic", api_key="placeholder", max_retries=0)
+    msg = a.messages.create(model="claude-sonnet-5", max_tokens=32, messages=[{"role": "user", "content": "hi"}])
+    check(msg.content[0].text == "Hello from the fake.", "anthropic JSON")
+    with a.messages.stream(model="claude-sonnet-5", max_tokens=32, messages=[{"role": "user", "content": "hi"}]) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    check(text == "Hello from the fake.", "anthropic streaming text")
+    check(final.usage.input_tokens == 25 and final.usage.output_tokens == 6, "anthropic streaming usage reaches the SDK")
+
+    for route in ("openai", "openrouter"):
+        o = openai.OpenAI(base_url=f"{base}/{route}/v1", api_key="placeholder", max_retries=0)
+        r = o.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+        check(r.choices[0].message.content == "Hello from the fake.", f"{route} JSON")
+        chunks = list(o.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        check(text == "Hello from the fake.", f"{route} streaming text")
+
+    g = genai.Client(api_key="placeholder", http_options=types.HttpOptions(base_url=f"{base}/gemini"))
+    r = g.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    check(r.text == "Hello from the fake.", "gemini JSON")
+    text = "".join(c.text or "" for c in g.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+    check(text == "Hello from the fake.", "gemini streaming text")
+
+    req = urllib.request.Request(f"{base}/anthropic/v1/messages", data=b'{"model": ', method="POST",
+                                 headers={"content-type": "application/json", "x-api-key": "placeholder"})
+    try:
+        urllib.request.urlopen(req)
+        check(False, "malformed JSON refused")
+    except urllib.error.HTTPError as e:
+        body = json.loads(e.read())
+        check(e.code == 400 and body.get("type") == "error" and body["error"]["type"] == "invalid_request_error",
+              "malformed JSON gets 400 in Anthropic's shape")
+    try:
+        a.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x" * 64}], extra_body={"deep": json.loads("[" * 70 + "]" * 70)})
+        check(False, "deep JSON refused")
+    except anthropic.BadRequestError as e:
+        check("nests deeper" in str(e), "the SDK surfaces the sidecar's 400 as a BadRequestError with our message")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,6 +20,7 @@ pub enum ErrorKind {
     JsonTooDeep,
     InvalidBody,
     InvalidHeader,
+    DnsError,
     ConnectRefused,
     ConnectTimeout,
     TlsError,
@@ -43,6 +44,7 @@ impl ErrorKind {
             ErrorKind::JsonTooDeep => "json_too_deep",
             ErrorKind::InvalidBody => "invalid_body",
             ErrorKind::InvalidHeader => "invalid_header",
+            ErrorKind::DnsError => "dns_error",
             ErrorKind::ConnectRefused => "connect_refused",
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::TlsError => "tls_error",
@@ -57,6 +59,27 @@ impl ErrorKind {
         }
     }
 
+    /// What the client is told, in plain words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::DnsError => "the upstream host name could not be resolved",
+            ErrorKind::ConnectRefused => "the upstream refused the connection",
+            ErrorKind::ConnectTimeout => "connecting to the upstream timed out",
+            ErrorKind::TlsError => "the TLS handshake with the upstream failed",
+            ErrorKind::FirstByteTimeout => {
+                "the upstream sent no response within the first_byte timeout"
+            }
+            ErrorKind::IdleTimeout => {
+                "the upstream stream was idle for longer than the idle timeout"
+            }
+            ErrorKind::TotalTimeout => "the request exceeded the total timeout",
+            ErrorKind::UpstreamError => "the upstream connection failed",
+            ErrorKind::NoAccount => "no account of this pool can serve the request",
+            ErrorKind::Internal => "internal error in the sidecar",
+            _ => "the request was refused by the sidecar",
+        }
+    }
+
     /// The status the sidecar answers with for this kind.
     pub fn status(self) -> u16 {
         match self {
@@ -67,7 +90,10 @@ impl ErrorKind {
             | ErrorKind::JsonTooDeep
             | ErrorKind::InvalidBody
             | ErrorKind::InvalidHeader => 400,
-            ErrorKind::ConnectRefused | ErrorKind::TlsError | ErrorKind::UpstreamError => 502,
+            ErrorKind::DnsError
+            | ErrorKind::ConnectRefused
+            | ErrorKind::TlsError
+            | ErrorKind::UpstreamError => 502,
             ErrorKind::ConnectTimeout
             | ErrorKind::FirstByteTimeout
             | ErrorKind::IdleTimeout

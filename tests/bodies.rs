@@ -203,3 +203,31 @@ async fn large_bodies_are_resent_intact_on_a_retry() {
         "the slow account was tried at least once (rotation)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_is_validated_whatever_the_content_type_except_uploads() {
+    let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let proxy = Proxy::start(&config(&[up.url()], "", ""));
+    let c = client();
+    let form = c
+        .post(proxy.url("/anthropic/v1/messages"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("{\"x\":")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        form.status(),
+        400,
+        "curl -d style content type is still checked"
+    );
+    let upload = c
+        .post(proxy.url("/anthropic/v1/files"))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x\r\ncontent-disposition: form-data; name=\"file\"\r\n\r\nnot json\r\n--x--\r\n")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(upload.status(), 200, "uploads pass without JSON validation");
+    assert_eq!(up.count(), 1, "only the upload was forwarded");
+}

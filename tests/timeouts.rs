@@ -276,3 +276,25 @@ async fn an_upstream_reset_is_a_502() {
         .expect("request");
     assert_eq!(again.status(), 502, "the proxy keeps serving");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresolvable_upstream_is_a_502_dns_error() {
+    let proxy = Proxy::start(&config(
+        "openai",
+        &["https://no-such-host.invalid".to_string()],
+        "connect: 2s",
+    ));
+    let resp = client()
+        .post(proxy.url("/p/v1/chat/completions"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-llm-sidecar-error"], "dns_error");
+    let v: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(
+        v["error"]["message"], "the upstream host name could not be resolved",
+        "{v}"
+    );
+}

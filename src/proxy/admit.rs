@@ -115,15 +115,22 @@ fn client_name(tokens: &[ClientToken], req: &pingora::http::RequestHeader) -> Op
     found
 }
 
+/// LLM APIs take JSON bodies; only uploads (files, audio, batches as JSON lines) are exempt.
+/// A missing or form content type is still validated: curl's `-d` sends form encoding.
 fn is_json(req: &pingora::http::RequestHeader) -> bool {
-    match req.headers.get(header::CONTENT_TYPE) {
-        None => true,
-        Some(ct) => {
-            let ct = ct.as_bytes();
-            let essence = ct.split(|b| *b == b';').next().unwrap_or(ct).trim_ascii();
-            essence.eq_ignore_ascii_case(b"application/json") || essence.ends_with(b"+json")
-        }
-    }
+    let Some(ct) = req.headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let ct = ct.as_bytes().to_ascii_lowercase();
+    let essence = ct.split(|b| *b == b';').next().unwrap_or(&ct).trim_ascii();
+    let upload = essence.starts_with(b"multipart/")
+        || essence.starts_with(b"audio/")
+        || essence.starts_with(b"image/")
+        || essence.starts_with(b"video/")
+        || essence == b"application/octet-stream"
+        || essence.ends_with(b"jsonl")
+        || essence.ends_with(b"ndjson");
+    !upload
 }
 
 /// Read the whole body, refusing it past `max_body_bytes` (declared or counted as it arrives).

@@ -121,11 +121,14 @@ impl ProxyHttp for SidecarProxy {
             link.attempt_started();
         }
         let account = &pool.accounts[ai];
-        let addr = account.upstream.addr().await.map_err(|m| {
-            let mut e = Error::explain(ErrorType::ConnectNoRoute, m);
-            e.as_up();
-            e
-        })?;
+        let addr = match account.upstream.addr().await {
+            Ok(a) => a,
+            Err(m) => {
+                ctx.error = Some(ErrorKind::DnsError);
+                tracing::warn!(pool = &*pool.name, account = &*account.name, error = %observe::sanitize(&m), "DNS");
+                return Err(Error::explain(ErrorType::ConnectNoRoute, m).into_up());
+            }
+        };
         Ok(peer::build(addr, &account.upstream, &pool.timeouts))
     }
 
@@ -243,8 +246,14 @@ impl ProxyHttp for SidecarProxy {
         ctx.error = Some(kind);
         if session.response_written().is_none() && kind != ErrorKind::ClientClosed {
             let message = match kind {
-                ErrorKind::NoAccount => "no account of this pool can serve the request".to_string(),
-                _ => format!("{}: {}", kind.as_str(), observe::sanitize(&e.to_string())),
+                ErrorKind::TlsError | ErrorKind::UpstreamError => {
+                    format!(
+                        "{} ({})",
+                        kind.describe(),
+                        observe::sanitize(e.reason_str())
+                    )
+                }
+                _ => kind.describe().to_string(),
             };
             let provider = ctx.pool().map(|p| p.provider);
             if let Err(write) = respond::send(

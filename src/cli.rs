@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Problem};
 use crate::sidecar::Sidecar;
+use crate::state::States;
+use crate::store::report::{self, By};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +35,21 @@ enum Command {
         #[arg(long, short, env = "LLM_SIDECAR_CONFIG", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Requests, tokens, cost, errors and latency per group, from the request log.
+    Usage {
+        /// The request log (log.sqlite in the config).
+        #[arg(long)]
+        db: PathBuf,
+        /// How far back, e.g. 1h, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Group by.
+        #[arg(long, value_enum, default_value_t = By::Account)]
+        by: By,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn print_problems(path: &std::path::Path, problems: &[Problem]) {
@@ -51,7 +68,29 @@ fn print_problems(path: &std::path::Path, problems: &[Problem]) {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match config::load(&config) {
+        Command::Usage {
+            db,
+            since,
+            by,
+            json,
+        } => match report::query(&db, since, by) {
+            Ok(groups) if json => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&groups).unwrap_or_default()
+                );
+                0
+            }
+            Ok(groups) => {
+                print!("{}", report::table(&groups, by));
+                0
+            }
+            Err(e) => {
+                eprintln!("llm-sidecar usage: {e}");
+                1
+            }
+        },
+        Command::Check { config } => match config::load(&config, &States::default()) {
             Ok(snap) => {
                 println!("{}: ok: {}", config.display(), snap.summary());
                 0
@@ -63,14 +102,21 @@ pub fn main() -> i32 {
         },
         Command::Run { config } => {
             crate::observe::init();
-            let snap = match config::load(&config) {
+            let states = States::default();
+            let snap = match config::load(&config, &states) {
                 Ok(s) => s,
                 Err(problems) => {
                     print_problems(&config, &problems);
                     return 1;
                 }
             };
-            let core = Sidecar::new(snap, Some(config.clone()));
+            let core = match Sidecar::new(states, snap, Some(config.clone())) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("llm-sidecar: {e}");
+                    return 1;
+                }
+            };
             match crate::server::run(Arc::clone(&core)) {
                 Ok(()) => 0,
                 Err(e) => {

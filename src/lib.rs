@@ -16,6 +16,9 @@ pub mod secret;
 pub mod select;
 pub mod server;
 pub mod sidecar;
+pub mod state;
+pub mod store;
+pub mod usage;
 pub mod validate;
 
 pub use proxy::SidecarProxy;

@@ -1,9 +1,17 @@
-//! Observability: the tracing subscriber (Pingora's `log` output included), the one access-log
-//! line per request, and sanitising upstream text before it is logged.
+//! Observability: the tracing subscriber (Pingora's `log` output included), the end of every
+//! request (usage, cost, ledger, one access-log line, one request-log row), and sanitising
+//! upstream text before it is logged.
 
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
 use pingora::proxy::Session;
 
 use crate::proxy::Ctx;
+use crate::sidecar::Sidecar;
+use crate::store::Row;
+use crate::usage::ledger::now_ms;
+use crate::usage::{price, Meter};
 
 /// Install the global subscriber: `LOG_FORMAT=json` for JSON lines, `RUST_LOG` to filter
 /// (default `info`). Pingora logs through the `log` crate; it is bridged here, and held at `info`
@@ -58,29 +66,94 @@ pub fn status(session: &Session, ctx: &Ctx) -> u16 {
     }
 }
 
-/// One structured line per request, with fixed fields. Never a key, token or body.
-pub fn access(session: &Session, ctx: &Ctx) {
+/// The end of a request: read its usage, price it, add it to the account's ledger, write the
+/// access line and queue the request-log row. Runs exactly once per request, in `logging`.
+pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
+    let (reading, source) = ctx.meter.as_mut().map(Meter::finish).unwrap_or_default();
+    let usage = reading.usage;
+    let model = reading.model.or_else(|| ctx.req_model.take());
+    let snap = ctx.snap.clone();
+    let cost = snap
+        .as_deref()
+        .and_then(|s| price::cost(&s.prices, model.as_deref(), &usage));
+    if cost.is_none() && !usage.is_empty() {
+        warn_unpriced(model.as_deref());
+    }
+    let now = now_ms();
+    if let Some(account) = ctx.account() {
+        account
+            .state
+            .ledger
+            .record(now, cost.unwrap_or(0.0), usage.total_tokens(), 1);
+    }
+    let status = status(session, ctx);
     let req = session.req_header();
-    let snap = ctx.snap.as_deref();
-    let route = snap.zip(ctx.route).map_or("-", |(s, i)| &*s.routes[i].name);
-    let pool = ctx.pool().map_or("-", |p| &*p.name);
-    let account = ctx.account().map_or("-", |a| &*a.name);
+    let route = snap
+        .as_deref()
+        .zip(ctx.route)
+        .map(|(s, i)| Arc::clone(&s.routes[i].name));
+    let pool = ctx.pool().map(|p| Arc::clone(&p.name));
+    let account = ctx.account().map(|a| Arc::clone(&a.name));
+    let duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0;
+    let ttfb_ms = ctx.ttfb.map(|d| d.as_secs_f64() * 1000.0);
+    let request_id = ctx.request_id.to_str().unwrap_or("-");
     tracing::info!(
         target: "llm_sidecar::access",
-        request_id = ctx.request_id.to_str().unwrap_or("-"),
-        route,
-        pool,
-        account,
+        request_id,
+        route = route.as_deref().unwrap_or("-"),
+        pool = pool.as_deref().unwrap_or("-"),
+        account = account.as_deref().unwrap_or("-"),
         client = ctx.client.as_deref().unwrap_or("-"),
         method = req.method.as_str(),
         path = req.uri.path(),
-        status = status(session, ctx),
-        duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
-        ttfb_ms = ctx.ttfb.map(|d| d.as_secs_f64() * 1000.0),
+        status,
+        duration_ms,
+        ttfb_ms,
         attempts = ctx.attempts,
+        model = model.as_deref(),
+        input_tokens = usage.input,
+        output_tokens = usage.output,
+        cache_read_tokens = usage.cache_read,
+        cache_write_tokens = usage.cache_write,
+        cost_usd = cost,
+        usage_source = source.as_str(),
         error_kind = ctx.error.map(|k| k.as_str()),
         "request"
     );
+    if let Some(log) = &core.log {
+        log.record(Row {
+            ts: now,
+            request_id: request_id.to_string(),
+            route,
+            pool,
+            account,
+            provider: ctx.pool().map(|p| p.provider.kind().name()),
+            model,
+            session: ctx.session.take(),
+            client: ctx.client.clone(),
+            method: req.method.as_str().to_string(),
+            path: req.uri.path().to_string(),
+            status,
+            stream: ctx.stream || ctx.sse,
+            duration_ms,
+            ttfb_ms,
+            usage,
+            cost_usd: cost,
+            usage_source: source.as_str(),
+            attempts: ctx.attempts,
+            error_kind: ctx.error.map(|k| k.as_str()),
+        });
+    }
+}
+
+/// Say once per model and process that a model has no price (its cost is logged as null).
+fn warn_unpriced(model: Option<&str>) {
+    static SEEN: OnceLock<DashMap<String, ()>> = OnceLock::new();
+    let seen = SEEN.get_or_init(DashMap::new);
+    let name = sanitize(model.unwrap_or("(unknown)"));
+    if seen.len() < 1024 && seen.insert(name.clone(), ()).is_none() {
+        tracing::warn!(model = %name, "no price for this model: its cost is logged as null");
+    }
 }
 
 #[cfg(test)]

@@ -60,8 +60,11 @@ pub fn run(core: Arc<Sidecar>) -> Result<(), String> {
     let server = build(&core)?;
     tracing::info!(listen = %core.snapshot().listen, admin = %core.snapshot().admin_listen, "llm-sidecar started");
     server.run(RunArgs {
-        shutdown_signal: Box::new(Signals { core }),
+        shutdown_signal: Box::new(Signals {
+            core: Arc::clone(&core),
+        }),
     });
+    core.flush();
     Ok(())
 }
 
@@ -100,31 +103,46 @@ impl ShutdownSignalWatch for Signals {
 /// on SIGINT; past the grace period Pingora's own shutdown takes over.
 fn drain_then_exit(core: Arc<Sidecar>, grace: Duration) {
     let started = Instant::now();
-    let spawned = std::thread::Builder::new().name("drain".into()).spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-            return;
-        };
-        rt.block_on(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut int = signal(SignalKind::interrupt()).ok();
-            // Let Pingora close its listeners and idle connections first.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            loop {
-                if core.inflight() == 0 {
-                    tracing::info!(drained_in_ms = started.elapsed().as_millis() as u64, "drained; exiting");
-                    std::process::exit(0);
+    let spawned = std::thread::Builder::new()
+        .name("drain".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut int = signal(SignalKind::interrupt()).ok();
+                // Let Pingora close its listeners and idle connections first.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                loop {
+                    if core.inflight() == 0 {
+                        tracing::info!(
+                            drained_in_ms = started.elapsed().as_millis() as u64,
+                            "drained; exiting"
+                        );
+                        core.flush();
+                        std::process::exit(0);
+                    }
+                    if started.elapsed() > grace {
+                        return;
+                    }
+                    let tick = tokio::time::sleep(Duration::from_millis(20));
+                    match int.as_mut() {
+                        Some(int) => tokio::select! {
+                            _ = tick => {},
+                            _ = int.recv() => {
+                                core.flush();
+                                std::process::exit(0)
+                            }
+                        },
+                        None => tick.await,
+                    }
                 }
-                if started.elapsed() > grace {
-                    return;
-                }
-                let tick = tokio::time::sleep(Duration::from_millis(20));
-                match int.as_mut() {
-                    Some(int) => tokio::select! { _ = tick => {}, _ = int.recv() => std::process::exit(0) },
-                    None => tick.await,
-                }
-            }
+            });
         });
-    });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the drain watcher; waiting the full grace period");
     }

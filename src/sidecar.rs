@@ -1,28 +1,53 @@
 //! The state shared by the proxy, the admin listener and background tasks. The config snapshot
 //! sits behind an `ArcSwap`: requests load it without a lock and keep the one they started with.
+//! Account state and the request log live here, outside any snapshot.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use crate::config::Snapshot;
+use crate::state::States;
+use crate::store::{self, RequestLog};
 
 pub struct Sidecar {
     config: ArcSwap<Snapshot>,
     /// The file the config came from, when it came from one (reloads read it again).
     pub config_path: Option<PathBuf>,
+    /// Per-account state; `config::load` must be given this registry.
+    pub states: States,
+    /// The request log, when `log.sqlite` is set.
+    pub log: Option<Arc<RequestLog>>,
     inflight: AtomicUsize,
 }
 
 impl Sidecar {
-    pub fn new(snapshot: Snapshot, config_path: Option<PathBuf>) -> Arc<Self> {
-        Arc::new(Sidecar {
+    /// `snapshot` must have been built with `states`. Opens the request log, if configured, and
+    /// replays its last 7 days into the account ledgers.
+    pub fn new(
+        states: States,
+        snapshot: Snapshot,
+        config_path: Option<PathBuf>,
+    ) -> Result<Arc<Self>, String> {
+        let log = match &snapshot.log.sqlite {
+            Some(path) => {
+                let log = RequestLog::open(path, snapshot.log.retention, snapshot.log.queue)?;
+                let replayed = store::rebuild_ledgers(path, &states)?;
+                tracing::info!(path = %path.display(), replayed, "request log open; ledgers rebuilt");
+                Some(log)
+            }
+            None => None,
+        };
+        Ok(Arc::new(Sidecar {
             config: ArcSwap::from_pointee(snapshot),
             config_path,
+            states,
+            log,
             inflight: AtomicUsize::new(0),
-        })
+        }))
     }
 
     /// The current snapshot.
@@ -38,6 +63,15 @@ impl Sidecar {
     pub(crate) fn enter(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         InflightGuard(Arc::clone(self))
+    }
+
+    /// Write out what is queued (request log). Called on the way out.
+    pub fn flush(&self) {
+        if let Some(log) = &self.log {
+            if !log.flush(Duration::from_secs(5)) {
+                tracing::warn!("request log not fully flushed at shutdown");
+            }
+        }
     }
 }
 

@@ -108,8 +108,20 @@ async fn refused_connection_is_a_502_at_once() {
         "no waiting on a refused connect"
     );
     assert_eq!(resp.headers()["x-llm-sidecar-error"], "connect_refused");
+    assert_eq!(
+        resp.headers()["connection"],
+        "close",
+        "the connection is not reused after an error: say so"
+    );
     let v: serde_json::Value = resp.json().await.expect("json");
     assert!(v["error"]["message"].is_string(), "openai shape: {v}");
+    let again = client()
+        .post(proxy.url("/p/v1/chat/completions"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("no reset on reuse");
+    assert_eq!(again.status(), 502);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

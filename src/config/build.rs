@@ -7,9 +7,13 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 
-use super::raw::{RawAccount, RawConfig, RawPool, RawRoute, RawToken};
-use super::snapshot::{Account, ClientToken, Limits, Pool, Route, Snapshot, Timeouts, Upstream};
+use super::raw::{RawAccount, RawConfig, RawLog, RawPool, RawPrice, RawRoute, RawToken};
+use super::snapshot::{
+    Account, ClientToken, Limits, LogConf, Pool, Route, Snapshot, Timeouts, Upstream,
+};
 use crate::secret::Secret;
+use crate::state::States;
+use crate::usage::price::Price;
 
 /// One thing wrong with a config file, located by its path (`pools.claude.accounts[0].key_env`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +59,7 @@ const MAX_ACCOUNTS: usize = 64;
 const NAME_RULE: &str = "use 1-64 characters from A-Z a-z 0-9 - _ .";
 
 /// Validate `raw` and build the snapshot, reading every key from the environment or its file.
-pub fn build(raw: RawConfig) -> Result<Snapshot, Vec<Problem>> {
+pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> {
     let mut p = Problems::default();
 
     let listen = parse_addr(&raw.listen, "listen", &mut p);
@@ -74,7 +78,7 @@ pub fn build(raw: RawConfig) -> Result<Snapshot, Vec<Problem>> {
     let pools: Vec<Pool> = raw
         .pools
         .iter()
-        .filter_map(|(name, pool)| build_pool(name, pool, &mut p))
+        .filter_map(|(name, pool)| build_pool(name, pool, states, &mut p))
         .collect();
     if raw.pools.is_empty() {
         p.add("pools", "at least one pool is required");
@@ -127,6 +131,14 @@ pub fn build(raw: RawConfig) -> Result<Snapshot, Vec<Problem>> {
         }
     }
 
+    let prices: Vec<Price> = raw
+        .prices
+        .iter()
+        .enumerate()
+        .filter_map(|(i, price)| build_price(&format!("prices[{i}]"), price, &mut p))
+        .collect();
+    let log = build_log(&raw.log, &mut p);
+
     match (listen, admin_listen, p.0.is_empty()) {
         (Some(listen), Some(admin_listen), true) => Ok(Snapshot {
             listen,
@@ -140,6 +152,8 @@ pub fn build(raw: RawConfig) -> Result<Snapshot, Vec<Problem>> {
             routes,
             pools,
             client_tokens,
+            prices,
+            log,
         }),
         _ => Err(p.0),
     }
@@ -212,7 +226,7 @@ fn build_route(path: &str, r: &RawRoute, pools: &[&str], p: &mut Problems) -> Op
     })
 }
 
-fn build_pool(name: &str, raw: &RawPool, p: &mut Problems) -> Option<Pool> {
+fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> Option<Pool> {
     let start = p.0.len();
     let path = format!("pools.{name}");
     if !valid_name(name) {
@@ -258,7 +272,8 @@ fn build_pool(name: &str, raw: &RawPool, p: &mut Problems) -> Option<Pool> {
             );
         }
         let auth = a.auth.unwrap_or_else(|| provider.default_auth());
-        if let Some(acc) = build_account(&apath, a, auth, p) {
+        if let Some(mut acc) = build_account(&apath, a, auth, p) {
+            acc.state = states.account(name, &a.name);
             accounts.push(acc);
         }
     }
@@ -300,8 +315,66 @@ fn build_account(
             name: a.name.as_str().into(),
             upstream,
             credential,
+            state: Default::default(),
         }),
         _ => None,
+    }
+}
+
+fn build_price(path: &str, raw: &RawPrice, p: &mut Problems) -> Option<Price> {
+    let start = p.0.len();
+    if raw.model.is_empty() {
+        p.add(format!("{path}.model"), "must not be empty");
+    }
+    let fields = [
+        ("input", Some(raw.input)),
+        ("output", Some(raw.output)),
+        ("cache_read", raw.cache_read),
+        ("cache_write", raw.cache_write),
+        ("cache_write_1h", raw.cache_write_1h),
+    ];
+    for (key, value) in fields {
+        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            p.add(
+                format!("{path}.{key}"),
+                "must be a non-negative number (USD per million tokens)",
+            );
+        }
+    }
+    (p.0.len() == start).then(|| Price {
+        model: raw.model.as_str().into(),
+        input: raw.input,
+        output: raw.output,
+        cache_read: raw.cache_read,
+        cache_write: raw.cache_write,
+        cache_write_1h: raw.cache_write_1h,
+    })
+}
+
+fn build_log(raw: &RawLog, p: &mut Problems) -> LogConf {
+    let sqlite = raw.sqlite.as_deref().map(std::path::PathBuf::from);
+    if let Some(path) = &sqlite {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            p.add(
+                "log.sqlite",
+                format!("directory {} does not exist", dir.display()),
+            );
+        }
+    }
+    if raw.retention.0.is_zero() {
+        p.add("log.retention", "must be greater than 0");
+    }
+    if raw.queue == 0 {
+        p.add("log.queue", "must be at least 1");
+    }
+    LogConf {
+        sqlite,
+        retention: raw.retention.0,
+        queue: raw.queue,
     }
 }
 

@@ -8,7 +8,11 @@ mod snapshot;
 use std::path::Path;
 
 pub use build::{parse_base_url, Problem};
-pub use snapshot::{Account, ClientToken, Limits, Pool, Route, Snapshot, Timeouts, Upstream};
+pub use snapshot::{
+    Account, ClientToken, Limits, LogConf, Pool, Route, Snapshot, Timeouts, Upstream,
+};
+
+use crate::state::States;
 
 /// The file used when neither `--config` nor `LLM_SIDECAR_CONFIG` names one.
 pub const DEFAULT_PATH: &str = "conf/sidecar.yaml";
@@ -34,19 +38,20 @@ fn strip_parser_path<'a>(message: &'a str, path: &str) -> &'a str {
 }
 
 /// Read, parse, validate and build. Blocking (file and env reads): call off the request path.
-pub fn load(path: &Path) -> Result<Snapshot, Vec<Problem>> {
+/// Accounts get their state from `states`, so a reload keeps it.
+pub fn load(path: &Path, states: &States) -> Result<Snapshot, Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Problem {
             path: String::new(),
             message: format!("cannot read {}: {e}", path.display()),
         }]
     })?;
-    build::build(parse(&text)?)
+    build::build(parse(&text)?, states)
 }
 
-/// Parse, validate and build from text (tests, and `check` on a string).
-pub fn load_str(text: &str) -> Result<Snapshot, Vec<Problem>> {
-    build::build(parse(text)?)
+/// Parse, validate and build from text.
+pub fn load_str(text: &str, states: &States) -> Result<Snapshot, Vec<Problem>> {
+    build::build(parse(text)?, states)
 }
 
 #[cfg(test)]
@@ -54,7 +59,7 @@ mod tests {
     use super::*;
 
     fn problems(yaml: &str) -> Vec<String> {
-        match load_str(yaml) {
+        match load_str(yaml, &States::default()) {
             Ok(_) => Vec::new(),
             Err(p) => p.iter().map(ToString::to_string).collect(),
         }
@@ -77,7 +82,7 @@ pools:
     #[test]
     fn builds_a_good_file_with_defaults() {
         std::env::set_var("LLMS_TEST_KEY_SET", "  sk-test  \n");
-        let s = load_str(GOOD).expect("valid config");
+        let s = load_str(GOOD, &States::default()).expect("valid config");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080", "default listen");
         assert_eq!(
             s.limits.max_body_bytes,
@@ -203,7 +208,7 @@ pools:
             &format!(", key_file: {}}}", empty.display()),
             &format!(", key_file: {}}}", file.display()),
         );
-        let s = load_str(&yaml).expect("valid");
+        let s = load_str(&yaml, &States::default()).expect("valid");
         let cred = &s.pools[0].accounts[0].credential;
         assert_eq!(
             (cred.0.as_str(), cred.1.to_str().ok()),

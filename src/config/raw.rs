@@ -45,6 +45,10 @@ pub struct RawConfig {
     pub pools: BTreeMap<String, RawPool>,
     #[serde(default)]
     pub clients: RawClients,
+    #[serde(default)]
+    pub prices: Vec<RawPrice>,
+    #[serde(default)]
+    pub log: RawLog,
 }
 
 fn default_listen() -> String {
@@ -184,4 +188,38 @@ pub struct RawToken {
     pub name: String,
     pub token_env: Option<String>,
     pub token_file: Option<String>,
+}
+
+/// USD per million tokens for models matching `model` (a glob).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub model: String,
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: Option<f64>,
+    pub cache_write: Option<f64>,
+    pub cache_write_1h: Option<f64>,
+}
+
+/// The request log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    /// SQLite file; omitted or null: no request log.
+    pub sqlite: Option<String>,
+    /// Rows older than this are deleted in the background.
+    pub retention: Dur,
+    /// Rows waiting for the writer; past this they are dropped and counted.
+    pub queue: usize,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            sqlite: None,
+            retention: secs(30 * 24 * 3600),
+            queue: 10_000,
+        }
+    }
 }

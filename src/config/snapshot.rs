@@ -1,6 +1,7 @@
 //! The validated, ready-to-use configuration the request path reads (behind an `ArcSwap`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use http::header::{HeaderName, HeaderValue};
 use crate::dns::DnsCache;
 use crate::provider::Provider;
 use crate::secret::Secret;
+use crate::state::AccountState;
+use crate::usage::price::Price;
 
 /// One loaded configuration. Immutable; a reload builds a new one and swaps it in.
 pub struct Snapshot {
@@ -22,6 +25,16 @@ pub struct Snapshot {
     pub pools: Vec<Pool>,
     /// When non-empty, every request must carry one of these tokens.
     pub client_tokens: Vec<ClientToken>,
+    pub prices: Vec<Price>,
+    pub log: LogConf,
+}
+
+/// Where and how the request log is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConf {
+    pub sqlite: Option<PathBuf>,
+    pub retention: Duration,
+    pub queue: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +75,8 @@ pub struct Account {
     pub upstream: Upstream,
     /// The header carrying this account's key, value marked sensitive.
     pub credential: (HeaderName, HeaderValue),
+    /// What outlives this snapshot (ledger, health), shared with the next one.
+    pub state: Arc<AccountState>,
 }
 
 /// Where an account's requests go, pre-parsed from `base_url`.

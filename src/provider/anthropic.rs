@@ -1,8 +1,67 @@
-//! Anthropic Messages API: `x-api-key`, `{"type":"error","error":{...}}` errors.
+//! Anthropic Messages API: `x-api-key`, `{"type":"error","error":{...}}` errors, usage in the JSON
+//! body or split over `message_start` (input, cache) and `message_delta` (cumulative totals).
 
-use super::{AuthStyle, Dialect, Provider, ProviderKind};
+use serde::Deserialize;
+
+use super::{parse, AuthStyle, Dialect, Provider, ProviderKind};
+use crate::usage::{Event, Reading, Usage};
+use crate::validate::BodyInfo;
 
 pub struct Anthropic;
+
+#[derive(Deserialize)]
+struct AUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation: Option<CacheCreation>,
+}
+
+#[derive(Deserialize)]
+struct CacheCreation {
+    ephemeral_1h_input_tokens: Option<u64>,
+}
+
+impl From<AUsage> for Usage {
+    fn from(u: AUsage) -> Usage {
+        Usage {
+            input: u.input_tokens,
+            output: u.output_tokens,
+            cache_read: u.cache_read_input_tokens,
+            cache_write: u.cache_creation_input_tokens,
+            cache_write_1h: u.cache_creation.and_then(|c| c.ephemeral_1h_input_tokens),
+            cost: None,
+            input_includes_cache: false,
+        }
+    }
+}
+
+/// A message (the JSON body, or `message_start.message`) and `message_delta`, which has only
+/// `usage` at the top.
+#[derive(Deserialize)]
+struct Message {
+    model: Option<String>,
+    usage: Option<AUsage>,
+    message: Option<Box<Message>>,
+}
+
+fn apply(msg: Message, reading: &mut Reading) -> bool {
+    let msg = match msg.message {
+        Some(inner) => *inner,
+        None => msg,
+    };
+    if reading.model.is_none() {
+        reading.model = msg.model;
+    }
+    match msg.usage {
+        Some(u) => {
+            reading.usage.merge(&u.into());
+            true
+        }
+        None => false,
+    }
+}
 
 impl Provider for Anthropic {
     fn kind(&self) -> ProviderKind {
@@ -33,5 +92,39 @@ impl Provider for Anthropic {
             "error": { "type": kind, "message": message },
         });
         body.to_string().into_bytes()
+    }
+
+    fn json_usage(&self, body: &[u8], reading: &mut Reading) {
+        if let Some(msg) = parse::<Message>(body) {
+            reading.complete = apply(msg, reading);
+        }
+    }
+
+    fn sse_event(&self, name: &[u8], data: &[u8], reading: &mut Reading) -> Event {
+        match name {
+            b"content_block_start" | b"content_block_delta" | b"content_block_stop" => {
+                Event::Content
+            }
+            b"message_start" => {
+                if let Some(msg) = parse::<Message>(data) {
+                    apply(msg, reading);
+                }
+                Event::Other
+            }
+            b"message_delta" => {
+                if let Some(msg) = parse::<Message>(data) {
+                    reading.complete |= apply(msg, reading);
+                }
+                Event::Other
+            }
+            b"message_stop" => Event::Done,
+            b"error" => Event::Error,
+            _ => Event::Other,
+        }
+    }
+
+    fn body_session(&self, info: &BodyInfo) -> Option<String> {
+        let id = info.metadata.as_ref()?.get("user_id")?.as_str()?;
+        Some(id.to_string())
     }
 }

@@ -5,10 +5,13 @@ mod anthropic;
 mod gemini;
 mod openai;
 
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
 
 use crate::secret::Secret;
+use crate::usage::{Event, Reading};
+use crate::validate::BodyInfo;
 
 /// The providers a pool can speak to, as written in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -94,6 +97,29 @@ pub trait Provider: Send + Sync {
 
     /// A complete JSON error body in the provider's own shape.
     fn error_body(&self, status: u16, message: &str) -> Vec<u8>;
+
+    /// Read usage and model from a complete JSON response body.
+    fn json_usage(&self, body: &[u8], reading: &mut Reading);
+
+    /// Apply one SSE event (`name` may be empty) to the reading and say what it is.
+    fn sse_event(&self, name: &[u8], data: &[u8], reading: &mut Reading) -> Event;
+
+    /// The body to send upstream, and whether usage-only events must be removed from the
+    /// response because the sidecar asked for them (OpenAI `stream_options.include_usage`).
+    /// `path` is the upstream path and query.
+    fn prepare_body(&self, _path: &str, _info: &BodyInfo, body: Bytes) -> (Bytes, bool) {
+        (body, false)
+    }
+
+    /// A session named inside the request body (Anthropic `metadata.user_id`).
+    fn body_session(&self, _info: &BodyInfo) -> Option<String> {
+        None
+    }
+}
+
+/// Parse `data` as `T`, or `None` when it is not that JSON (a malformed event is ignored).
+pub(crate) fn parse<'a, T: Deserialize<'a>>(data: &'a [u8]) -> Option<T> {
+    serde_json::from_slice(data).ok()
 }
 
 #[cfg(test)]

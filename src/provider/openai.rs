@@ -1,6 +1,14 @@
-//! OpenAI-shaped APIs (OpenAI and OpenRouter): bearer keys, `{"error":{...}}` errors.
+//! OpenAI-shaped APIs (OpenAI and OpenRouter): bearer keys, `{"error":{...}}` errors, usage in
+//! the JSON body, in the final chunk of a chat stream (`choices: []`), or in the Responses API's
+//! `response.completed` event. Streams that did not ask for usage are asked for it upstream.
 
-use super::{AuthStyle, Dialect, Provider, ProviderKind};
+use bytes::Bytes;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::{parse, AuthStyle, Dialect, Provider, ProviderKind};
+use crate::usage::{Event, Reading, Usage};
+use crate::validate::BodyInfo;
 
 pub struct OpenAiCompat {
     kind: ProviderKind,
@@ -12,6 +20,66 @@ pub static OPENAI: OpenAiCompat = OpenAiCompat {
 pub static OPENROUTER: OpenAiCompat = OpenAiCompat {
     kind: ProviderKind::Openrouter,
 };
+
+#[derive(Deserialize)]
+struct Details {
+    cached_tokens: Option<u64>,
+    cache_write_tokens: Option<u64>,
+}
+
+/// Chat Completions (`prompt_tokens`...) and Responses (`input_tokens`...) usage.
+#[derive(Deserialize)]
+struct OUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    prompt_tokens_details: Option<Details>,
+    input_tokens_details: Option<Details>,
+    cost: Option<f64>,
+}
+
+impl From<OUsage> for Usage {
+    fn from(u: OUsage) -> Usage {
+        let details = u.prompt_tokens_details.or(u.input_tokens_details);
+        Usage {
+            input: u.prompt_tokens.or(u.input_tokens),
+            output: u.completion_tokens.or(u.output_tokens),
+            cache_read: details.as_ref().and_then(|d| d.cached_tokens),
+            cache_write: details.as_ref().and_then(|d| d.cache_write_tokens),
+            cache_write_1h: None,
+            cost: u.cost,
+            input_includes_cache: true,
+        }
+    }
+}
+
+/// A JSON body, a chat chunk, or a Responses event (whose response sits in `response`).
+#[derive(Deserialize)]
+struct Body {
+    model: Option<String>,
+    usage: Option<OUsage>,
+    choices: Option<Vec<IgnoredAny>>,
+    error: Option<IgnoredAny>,
+    response: Option<Box<Body>>,
+}
+
+fn apply(body: Body, reading: &mut Reading) -> bool {
+    let body = match body.response {
+        Some(inner) => *inner,
+        None => body,
+    };
+    if reading.model.is_none() {
+        reading.model = body.model;
+    }
+    match body.usage {
+        Some(u) => {
+            reading.usage.merge(&u.into());
+            true
+        }
+        None => false,
+    }
+}
 
 impl Provider for OpenAiCompat {
     fn kind(&self) -> ProviderKind {
@@ -41,5 +109,100 @@ impl Provider for OpenAiCompat {
             "error": { "message": message, "type": kind, "param": null, "code": code },
         });
         body.to_string().into_bytes()
+    }
+
+    fn json_usage(&self, body: &[u8], reading: &mut Reading) {
+        if let Some(b) = parse::<Body>(body) {
+            reading.complete = apply(b, reading);
+        }
+    }
+
+    fn sse_event(&self, name: &[u8], data: &[u8], reading: &mut Reading) -> Event {
+        if data == b"[DONE]" {
+            return Event::Done;
+        }
+        // Responses API: named events.
+        if let Some(kind) = name.strip_prefix(b"response.") {
+            return match kind {
+                b"completed" | b"incomplete" | b"failed" => {
+                    if let Some(b) = parse::<Body>(data) {
+                        reading.complete |= apply(b, reading);
+                    }
+                    if kind == b"failed" {
+                        Event::Error
+                    } else {
+                        Event::Other
+                    }
+                }
+                b"created" | b"in_progress" | b"queued" => Event::Other,
+                _ => Event::Content,
+            };
+        }
+        if name == b"error" {
+            return Event::Error;
+        }
+        // Chat Completions chunks.
+        let Some(chunk) = parse::<Body>(data) else {
+            return Event::Other;
+        };
+        if chunk.error.is_some() {
+            return Event::Error;
+        }
+        let no_choices = chunk.choices.as_ref().is_some_and(Vec::is_empty);
+        let has_choices = chunk.choices.as_ref().is_some_and(|c| !c.is_empty());
+        if apply(chunk, reading) {
+            reading.complete = true;
+            if no_choices {
+                return Event::UsageOnly;
+            }
+        }
+        if has_choices {
+            Event::Content
+        } else {
+            Event::Other
+        }
+    }
+
+    /// A streaming chat request that did not ask for usage is asked for it upstream; the
+    /// usage-only chunk is then removed from what the client receives.
+    fn prepare_body(&self, path: &str, info: &BodyInfo, body: Bytes) -> (Bytes, bool) {
+        let path = path.split('?').next().unwrap_or(path);
+        if info.stream != Some(true) || !path.ends_with("/chat/completions") {
+            return (body, false);
+        }
+        let asked = info
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.get("include_usage"))
+            .and_then(|v| v.as_bool());
+        if asked == Some(true) {
+            return (body, false);
+        }
+        if info.stream_options.is_none() {
+            // Prepend the option: the client's bytes stay as they were after it.
+            if let Some(open) = body.iter().position(|b| *b == b'{') {
+                const OPTION: &[u8] = br#""stream_options":{"include_usage":true},"#;
+                let mut out = Vec::with_capacity(body.len() + OPTION.len());
+                out.extend_from_slice(&body[..=open]);
+                out.extend_from_slice(OPTION);
+                out.extend_from_slice(&body[open + 1..]);
+                return (Bytes::from(out), true);
+            }
+            return (body, false);
+        }
+        // stream_options present without include_usage: edit the object.
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return (body, false);
+        };
+        match v.get_mut("stream_options").and_then(|o| o.as_object_mut()) {
+            Some(o) => {
+                o.insert("include_usage".into(), serde_json::Value::Bool(true));
+                match serde_json::to_vec(&v) {
+                    Ok(out) => (Bytes::from(out), true),
+                    Err(_) => (body, false),
+                }
+            }
+            None => (body, false),
+        }
     }
 }

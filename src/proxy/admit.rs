@@ -55,22 +55,36 @@ pub async fn admit(
             let msg = "x-session-id must match ^[A-Za-z0-9._:-]{1,128}$";
             return Ok(Some((ErrorKind::InvalidHeader, msg.into())));
         }
+        ctx.session = sid.to_str().ok().map(String::from);
     }
+    ctx.stream = req.uri.path().contains(":streamGenerateContent");
     ctx.upstream_path = route::upstream_path(route, req.uri.path(), req.uri.query());
 
-    let body = match read_body(session, &snap, pool.timeouts.idle).await? {
+    let mut body = match read_body(session, &snap, pool.timeouts.idle).await? {
         Ok(b) => b,
         Err(refusal) => return Ok(Some(refusal)),
     };
     if !body.is_empty() && is_json(session.req_header()) {
-        if let Err(e) = validate::check_json(&body, snap.limits.max_json_depth) {
-            let kind = match e {
-                Invalid::TooDeep(_) => ErrorKind::JsonTooDeep,
-                Invalid::Nul | Invalid::NotObject => ErrorKind::InvalidBody,
-                Invalid::NotJson(_) => ErrorKind::InvalidJson,
-            };
-            return Ok(Some((kind, e.message())));
+        let info = match validate::check_json(&body, snap.limits.max_json_depth) {
+            Ok(info) => info,
+            Err(e) => {
+                let kind = match e {
+                    Invalid::TooDeep(_) => ErrorKind::JsonTooDeep,
+                    Invalid::Nul | Invalid::NotObject => ErrorKind::InvalidBody,
+                    Invalid::NotJson(_) => ErrorKind::InvalidJson,
+                };
+                return Ok(Some((kind, e.message())));
+            }
+        };
+        ctx.stream |= info.stream == Some(true);
+        if ctx.session.is_none() {
+            ctx.session = pool
+                .provider
+                .body_session(&info)
+                .filter(|s| validate::valid_id(s.as_bytes()));
         }
+        (body, ctx.strip_usage) = pool.provider.prepare_body(&ctx.upstream_path, &info, body);
+        ctx.req_model = info.model;
     }
     ctx.body_len = body.len();
     ctx.link = Some(session::wrap(

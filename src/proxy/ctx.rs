@@ -9,6 +9,7 @@ use super::session::Link;
 use crate::config::{Account, Pool, Snapshot};
 use crate::respond::ErrorKind;
 use crate::sidecar::InflightGuard;
+use crate::usage::Meter;
 
 pub struct Ctx {
     pub start: Instant,
@@ -30,6 +31,14 @@ pub struct Ctx {
     pub error: Option<ErrorKind>,
     pub ttfb: Option<Duration>,
     pub sse: bool,
+    /// The request's `model`, when its body names one.
+    pub req_model: Option<String>,
+    /// The client asked for a stream.
+    pub stream: bool,
+    pub session: Option<String>,
+    /// The sidecar added `include_usage` for the client: strip the usage-only chunk.
+    pub strip_usage: bool,
+    pub meter: Option<Meter>,
     pub _inflight: Option<InflightGuard>,
 }
 
@@ -51,6 +60,11 @@ impl Ctx {
             error: None,
             ttfb: None,
             sse: false,
+            req_model: None,
+            stream: false,
+            session: None,
+            strip_usage: false,
+            meter: None,
             _inflight: None,
         }
     }

@@ -21,6 +21,7 @@ use session::Expired;
 
 use crate::respond::{self, ErrorKind, Reply};
 use crate::sidecar::Sidecar;
+use crate::usage::Meter;
 use crate::{inject, observe, select};
 
 /// The sidecar as a Pingora proxy service; embed it in any Pingora server with
@@ -82,6 +83,14 @@ fn classify(e: &Error, ctx: &Ctx) -> ErrorKind {
             ErrorSource::Internal | ErrorSource::Unset => ErrorKind::Internal,
         },
     }
+}
+
+/// The error kind to record: none when the client hung up after the provider's end-of-stream
+/// marker had gone out (SDKs close as soon as they read `[DONE]`): it got everything.
+fn outcome(e: &Error, ctx: &Ctx) -> Option<ErrorKind> {
+    let kind = classify(e, ctx);
+    let delivered = ctx.meter.as_ref().is_some_and(|m| m.saw_done);
+    (!(kind == ErrorKind::ClientClosed && delivered)).then_some(kind)
 }
 
 #[async_trait]
@@ -181,7 +190,39 @@ impl ProxyHttp for SidecarProxy {
             )?;
             resp.insert_header("x-accel-buffering", HeaderValue::from_static("no"))?;
         }
+        if let Some(pool) = ctx.pool() {
+            // Removing an event changes the length: let Pingora frame the stream itself.
+            if ctx.strip_usage && ctx.sse {
+                resp.remove_header(&http::header::CONTENT_LENGTH);
+            }
+            ctx.meter = Some(Meter::new(
+                pool.provider,
+                ctx.sse,
+                ctx.strip_usage && ctx.sse,
+            ));
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(meter) = ctx.meter.as_mut() {
+            meter.feed(body);
+            if end_of_stream {
+                if let Some(rest) = meter.take_pending() {
+                    *body = Some(match body.take() {
+                        Some(b) if !b.is_empty() => [b, rest].concat().into(),
+                        _ => rest,
+                    });
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn upstream_response_body_filter(
@@ -243,7 +284,13 @@ impl ProxyHttp for SidecarProxy {
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let kind = classify(e, ctx);
-        ctx.error = Some(kind);
+        ctx.error = outcome(e, ctx);
+        // Pingora closes the client connection after an error past peer selection; say so in
+        // the answer (the wrapper cannot carry keep-alive settings: put the real session back).
+        if let Some(link) = &ctx.link {
+            link.restore(&mut session.downstream_session);
+        }
+        session.set_keepalive(None);
         if session.response_written().is_none() && kind != ErrorKind::ClientClosed {
             let message = match kind {
                 ErrorKind::TlsError | ErrorKind::UpstreamError => {
@@ -278,9 +325,9 @@ impl ProxyHttp for SidecarProxy {
             link.restore(&mut session.downstream_session);
         }
         if let (Some(e), None) = (e, ctx.error) {
-            ctx.error = Some(classify(e, ctx));
+            ctx.error = outcome(e, ctx);
         }
-        observe::access(session, ctx);
+        observe::finish(&self.core, session, ctx);
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {

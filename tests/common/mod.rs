@@ -85,11 +85,12 @@ impl Proxy {
         let yaml = format!(
             "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n{yaml}"
         );
-        let snap = match config::load_str(&yaml) {
+        let states = llm_sidecar::state::States::default();
+        let snap = match config::load_str(&yaml, &states) {
             Ok(s) => s,
             Err(p) => panic!("test config invalid: {p:#?}\n{yaml}"),
         };
-        let core = Sidecar::new(snap, None);
+        let core = Sidecar::new(states, snap, None).expect("sidecar");
         let server = server::build(&core).expect("build server");
         let (tx, rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {

@@ -48,7 +48,14 @@ def wait_port(port, proc):
     raise SystemExit("llm-sidecar did not start listening")
 
 
-def config(fake, port, admin):
+PRICES = """prices:
+  - { model: "claude-sonnet-*", input: 3.0, output: 15.0, cache_read: 0.30, cache_write: 3.75 }
+  - { model: "gpt-4.1*", input: 2.0, output: 8.0, cache_read: 0.5 }
+  - { model: "gemini-2.5-flash*", input: 0.30, output: 2.50, cache_read: 0.075 }
+"""
+
+
+def config(fake, port, admin, db):
     up = f"http://127.0.0.1:{fake}"
     pools = ""
     for name, provider, base in [("claude", "anthropic", up), ("gpt", "openai", up), ("gem", "gemini", up), ("router", "openrouter", up + "/api")]:
@@ -56,15 +63,18 @@ def config(fake, port, admin):
         pools += f"  {name}:\n    provider: {provider}\n    accounts:\n      - {{ name: main, base_url: \"{base}\", key_env: {var} }}\n"
     routes = "".join(f"  - {{ name: {r}, match: {{ path_prefix: /{r} }}, pool: {p} }}\n"
                      for r, p in [("anthropic", "claude"), ("openai", "gpt"), ("gemini", "gem"), ("openrouter", "router")])
-    return f'listen: "127.0.0.1:{port}"\nadmin: {{ listen: "127.0.0.1:{admin}" }}\nroutes:\n{routes}pools:\n{pools}'
+    log = f'log: {{ sqlite: "{db}" }}\n'
+    return f'listen: "127.0.0.1:{port}"\nadmin: {{ listen: "127.0.0.1:{admin}" }}\n{log}{PRICES}routes:\n{routes}pools:\n{pools}'
 
 
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/llm-sidecar"
     fake = fake_provider.start()
     port, admin = free_port(), free_port()
+    workdir = tempfile.mkdtemp()
+    db = os.path.join(workdir, "requests.db")
     cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-    cfg.write(config(fake.server_address[1], port, admin))
+    cfg.write(config(fake.server_address[1], port, admin, db))
     cfg.close()
     env = dict(os.environ, **{"LLMS_SDK_" + k: v for k, v in KEYS.items()})
     log = tempfile.TemporaryFile()
@@ -85,8 +95,39 @@ def main():
                 seen_keys.add(headers[h].removeprefix("Bearer "))
     check(seen_keys <= set(KEYS.values()), f"upstream saw only injected keys ({sorted(seen_keys)})")
     check("placeholder" not in json.dumps(fake_provider.SEEN), "no placeholder key reached the upstream")
+    check_rows(binary, db)
     print(f"\n{len(FAILURES)} failure(s)")
     return 1 if FAILURES else 0
+
+
+def check_rows(binary, db):
+    """The request log after the SDK calls (the sidecar flushed it on SIGTERM)."""
+    import sqlite3
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    rows = [dict(r) for r in conn.execute("SELECT * FROM requests ORDER BY id")]
+    by = lambda route, stream: [r for r in rows if r["route"] == route and r["stream"] == stream and r["status"] == 200]
+    a = by("anthropic", 1)
+    check(len(a) == 1 and (a[0]["input_tokens"], a[0]["output_tokens"], a[0]["cache_read_tokens"]) == (25, 6, 7)
+          and a[0]["usage_source"] == "reported", f"anthropic stream logged exactly as reported ({a[:1]})")
+    cost = (25 * 3.0 + 6 * 15.0 + 7 * 0.30) / 1e6
+    check(len(a) == 1 and abs(a[0]["cost_usd"] - cost) < 1e-12, "anthropic cost follows the price table")
+    o = by("openai", 1)
+    check(len(o) == 1 and (o[0]["input_tokens"], o[0]["output_tokens"], o[0]["cache_read_tokens"]) == (11, 4, 3),
+          f"openai stream logged with usage the client did not ask for ({o[:1]})")
+    g = by("gemini", 1)
+    check(len(g) == 1 and (g[0]["input_tokens"], g[0]["output_tokens"]) == (9, 4), "gemini stream logged")
+    check(all(r["usage_source"] == "reported" for r in rows if r["status"] == 200), "every successful call has reported usage")
+    bad = [(r["route"], r["stream"], r["error_kind"]) for r in rows if r["status"] == 200 and r["error_kind"]]
+    check(not bad, f"no error recorded for complete calls {bad}")
+    out = subprocess.run([binary, "usage", "--db", db, "--by", "account", "--json"], capture_output=True, text=True)
+    groups = {g["key"]: g for g in json.loads(out.stdout)}
+    for key, (pool, acct) in {"claude/main": ("claude", "main"), "gpt/main": ("gpt", "main")}.items():
+        sel = [r for r in rows if r["pool"] == pool and r["account"] == acct]
+        want = (len(sel), sum(r["input_tokens"] or 0 for r in sel), round(sum(r["cost_usd"] or 0 for r in sel), 12))
+        got = groups.get(key, {})
+        check((got.get("requests"), got.get("input_tokens"), round(got.get("cost_usd", -1), 12)) == want,
+              f"usage --by account agrees with the rows for {key}")
 
 
 def run_checks(base):
@@ -111,6 +152,7 @@ def run_checks(base):
         chunks = list(o.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True))
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         check(text == "Hello from the fake.", f"{route} streaming text")
+        check(all(c.usage is None and c.choices for c in chunks), f"{route}: the client that did not ask sees no usage chunk")
 
     g = genai.Client(api_key="placeholder", http_options=types.HttpOptions(base_url=f"{base}/gemini"))
     r = g.models.generate_content(model="gemini-2.5-flash", contents="hi")

@@ -1,0 +1,69 @@
+//! The request-log schema, created and migrated on start (`PRAGMA user_version`).
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+/// Each entry takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        route TEXT,
+        pool TEXT,
+        account TEXT,
+        provider TEXT,
+        model TEXT,
+        session TEXT,
+        client TEXT,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        stream INTEGER NOT NULL,
+        duration_ms REAL NOT NULL,
+        ttfb_ms REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        cache_read_tokens INTEGER,
+        cache_write_tokens INTEGER,
+        total_tokens INTEGER,
+        cost_usd REAL,
+        usage_source TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        error_kind TEXT
+    );
+    CREATE INDEX requests_ts ON requests (ts);
+    CREATE INDEX requests_account_ts ON requests (pool, account, ts);
+    CREATE INDEX requests_session_ts ON requests (session, ts);
+"];
+
+pub const INSERT: &str = "INSERT INTO requests (ts, request_id, route, pool, account, provider, model, session, \
+    client, method, path, status, stream, duration_ms, ttfb_ms, input_tokens, output_tokens, cache_read_tokens, \
+    cache_write_tokens, total_tokens, cost_usd, usage_source, attempts, error_kind) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+
+/// Open for writing: WAL, relaxed fsync (a crash loses at most the last batch), migrated.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

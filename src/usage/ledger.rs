@@ -1,0 +1,200 @@
+//! Per-account spend and tokens in time buckets: the current UTC 5-hour block (blocks start at
+//! 00, 05, 10, 15 and 20 h), a rolling 7 days, and the last 60 minutes (burn rate, tokens per
+//! minute). Fixed-size rings, so recording and reading cost the same whatever the traffic.
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const HOURS: usize = 7 * 24;
+const MINUTES: usize = 60;
+const BLOCK_HOURS: i64 = 5;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Bucket {
+    /// Which hour or minute (since the epoch) this slot holds; stale slots are ignored.
+    epoch: i64,
+    cost: f64,
+    tokens: u64,
+    requests: u64,
+}
+
+struct Rings {
+    hours: [Bucket; HOURS],
+    minutes: [Bucket; MINUTES],
+}
+
+/// Spend and tokens of one account over time.
+pub struct Ledger {
+    rings: Mutex<Rings>,
+}
+
+/// What the allocator and the admin API read.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct LedgerView {
+    pub block_cost: f64,
+    pub block_tokens: u64,
+    pub block_requests: u64,
+    pub week_cost: f64,
+    pub week_tokens: u64,
+    /// USD per hour over the last 60 minutes.
+    pub burn_rate: f64,
+    /// Tokens in the last 60 seconds.
+    pub tokens_last_minute: u64,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The first hour (since the epoch) of the UTC 5-hour block containing `hour`.
+fn block_start(hour: i64) -> i64 {
+    let day = hour.div_euclid(24) * 24;
+    day + (hour - day) / BLOCK_HOURS * BLOCK_HOURS
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            rings: Mutex::new(Rings {
+                hours: [Bucket {
+                    epoch: -1,
+                    ..Bucket::default()
+                }; HOURS],
+                minutes: [Bucket {
+                    epoch: -1,
+                    ..Bucket::default()
+                }; MINUTES],
+            }),
+        }
+    }
+}
+
+fn add(slot: &mut Bucket, epoch: i64, cost: f64, tokens: u64, requests: u64) {
+    if slot.epoch != epoch {
+        *slot = Bucket {
+            epoch,
+            ..Bucket::default()
+        };
+    }
+    slot.cost += cost;
+    slot.tokens += tokens;
+    slot.requests += requests;
+}
+
+impl Ledger {
+    /// Add one request (or, when rebuilding, an aggregate of `requests`) at `at_ms`.
+    pub fn record(&self, at_ms: i64, cost: f64, tokens: u64, requests: u64) {
+        let (minute, hour) = (at_ms.div_euclid(60_000), at_ms.div_euclid(3_600_000));
+        let Ok(mut r) = self.rings.lock() else { return };
+        add(
+            &mut r.hours[hour.rem_euclid(HOURS as i64) as usize],
+            hour,
+            cost,
+            tokens,
+            requests,
+        );
+        add(
+            &mut r.minutes[minute.rem_euclid(MINUTES as i64) as usize],
+            minute,
+            cost,
+            tokens,
+            requests,
+        );
+    }
+
+    pub fn view(&self, now_ms: i64) -> LedgerView {
+        let (minute, hour) = (now_ms.div_euclid(60_000), now_ms.div_euclid(3_600_000));
+        let block = block_start(hour);
+        let mut v = LedgerView::default();
+        let Ok(r) = self.rings.lock() else { return v };
+        for b in r
+            .hours
+            .iter()
+            .filter(|b| b.epoch > hour - HOURS as i64 && b.epoch <= hour)
+        {
+            v.week_cost += b.cost;
+            v.week_tokens += b.tokens;
+            if b.epoch >= block {
+                v.block_cost += b.cost;
+                v.block_tokens += b.tokens;
+                v.block_requests += b.requests;
+            }
+        }
+        let within_minute = (now_ms.rem_euclid(60_000)) as f64 / 60_000.0;
+        for b in r
+            .minutes
+            .iter()
+            .filter(|b| b.epoch > minute - MINUTES as i64 && b.epoch <= minute)
+        {
+            v.burn_rate += b.cost;
+            // Sliding minute: all of this minute, the unexpired share of the previous one.
+            if b.epoch == minute {
+                v.tokens_last_minute += b.tokens;
+            } else if b.epoch == minute - 1 {
+                v.tokens_last_minute += (b.tokens as f64 * (1.0 - within_minute)) as u64;
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+    const M: i64 = 60_000;
+    /// 2026-11-25 00:00 UTC.
+    const DAY: i64 = 1_795_564_800_000;
+
+    #[test]
+    fn blocks_start_at_0_5_10_15_20_utc() {
+        let h = DAY / H;
+        assert_eq!(block_start(h + 4), h, "04:xx is in the 00 block");
+        assert_eq!(block_start(h + 5), h + 5);
+        assert_eq!(block_start(h + 14), h + 10);
+        assert_eq!(
+            block_start(h + 23),
+            h + 20,
+            "the last block of the day is 20-24"
+        );
+    }
+
+    #[test]
+    fn block_week_and_burn_rate() {
+        let l = Ledger::default();
+        let now = DAY + 12 * H + 30 * M; // 12:30
+        l.record(now - 8 * 24 * H, 100.0, 1, 1); // older than a week
+        l.record(now - 3 * 24 * H, 5.0, 50, 1); // in the week
+        l.record(DAY + 9 * H, 2.0, 20, 1); // 09:00, previous block
+        l.record(DAY + 10 * H + 5 * M, 1.5, 15, 1); // 10:05, this block, >60 min ago
+        l.record(now - 10 * M, 0.25, 3, 1);
+        l.record(now - 30 * 1000, 0.5, 7, 1);
+        let v = l.view(now);
+        assert!((v.week_cost - 9.25).abs() < 1e-9, "{v:?}");
+        assert_eq!(v.week_tokens, 95);
+        assert!((v.block_cost - 2.25).abs() < 1e-9, "10:00 block: {v:?}");
+        assert_eq!((v.block_tokens, v.block_requests), (25, 3));
+        assert!((v.burn_rate - 0.75).abs() < 1e-9, "last 60 min: {v:?}");
+        assert_eq!(v.tokens_last_minute, 7, "{v:?}");
+    }
+
+    #[test]
+    fn slots_are_reused_when_time_moves_on() {
+        let l = Ledger::default();
+        l.record(DAY, 1.0, 1, 1);
+        l.record(DAY + 7 * 24 * H, 2.0, 2, 1); // same ring slot, a week later
+        let v = l.view(DAY + 7 * 24 * H);
+        assert!(
+            (v.week_cost - 2.0).abs() < 1e-9,
+            "the old hour was replaced: {v:?}"
+        );
+        assert_eq!(
+            Ledger::default().view(DAY),
+            LedgerView::default(),
+            "empty ledger reads zero"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! The per-response meter, fed from the response body filter. JSON bodies are kept as the
+//! chunks that already exist (no copy) and read once at the end; SSE is framed as it passes and
+//! only the events that carry usage are parsed. Nothing is held back, except in one mode: when the
+//! sidecar asked an OpenAI stream for usage on the client's behalf, the usage-only event is
+//! removed, so an event split across chunks waits for its end.
+
+use bytes::Bytes;
+
+use super::sse::Framer;
+use super::{Event, Reading, Source};
+use crate::provider::Provider;
+
+/// JSON bodies larger than this are not read for usage (usage source `none`).
+const MAX_JSON: usize = 8 * 1024 * 1024;
+
+pub struct Meter {
+    provider: &'static dyn Provider,
+    reading: Reading,
+    mode: Mode,
+    /// First content event seen (the response is committed from here).
+    pub saw_content: bool,
+    /// An in-band error arrived before any content.
+    pub error_before_content: bool,
+    /// The provider's end-of-stream marker passed (`[DONE]`, `message_stop`).
+    pub saw_done: bool,
+}
+
+enum Mode {
+    Json {
+        parts: Vec<Bytes>,
+        size: usize,
+    },
+    Sse {
+        framer: Framer,
+        strip: Option<Strip>,
+    },
+}
+
+/// Bytes of the current, unfinished event (strip mode only).
+#[derive(Default)]
+struct Strip {
+    pending: Vec<u8>,
+}
+
+impl Meter {
+    /// `sse`: the response is an event stream. `strip_usage_only`: remove usage-only events.
+    pub fn new(provider: &'static dyn Provider, sse: bool, strip_usage_only: bool) -> Self {
+        let mode = if sse {
+            Mode::Sse {
+                framer: Framer::default(),
+                strip: strip_usage_only.then(Strip::default),
+            }
+        } else {
+            Mode::Json {
+                parts: Vec::new(),
+                size: 0,
+            }
+        };
+        Meter {
+            provider,
+            reading: Reading::default(),
+            mode,
+            saw_content: false,
+            error_before_content: false,
+            saw_done: false,
+        }
+    }
+
+    /// Observe one body chunk; in strip mode it may be rewritten.
+    pub fn feed(&mut self, body: &mut Option<Bytes>) {
+        let Some(chunk) = body.as_ref() else { return };
+        let (provider, reading) = (self.provider, &mut self.reading);
+        let mut flags = Flags {
+            saw_content: &mut self.saw_content,
+            error_before_content: &mut self.error_before_content,
+            saw_done: &mut self.saw_done,
+        };
+        match &mut self.mode {
+            Mode::Json { parts, size } => {
+                *size += chunk.len();
+                if *size <= MAX_JSON {
+                    parts.push(chunk.clone());
+                } else {
+                    parts.clear();
+                }
+            }
+            Mode::Sse {
+                framer,
+                strip: None,
+            } => {
+                framer.feed(chunk, &mut |name, data, _| {
+                    flags.note(provider.sse_event(name, data, reading))
+                });
+            }
+            Mode::Sse {
+                framer,
+                strip: Some(strip),
+            } => {
+                // `out` stays `None` while the output is exactly a prefix of `chunk`.
+                let mut out: Option<Vec<u8>> = None;
+                let mut start = 0; // where the current event's bytes begin in `chunk`
+                framer.feed(chunk, &mut |name, data, end| {
+                    let event = provider.sse_event(name, data, reading);
+                    flags.note(event);
+                    let keep = event != Event::UsageOnly;
+                    if !(keep && out.is_none() && strip.pending.is_empty()) {
+                        let buf = out.get_or_insert_with(|| chunk[..start].to_vec());
+                        if keep {
+                            buf.extend_from_slice(&strip.pending);
+                            buf.extend_from_slice(&chunk[start..end]);
+                        }
+                        strip.pending.clear();
+                    }
+                    start = end;
+                });
+                // Whatever follows the last complete event waits for the event's end.
+                strip.pending.extend_from_slice(&chunk[start..]);
+                match out {
+                    Some(buf) => *body = Some(Bytes::from(buf)),
+                    None if start < chunk.len() => *body = Some(chunk.slice(..start)),
+                    None => {} // the chunk passes untouched
+                }
+            }
+        }
+    }
+
+    /// Bytes still held in strip mode when the stream ends (an unfinished event).
+    pub fn take_pending(&mut self) -> Option<Bytes> {
+        match &mut self.mode {
+            Mode::Sse { strip: Some(s), .. } if !s.pending.is_empty() => {
+                Some(Bytes::from(std::mem::take(&mut s.pending)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The reading and how it is known, once the response is over.
+    pub fn finish(&mut self) -> (Reading, Source) {
+        if let Mode::Json { parts, .. } = &mut self.mode {
+            if !parts.is_empty() {
+                let joined;
+                let body: &[u8] = if parts.len() == 1 {
+                    &parts[0]
+                } else {
+                    joined = parts.concat();
+                    &joined
+                };
+                self.provider.json_usage(body, &mut self.reading);
+                parts.clear();
+            }
+        }
+        let reading = std::mem::take(&mut self.reading);
+        let source = if reading.usage.is_empty() {
+            Source::None
+        } else if reading.complete {
+            Source::Reported
+        } else {
+            Source::Partial
+        };
+        (reading, source)
+    }
+}
+
+struct Flags<'a> {
+    saw_content: &'a mut bool,
+    error_before_content: &'a mut bool,
+    saw_done: &'a mut bool,
+}
+
+impl Flags<'_> {
+    fn note(&mut self, event: Event) {
+        match event {
+            Event::Content => *self.saw_content = true,
+            Event::Error if !*self.saw_content => *self.error_before_content = true,
+            Event::Done => *self.saw_done = true,
+            _ => {}
+        }
+    }
+}

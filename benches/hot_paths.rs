@@ -113,6 +113,14 @@ fn json_usage(c: &mut Criterion) {
 fn header_rewrite(c: &mut Criterion) {
     let account = Account {
         name: "team-a".into(),
+        name_header: HeaderValue::from_static("team-a"),
+        limits: llm_sidecar::config::AccountLimits {
+            max_concurrent: None,
+            max_queue: 1,
+            queue_timeout: std::time::Duration::from_secs(1),
+            rpm: None,
+            tpm: None,
+        },
         upstream: parse_base_url("https://api.anthropic.com").expect("fixture"),
         credential: AuthStyle::XApiKey
             .header(&Secret::new("sk-ant-real"))

@@ -89,6 +89,14 @@ mod tests {
     fn account(base: &str, auth: AuthStyle) -> Account {
         Account {
             name: "a".into(),
+            name_header: HeaderValue::from_static("a"),
+            limits: crate::config::AccountLimits {
+                max_concurrent: None,
+                max_queue: 1,
+                queue_timeout: std::time::Duration::from_secs(1),
+                rpm: None,
+                tpm: None,
+            },
             upstream: parse_base_url(base).expect("url"),
             credential: auth.header(&Secret::new("REAL")).expect("header"),
             state: Default::default(),

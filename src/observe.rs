@@ -8,6 +8,7 @@ use dashmap::DashMap;
 use pingora::proxy::Session;
 
 use crate::proxy::Ctx;
+use crate::resilience::health::Transition;
 use crate::sidecar::Sidecar;
 use crate::store::Row;
 use crate::usage::ledger::now_ms;
@@ -94,9 +95,9 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
         .map(|(s, i)| Arc::clone(&s.routes[i].name));
     let pool = ctx.pool().map(|p| Arc::clone(&p.name));
     let account = ctx.account().map(|a| Arc::clone(&a.name));
-    let duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0;
+    let duration_ms = ctx.started().elapsed().as_secs_f64() * 1000.0;
     let ttfb_ms = ctx.ttfb.map(|d| d.as_secs_f64() * 1000.0);
-    let request_id = ctx.request_id.to_str().unwrap_or("-");
+    let request_id = ctx.request_id().to_str().unwrap_or("-");
     tracing::info!(
         target: "llm_sidecar::access",
         request_id,
@@ -144,6 +145,41 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
             error_kind: ctx.error.map(|k| k.as_str()),
         });
     }
+}
+
+/// One info line for a change of an account's health, with its reason.
+pub fn transition(pool: &str, account: &str, t: Transition, reason: &str) {
+    let (event, detail) = match t {
+        Transition::BreakerOpened { cooldown } => (
+            "breaker_open",
+            format!("open for {}", humantime::format_duration(cooldown)),
+        ),
+        Transition::BreakerReopened { cooldown } => (
+            "breaker_open",
+            format!(
+                "probe failed; open for {}",
+                humantime::format_duration(cooldown)
+            ),
+        ),
+        Transition::BreakerClosed => ("breaker_closed", "probe succeeded".to_string()),
+        Transition::CooledDown { for_ } => (
+            "cooldown",
+            format!(
+                "no traffic for {}",
+                humantime::format_duration(round_ms(for_))
+            ),
+        ),
+        Transition::KeyBroken => (
+            "key_broken",
+            "out of rotation until reload or a passing health check".to_string(),
+        ),
+        Transition::Recovered => ("recovered", "back in rotation".to_string()),
+    };
+    tracing::info!(target: "llm_sidecar::decision", pool, account, event, detail, reason = %sanitize(reason), "account state");
+}
+
+fn round_ms(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(d.as_millis() as u64)
 }
 
 /// Say once per model and process that a model has no price (its cost is logged as null).

@@ -29,6 +29,12 @@ pub enum ErrorKind {
     TotalTimeout,
     UpstreamError,
     NoAccount,
+    RateLimited,
+    QueueFull,
+    QueueTimeout,
+    ClientRateLimited,
+    RetryBudgetExhausted,
+    InBandError,
     ClientClosed,
     ClientTimeout,
     Internal,
@@ -53,6 +59,12 @@ impl ErrorKind {
             ErrorKind::TotalTimeout => "total_timeout",
             ErrorKind::UpstreamError => "upstream_error",
             ErrorKind::NoAccount => "no_account",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::QueueFull => "queue_full",
+            ErrorKind::QueueTimeout => "queue_timeout",
+            ErrorKind::ClientRateLimited => "client_rate_limited",
+            ErrorKind::RetryBudgetExhausted => "retry_budget_exhausted",
+            ErrorKind::InBandError => "in_band_error",
             ErrorKind::ClientClosed => "client_closed",
             ErrorKind::ClientTimeout => "client_timeout",
             ErrorKind::Internal => "internal",
@@ -74,7 +86,16 @@ impl ErrorKind {
             }
             ErrorKind::TotalTimeout => "the request exceeded the total timeout",
             ErrorKind::UpstreamError => "the upstream connection failed",
-            ErrorKind::NoAccount => "no account of this pool can serve the request",
+            ErrorKind::NoAccount => {
+                "no account of this pool (or its fallbacks) can serve the request now"
+            }
+            ErrorKind::RateLimited => "every account of this pool is rate limited",
+            ErrorKind::QueueFull => {
+                "every account is at its concurrency limit and its queue is full"
+            }
+            ErrorKind::QueueTimeout => "no account slot became free within the queue timeout",
+            ErrorKind::ClientRateLimited => "this client is over its request rate",
+            ErrorKind::InBandError => "the upstream stream reported an error",
             ErrorKind::Internal => "internal error in the sidecar",
             _ => "the request was refused by the sidecar",
         }
@@ -98,7 +119,12 @@ impl ErrorKind {
             | ErrorKind::FirstByteTimeout
             | ErrorKind::IdleTimeout
             | ErrorKind::TotalTimeout => 504,
-            ErrorKind::NoAccount => 503,
+            ErrorKind::NoAccount
+            | ErrorKind::QueueFull
+            | ErrorKind::QueueTimeout
+            | ErrorKind::RetryBudgetExhausted
+            | ErrorKind::InBandError => 503,
+            ErrorKind::RateLimited | ErrorKind::ClientRateLimited => 429,
             ErrorKind::ClientClosed => 499,
             ErrorKind::ClientTimeout => 408,
             ErrorKind::Internal => 500,
@@ -111,8 +137,10 @@ pub struct Reply<'a> {
     pub status: u16,
     pub kind: ErrorKind,
     pub message: &'a str,
-    /// Seconds, for `retry-after` on 429/503.
+    /// Seconds, for `retry-after` (our 429s and 503s always carry one).
     pub retry_after: Option<u64>,
+    /// `x-ratelimit-limit`, `-remaining`, `-reset` (seconds) for a client over its rate.
+    pub rate_limit: Option<(u64, u64, u64)>,
 }
 
 impl<'a> Reply<'a> {
@@ -122,6 +150,7 @@ impl<'a> Reply<'a> {
             kind,
             message,
             retry_after: None,
+            rate_limit: None,
         }
     }
 }
@@ -141,8 +170,17 @@ pub async fn send(
     head.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     head.insert_header("x-llm-sidecar-error", reply.kind.as_str())?;
     head.insert_header("x-request-id", request_id.clone())?;
-    if let Some(secs) = reply.retry_after {
+    let retry_after = match reply.status {
+        429 | 503 => Some(reply.retry_after.unwrap_or(1).max(1)),
+        _ => reply.retry_after,
+    };
+    if let Some(secs) = retry_after {
         head.insert_header(http::header::RETRY_AFTER, secs)?;
+    }
+    if let Some((limit, remaining, reset)) = reply.rate_limit {
+        head.insert_header("x-ratelimit-limit", limit)?;
+        head.insert_header("x-ratelimit-remaining", remaining)?;
+        head.insert_header("x-ratelimit-reset", reset)?;
     }
     session.write_response_header(Box::new(head), false).await?;
     session.write_response_body(Some(body), true).await?;

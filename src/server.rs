@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
 use crate::proxy::SidecarProxy;
+use crate::resilience::check::HealthChecks;
 use crate::sidecar::Sidecar;
 
 /// Fail early and clearly when an address cannot be bound (Pingora would retry for 30 s and then
@@ -51,6 +53,9 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
     admin.add_tcp(&snap.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
+    // Always present (it idles without checks), so a reload that adds checks is picked up.
+    let checks = HealthChecks::new(Arc::clone(core));
+    server.add_service(background_service("llm-sidecar health checks", checks));
     Ok(server)
 }
 

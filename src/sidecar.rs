@@ -10,8 +10,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::config::Snapshot;
+use crate::resilience::limits::ClientLimiter;
 use crate::state::States;
 use crate::store::{self, RequestLog};
+
+/// Distinct clients tracked by the per-client limiter before they share one window.
+const CLIENT_CAP: usize = 10_000;
 
 pub struct Sidecar {
     config: ArcSwap<Snapshot>,
@@ -21,6 +25,8 @@ pub struct Sidecar {
     pub states: States,
     /// The request log, when `log.sqlite` is set.
     pub log: Option<Arc<RequestLog>>,
+    /// Per-client request windows (`clients.limit`).
+    pub clients: ClientLimiter,
     inflight: AtomicUsize,
 }
 
@@ -41,11 +47,13 @@ impl Sidecar {
             }
             None => None,
         };
+        apply_limits(&snapshot);
         Ok(Arc::new(Sidecar {
             config: ArcSwap::from_pointee(snapshot),
             config_path,
             states,
             log,
+            clients: ClientLimiter::new(CLIENT_CAP),
             inflight: AtomicUsize::new(0),
         }))
     }
@@ -72,6 +80,17 @@ impl Sidecar {
                 tracing::warn!("request log not fully flushed at shutdown");
             }
         }
+    }
+}
+
+/// Bring the long-lived account state in line with a snapshot about to be used.
+fn apply_limits(snapshot: &Snapshot) {
+    for account in snapshot.pools.iter().flat_map(|p| &p.accounts) {
+        let slots = account
+            .limits
+            .max_concurrent
+            .map_or(crate::state::UNLIMITED, |n| n as usize);
+        account.state.slots.resize(slots);
     }
 }
 

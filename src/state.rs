@@ -5,21 +5,57 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::resilience::budget::RetryBudget;
+use crate::resilience::health::Health;
+use crate::resilience::limits::{Slots, Window};
 use crate::usage::ledger::Ledger;
 
 /// Everything the sidecar remembers about one account.
-#[derive(Default)]
 pub struct AccountState {
     pub ledger: Ledger,
+    pub health: Health,
+    /// Concurrency slots (`max_concurrent`; effectively unlimited when not set).
+    pub slots: Slots,
+    /// Requests sent in the last minute (`rpm`).
+    pub sent: Window,
 }
 
-/// The registry: one [`AccountState`] per (pool, account) name.
+impl Default for AccountState {
+    fn default() -> Self {
+        AccountState {
+            ledger: Ledger::default(),
+            health: Health::default(),
+            slots: Slots::new(UNLIMITED),
+            sent: Window::default(),
+        }
+    }
+}
+
+/// Slots of an account without `max_concurrent`.
+pub const UNLIMITED: usize = tokio::sync::Semaphore::MAX_PERMITS >> 4;
+
+/// What the sidecar remembers about one pool.
+#[derive(Default)]
+pub struct PoolState {
+    pub budget: RetryBudget,
+}
+
+/// The registry: one [`AccountState`] per (pool, account) name, one [`PoolState`] per pool.
 #[derive(Default)]
 pub struct States {
     accounts: DashMap<(Box<str>, Box<str>), Arc<AccountState>>,
+    pools: DashMap<Box<str>, Arc<PoolState>>,
 }
 
 impl States {
+    /// The state of `pool`, created on first use.
+    pub fn pool(&self, pool: &str) -> Arc<PoolState> {
+        if let Some(s) = self.pools.get(pool) {
+            return Arc::clone(&s);
+        }
+        Arc::clone(&self.pools.entry(pool.into()).or_default())
+    }
+
     /// The state of `pool`/`account`, created on first use.
     pub fn account(&self, pool: &str, account: &str) -> Arc<AccountState> {
         if let Some(s) = self.accounts.get(&(pool.into(), account.into())) {

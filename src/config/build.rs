@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 
-use super::raw::{RawAccount, RawConfig, RawLog, RawPool, RawPrice, RawRoute, RawToken};
-use super::snapshot::{
-    Account, ClientToken, Limits, LogConf, Pool, Route, Snapshot, Timeouts, Upstream,
-};
+use super::raw::{RawConfig, RawLog, RawPrice, RawRoute, RawToken};
+use super::snapshot::{ClientToken, Limits, LogConf, Route, Snapshot, Upstream};
 use crate::secret::Secret;
 use crate::state::States;
 use crate::usage::price::Price;
@@ -33,10 +31,10 @@ impl fmt::Display for Problem {
 }
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(pub(super) Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
@@ -45,7 +43,7 @@ impl Problems {
 }
 
 /// Names used as metric labels and in URLs: short and plain.
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -54,9 +52,9 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Accounts tried per request are tracked in a `u64` bit set.
-const MAX_ACCOUNTS: usize = 64;
+pub(super) const MAX_ACCOUNTS: usize = 64;
 
-const NAME_RULE: &str = "use 1-64 characters from A-Z a-z 0-9 - _ .";
+pub(super) const NAME_RULE: &str = "use 1-64 characters from A-Z a-z 0-9 - _ .";
 
 /// Validate `raw` and build the snapshot, reading every key from the environment or its file.
 pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> {
@@ -75,11 +73,7 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
     }
 
     let pool_names: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
-    let pools: Vec<Pool> = raw
-        .pools
-        .iter()
-        .filter_map(|(name, pool)| build_pool(name, pool, states, &mut p))
-        .collect();
+    let pools = super::pools::build_all(&raw.pools, states, &mut p);
     if raw.pools.is_empty() {
         p.add("pools", "at least one pool is required");
     }
@@ -138,6 +132,12 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
         .filter_map(|(i, price)| build_price(&format!("prices[{i}]"), price, &mut p))
         .collect();
     let log = build_log(&raw.log, &mut p);
+    if raw.clients.limit.as_ref().is_some_and(|l| l.rpm == 0) {
+        p.add(
+            "clients.limit.rpm",
+            "must be at least 1 (omit clients.limit for no limit)",
+        );
+    }
 
     match (listen, admin_listen, p.0.is_empty()) {
         (Some(listen), Some(admin_listen), true) => Ok(Snapshot {
@@ -154,6 +154,7 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
             client_tokens,
             prices,
             log,
+            client_rpm: raw.clients.limit.as_ref().map(|l| l.rpm),
         }),
         _ => Err(p.0),
     }
@@ -224,101 +225,6 @@ fn build_route(path: &str, r: &RawRoute, pools: &[&str], p: &mut Problems) -> Op
         strip_prefix: r.strip_prefix,
         pool: pool.unwrap_or_default(),
     })
-}
-
-fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> Option<Pool> {
-    let start = p.0.len();
-    let path = format!("pools.{name}");
-    if !valid_name(name) {
-        p.add(&path, format!("pool name: {NAME_RULE}"));
-    }
-    let t = &raw.timeouts;
-    for (key, d) in [
-        ("connect", t.connect),
-        ("first_byte", t.first_byte),
-        ("idle", t.idle),
-        ("total", t.total),
-    ] {
-        if d.0.is_zero() {
-            p.add(format!("{path}.timeouts.{key}"), "must be greater than 0");
-        }
-    }
-    if t.first_byte.0 > t.total.0 {
-        p.add(
-            format!("{path}.timeouts.first_byte"),
-            "is longer than timeouts.total",
-        );
-    }
-    if raw.accounts.is_empty() {
-        p.add(
-            format!("{path}.accounts"),
-            "at least one account is required",
-        );
-    }
-    if raw.accounts.len() > MAX_ACCOUNTS {
-        p.add(
-            format!("{path}.accounts"),
-            format!("at most {MAX_ACCOUNTS} accounts per pool"),
-        );
-    }
-    let provider = raw.provider.get();
-    let mut accounts = Vec::with_capacity(raw.accounts.len());
-    for (i, a) in raw.accounts.iter().enumerate() {
-        let apath = format!("{path}.accounts[{i}]");
-        if raw.accounts[..i].iter().any(|o| o.name == a.name) {
-            p.add(
-                format!("{apath}.name"),
-                format!("duplicate account name {:?}", a.name),
-            );
-        }
-        let auth = a.auth.unwrap_or_else(|| provider.default_auth());
-        if let Some(mut acc) = build_account(&apath, a, auth, p) {
-            acc.state = states.account(name, &a.name);
-            accounts.push(acc);
-        }
-    }
-    (p.0.len() == start).then(|| Pool {
-        name: name.into(),
-        provider,
-        timeouts: Timeouts {
-            connect: t.connect.0,
-            first_byte: t.first_byte.0,
-            idle: t.idle.0,
-            total: t.total.0,
-        },
-        accounts,
-        next: Default::default(),
-    })
-}
-
-fn build_account(
-    path: &str,
-    a: &RawAccount,
-    auth: crate::provider::AuthStyle,
-    p: &mut Problems,
-) -> Option<Account> {
-    let start = p.0.len();
-    if !valid_name(&a.name) {
-        p.add(format!("{path}.name"), NAME_RULE);
-    }
-    let upstream = parse_base_url(&a.base_url)
-        .map_err(|m| p.add(format!("{path}.base_url"), m))
-        .ok();
-    let key = read_secret(path, "key", a.key_env.as_deref(), a.key_file.as_deref(), p);
-    let credential = key.and_then(|k| {
-        auth.header(&k)
-            .map_err(|m| p.add(format!("{path}.key"), m))
-            .ok()
-    });
-    match (upstream, credential, p.0.len() == start) {
-        (Some(upstream), Some(credential), true) => Some(Account {
-            name: a.name.as_str().into(),
-            upstream,
-            credential,
-            state: Default::default(),
-        }),
-        _ => None,
-    }
 }
 
 fn build_price(path: &str, raw: &RawPrice, p: &mut Problems) -> Option<Price> {
@@ -397,7 +303,7 @@ fn build_token(path: &str, t: &RawToken, p: &mut Problems) -> Option<ClientToken
 }
 
 /// Read a credential from exactly one of `{what}_env` / `{what}_file`.
-fn read_secret(
+pub(super) fn read_secret(
     path: &str,
     what: &str,
     env: Option<&str>,

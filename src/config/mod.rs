@@ -2,6 +2,7 @@
 //! problem, and build the immutable [`Snapshot`] the proxy reads.
 
 mod build;
+mod pools;
 pub mod raw;
 mod snapshot;
 
@@ -9,7 +10,8 @@ use std::path::Path;
 
 pub use build::{parse_base_url, Problem};
 pub use snapshot::{
-    Account, ClientToken, Limits, LogConf, Pool, Route, Snapshot, Timeouts, Upstream,
+    Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Pool, RetryConf, Route,
+    Snapshot, Timeouts, Upstream,
 };
 
 use crate::state::States;

@@ -143,7 +143,98 @@ pub struct RawPool {
     #[serde(default)]
     pub timeouts: RawTimeouts,
     #[serde(default)]
+    pub retry: RawRetry,
+    #[serde(default)]
+    pub breaker: RawBreaker,
+    pub health_check: Option<RawHealthCheck>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    #[serde(default)]
     pub accounts: Vec<RawAccount>,
+}
+
+/// A share written `20%` (or a fraction like `0.2`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(pub f64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Number(f64),
+            Text(String),
+        }
+        let v = match Form::deserialize(d)? {
+            Form::Number(n) => n,
+            Form::Text(t) => match t.trim().strip_suffix('%').map(|n| n.trim().parse::<f64>()) {
+                Some(Ok(n)) => n / 100.0,
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "invalid share {t:?}; write e.g. 20%"
+                    )))
+                }
+            },
+        };
+        Ok(Percent(v))
+    }
+}
+
+/// `attempts` = tries in total, first included.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetry {
+    pub attempts: u32,
+    pub backoff: Dur,
+    pub max_backoff: Dur,
+    pub budget: Percent,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        RawRetry {
+            attempts: 3,
+            backoff: Dur(Duration::from_millis(50)),
+            max_backoff: secs(2),
+            budget: Percent(0.2),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBreaker {
+    pub failures: u32,
+    pub cooldown: Dur,
+    pub max_cooldown: Dur,
+}
+
+impl Default for RawBreaker {
+    fn default() -> Self {
+        RawBreaker {
+            failures: 5,
+            cooldown: secs(30),
+            max_cooldown: secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    #[serde(default = "fifteen_seconds")]
+    pub interval: Dur,
+    #[serde(default = "ten_seconds")]
+    pub timeout: Dur,
+    pub path: String,
+}
+
+fn fifteen_seconds() -> Dur {
+    secs(15)
+}
+
+fn ten_seconds() -> Dur {
+    secs(10)
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,12 +265,36 @@ pub struct RawAccount {
     pub key_env: Option<String>,
     pub key_file: Option<String>,
     pub auth: Option<AuthStyle>,
+    /// In-flight requests to this account (unlimited when absent).
+    pub max_concurrent: Option<u32>,
+    #[serde(default = "default_max_queue")]
+    pub max_queue: u32,
+    #[serde(default = "thirty_seconds")]
+    pub queue_timeout: Dur,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
+}
+
+fn default_max_queue() -> u32 {
+    128
+}
+
+fn thirty_seconds() -> Dur {
+    secs(30)
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClients {
     pub tokens: Option<Vec<RawToken>>,
+    pub limit: Option<RawClientLimit>,
+}
+
+/// Per-client request rate (a client is its token's name, else its address).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientLimit {
+    pub rpm: u32,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,8 +10,9 @@ use http::header::{HeaderName, HeaderValue};
 
 use crate::dns::DnsCache;
 use crate::provider::Provider;
+use crate::resilience::health::BreakerConf;
 use crate::secret::Secret;
-use crate::state::AccountState;
+use crate::state::{AccountState, PoolState};
 use crate::usage::price::Price;
 
 /// One loaded configuration. Immutable; a reload builds a new one and swaps it in.
@@ -27,6 +28,8 @@ pub struct Snapshot {
     pub client_tokens: Vec<ClientToken>,
     pub prices: Vec<Price>,
     pub log: LogConf,
+    /// Requests per minute allowed to each client.
+    pub client_rpm: Option<u32>,
 }
 
 /// Where and how the request log is kept.
@@ -55,11 +58,46 @@ pub struct Route {
 
 pub struct Pool {
     pub name: Arc<str>,
+    /// `name` as a header value (`x-llm-sidecar-pool`).
+    pub name_header: HeaderValue,
     pub provider: &'static dyn Provider,
     pub timeouts: Timeouts,
     pub accounts: Vec<Account>,
     /// Rotation counter for account choice.
     pub next: AtomicUsize,
+    pub retry: RetryConf,
+    pub breaker: BreakerConf,
+    pub health_check: Option<HealthCheckConf>,
+    /// Pools tried, in order, when no account here can serve (indices into `pools`).
+    pub fallback: Vec<usize>,
+    /// What outlives this snapshot (the retry budget).
+    pub state: Arc<PoolState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryConf {
+    /// Tries in total, the first included.
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Retries may add at most this share of the pool's recent requests (plus a small floor).
+    pub budget: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheckConf {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLimits {
+    pub max_concurrent: Option<u32>,
+    pub max_queue: u32,
+    pub queue_timeout: Duration,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,10 +110,13 @@ pub struct Timeouts {
 
 pub struct Account {
     pub name: Arc<str>,
+    /// `name` as a header value (`x-llm-sidecar-account`).
+    pub name_header: HeaderValue,
     pub upstream: Upstream,
     /// The header carrying this account's key, value marked sensitive.
     pub credential: (HeaderName, HeaderValue),
-    /// What outlives this snapshot (ledger, health), shared with the next one.
+    pub limits: AccountLimits,
+    /// What outlives this snapshot (ledger, health, limits), shared with the next one.
     pub state: Arc<AccountState>,
 }
 

@@ -118,9 +118,34 @@ impl Provider for Anthropic {
                 Event::Other
             }
             b"message_stop" => Event::Done,
-            b"error" => Event::Error,
+            b"error" => {
+                reading.error = super::error_kind(data);
+                Event::Error
+            }
             _ => Event::Other,
         }
+    }
+
+    fn sse_error(&self, status: u16, message: &str) -> Vec<u8> {
+        let mut out = b"event: error\ndata: ".to_vec();
+        out.extend_from_slice(&self.error_body(status, message));
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    fn rate_limit_wait(
+        &self,
+        headers: &http::HeaderMap,
+        now: std::time::SystemTime,
+    ) -> Option<std::time::Duration> {
+        const RESETS: [&str; 4] = [
+            "anthropic-ratelimit-requests-reset",
+            "anthropic-ratelimit-tokens-reset",
+            "anthropic-ratelimit-input-tokens-reset",
+            "anthropic-ratelimit-output-tokens-reset",
+        ];
+        crate::resilience::retry_after(headers, now)
+            .or_else(|| crate::resilience::reset_headers(headers, &RESETS, now))
     }
 
     fn body_session(&self, info: &BodyInfo) -> Option<String> {

@@ -126,6 +126,7 @@ impl Provider for Gemini {
             return Event::Other;
         };
         if chunk.error.is_some() {
+            reading.error = super::error_kind(data);
             return Event::Error;
         }
         let has_candidates = chunk.candidates.as_ref().is_some_and(|c| !c.is_empty());

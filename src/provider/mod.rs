@@ -111,10 +111,37 @@ pub trait Provider: Send + Sync {
         (body, false)
     }
 
+    /// An error as an event of this provider's stream (when the head already went out).
+    fn sse_error(&self, status: u16, message: &str) -> Vec<u8> {
+        let mut out = b"data: ".to_vec();
+        out.extend_from_slice(&self.error_body(status, message));
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    /// How long a rate-limited account should rest, from the response's headers.
+    fn rate_limit_wait(
+        &self,
+        headers: &http::HeaderMap,
+        now: std::time::SystemTime,
+    ) -> Option<std::time::Duration> {
+        crate::resilience::retry_after(headers, now)
+    }
+
     /// A session named inside the request body (Anthropic `metadata.user_id`).
     fn body_session(&self, _info: &BodyInfo) -> Option<String> {
         None
     }
+}
+
+/// The `error` object's kind in an error event: `error.type`, `error.code` or `error.status`.
+pub(crate) fn error_kind(data: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let e = v.get("error")?;
+    let kind = ["type", "code", "status"]
+        .iter()
+        .find_map(|k| e.get(*k).filter(|x| !x.is_null()))?;
+    Some(crate::observe::sanitize(&kind.to_string().replace('"', "")))
 }
 
 /// Parse `data` as `T`, or `None` when it is not that JSON (a malformed event is ignored).

@@ -139,6 +139,7 @@ impl Provider for OpenAiCompat {
             };
         }
         if name == b"error" {
+            reading.error = super::error_kind(data);
             return Event::Error;
         }
         // Chat Completions chunks.
@@ -146,6 +147,7 @@ impl Provider for OpenAiCompat {
             return Event::Other;
         };
         if chunk.error.is_some() {
+            reading.error = super::error_kind(data);
             return Event::Error;
         }
         let no_choices = chunk.choices.as_ref().is_some_and(Vec::is_empty);
@@ -161,6 +163,16 @@ impl Provider for OpenAiCompat {
         } else {
             Event::Other
         }
+    }
+
+    fn rate_limit_wait(
+        &self,
+        headers: &http::HeaderMap,
+        now: std::time::SystemTime,
+    ) -> Option<std::time::Duration> {
+        const RESETS: [&str; 2] = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"];
+        crate::resilience::retry_after(headers, now)
+            .or_else(|| crate::resilience::reset_headers(headers, &RESETS, now))
     }
 
     /// A streaming chat request that did not ask for usage is asked for it upstream; the

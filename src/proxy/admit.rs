@@ -11,13 +11,30 @@ use pingora::Result;
 use super::ctx::Ctx;
 use super::session;
 use crate::config::{ClientToken, Snapshot};
+use crate::resilience::limits::ClientKey;
 use crate::respond::ErrorKind;
 use crate::route;
+use crate::select::Walk;
 use crate::sidecar::Sidecar;
+use crate::usage::ledger::now_ms;
 use crate::validate::{self, Invalid};
 
 /// Why a request is answered by the sidecar itself.
-pub type Refusal = (ErrorKind, String);
+pub struct Refusal {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub retry_after: Option<u64>,
+    pub rate_limit: Option<(u64, u64, u64)>,
+}
+
+fn refuse(kind: ErrorKind, message: impl Into<String>) -> Option<Refusal> {
+    Some(Refusal {
+        kind,
+        message: message.into(),
+        retry_after: None,
+        rate_limit: None,
+    })
+}
 
 /// Admit the request into the proxy phase, or say why not. `Err` is an I/O failure with the
 /// client (it went away), not a refusal.
@@ -27,18 +44,19 @@ pub async fn admit(
     ctx: &mut Ctx,
 ) -> Result<Option<Refusal>> {
     let snap = core.snapshot();
-    ctx.request_id = request_id(session.req_header().headers.get("x-request-id"));
+    ctx.request_id = Some(request_id(session.req_header().headers.get("x-request-id")));
     ctx._inflight = Some(core.enter());
     ctx.snap = Some(Arc::clone(&snap));
 
     let req = session.req_header();
     let Some(ri) = route::find(&snap.routes, req.uri.path(), &req.headers) else {
         let msg = format!("no route for {}", req.uri.path());
-        return Ok(Some((ErrorKind::NoRoute, msg)));
+        return Ok(refuse(ErrorKind::NoRoute, msg));
     };
     let route = &snap.routes[ri];
     ctx.route = Some(ri);
     ctx.pool = Some(route.pool);
+    ctx.walk = Walk::new(route.pool);
     let pool = &snap.pools[route.pool];
 
     if !snap.client_tokens.is_empty() {
@@ -46,14 +64,33 @@ pub async fn admit(
             Some(name) => ctx.client = Some(name),
             None => {
                 let msg = "missing or unknown sidecar token: send your client token as the API key";
-                return Ok(Some((ErrorKind::Unauthorized, msg.into())));
+                return Ok(refuse(ErrorKind::Unauthorized, msg));
             }
         }
     }
+    if let Some(rpm) = snap.client_rpm {
+        let key = match (&ctx.client, session.client_addr().and_then(|a| a.as_inet())) {
+            (Some(name), _) => ClientKey::Named(Arc::clone(name)),
+            (None, Some(addr)) => ClientKey::Addr(addr.ip()),
+            (None, None) => ClientKey::Overflow,
+        };
+        let v = core.clients.check(key, u64::from(rpm), now_ms());
+        if !v.allowed {
+            let wait = v.retry_after_ms.div_ceil(1000).max(1);
+            tracing::info!(target: "llm_sidecar::decision", client = ctx.client.as_deref().unwrap_or("-"), rpm, "client over its rate");
+            return Ok(Some(Refusal {
+                kind: ErrorKind::ClientRateLimited,
+                message: format!("this client is over its limit of {rpm} requests per minute"),
+                retry_after: Some(wait),
+                rate_limit: Some((v.limit, 0, wait)),
+            }));
+        }
+    }
+    let req = session.req_header();
     if let Some(sid) = req.headers.get("x-session-id") {
         if !validate::valid_id(sid.as_bytes()) {
             let msg = "x-session-id must match ^[A-Za-z0-9._:-]{1,128}$";
-            return Ok(Some((ErrorKind::InvalidHeader, msg.into())));
+            return Ok(refuse(ErrorKind::InvalidHeader, msg));
         }
         ctx.session = sid.to_str().ok().map(String::from);
     }
@@ -73,7 +110,7 @@ pub async fn admit(
                     Invalid::Nul | Invalid::NotObject => ErrorKind::InvalidBody,
                     Invalid::NotJson(_) => ErrorKind::InvalidJson,
                 };
-                return Ok(Some((kind, e.message())));
+                return Ok(refuse(kind, e.message()));
             }
         };
         ctx.stream |= info.stream == Some(true);
@@ -87,11 +124,12 @@ pub async fn admit(
         ctx.req_model = info.model;
     }
     ctx.body_len = body.len();
+    pool.state.budget.deposit(now_ms());
     ctx.link = Some(session::wrap(
         &mut session.downstream_session,
         body,
         pool.timeouts,
-        ctx.start,
+        ctx.started(),
     ));
     Ok(None)
 }
@@ -157,11 +195,11 @@ async fn read_body(
     if session.is_body_empty() {
         return Ok(Ok(Bytes::new()));
     }
-    let too_large = || {
-        (
-            ErrorKind::BodyTooLarge,
-            format!("request body is larger than {max} bytes"),
-        )
+    let too_large = || Refusal {
+        kind: ErrorKind::BodyTooLarge,
+        message: format!("request body is larger than {max} bytes"),
+        retry_after: None,
+        rate_limit: None,
     };
     let declared = session
         .req_header()
@@ -191,10 +229,12 @@ async fn read_body(
             Ok(None) => break,
             Err(e) if *e.etype() == pingora::ErrorType::ReadTimedout => {
                 session.set_keepalive(None);
-                return Ok(Err((
-                    ErrorKind::ClientTimeout,
-                    "timed out reading the request body".into(),
-                )));
+                return Ok(Err(Refusal {
+                    kind: ErrorKind::ClientTimeout,
+                    message: "timed out reading the request body".into(),
+                    retry_after: None,
+                    rate_limit: None,
+                }));
             }
             Err(e) => return Err(e),
         };

@@ -3,22 +3,28 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::HeaderValue;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::session::Link;
 use crate::config::{Account, Pool, Snapshot};
 use crate::respond::ErrorKind;
+use crate::select::Walk;
 use crate::sidecar::InflightGuard;
 use crate::usage::Meter;
 
+#[derive(Default)]
 pub struct Ctx {
-    pub start: Instant,
+    pub start: Option<Instant>,
     /// The snapshot this request runs on, from admission to logging.
     pub snap: Option<Arc<Snapshot>>,
-    pub request_id: HeaderValue,
+    pub request_id: Option<HeaderValue>,
     pub route: Option<usize>,
+    /// The pool serving the current attempt (the route's, or a fallback).
     pub pool: Option<usize>,
     pub account: Option<usize>,
+    pub walk: Walk,
     pub client: Option<Arc<str>>,
     /// Route-relative path and query for the upstream.
     pub upstream_path: String,
@@ -26,8 +32,20 @@ pub struct Ctx {
     pub link: Option<Arc<Link>>,
     /// Upstream attempts so far.
     pub attempts: u32,
-    /// Accounts of the pool already tried (bit per index).
-    pub tried: u64,
+    /// The concurrency slot held on the current account.
+    pub permit: Option<OwnedSemaphorePermit>,
+    /// The current attempt is the breaker's probe and has no outcome yet.
+    pub probe: bool,
+    /// A retry was decided while handling the response (head, or in-band error); the reason.
+    pub retry_planned: Option<&'static str>,
+    /// The next attempt replaces a pooled connection the upstream had closed: no backoff.
+    pub stale_retry: bool,
+    /// For our own 429/503: seconds until an account may be available.
+    pub retry_after: Option<Duration>,
+    /// The response head went out but no body yet (a stream retried after an in-band error).
+    pub head_sent_no_body: bool,
+    /// A stream's preamble, held until its first content or error.
+    pub held: Option<Vec<Bytes>>,
     pub error: Option<ErrorKind>,
     pub ttfb: Option<Duration>,
     pub sse: bool,
@@ -45,41 +63,34 @@ pub struct Ctx {
 impl Ctx {
     pub fn new() -> Self {
         Ctx {
-            start: Instant::now(),
-            snap: None,
-            request_id: HeaderValue::from_static("-"),
-            route: None,
-            pool: None,
-            account: None,
-            client: None,
-            upstream_path: String::new(),
-            body_len: 0,
-            link: None,
-            attempts: 0,
-            tried: 0,
-            error: None,
-            ttfb: None,
-            sse: false,
-            req_model: None,
-            stream: false,
-            session: None,
-            strip_usage: false,
-            meter: None,
-            _inflight: None,
+            start: Some(Instant::now()),
+            ..Ctx::default()
         }
+    }
+
+    pub fn started(&self) -> Instant {
+        self.start.unwrap_or_else(Instant::now)
+    }
+
+    pub fn request_id(&self) -> &HeaderValue {
+        static NONE: HeaderValue = HeaderValue::from_static("-");
+        self.request_id.as_ref().unwrap_or(&NONE)
     }
 
     pub fn pool(&self) -> Option<&Pool> {
         Some(&self.snap.as_ref()?.pools[self.pool?])
     }
 
+    /// The route's own pool (its retry settings govern the request).
+    pub fn primary(&self) -> Option<&Pool> {
+        Some(&self.snap.as_ref()?.pools[self.route_pool()?])
+    }
+
+    fn route_pool(&self) -> Option<usize> {
+        Some(self.snap.as_ref()?.routes[self.route?].pool)
+    }
+
     pub fn account(&self) -> Option<&Account> {
         self.pool()?.accounts.get(self.account?)
-    }
-}
-
-impl Default for Ctx {
-    fn default() -> Self {
-        Self::new()
     }
 }

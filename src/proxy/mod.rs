@@ -1,28 +1,34 @@
 //! The Pingora `ProxyHttp` service. Each hook only delegates to a stage of the request path:
-//! admission (`admit`), selection (`select`), key injection (`inject`), the replaying session
-//! (`session`), our own answers (`respond`) and the access log (`observe`).
+//! admission (`admit`), selection (`select`), key injection (`inject`), outcomes and retries
+//! (`attempt`), the replaying session (`session`), metering (`usage`), our own answers
+//! (`respond`) and the end of the request (`observe`).
 
 mod admit;
+mod attempt;
 mod ctx;
-mod peer;
+pub mod peer;
 pub mod session;
+mod stream;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use http::header::HeaderValue;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use attempt::Failure;
 pub use ctx::Ctx;
 use session::Expired;
 
 use crate::respond::{self, ErrorKind, Reply};
+use crate::select::{self, NoPick};
 use crate::sidecar::Sidecar;
-use crate::usage::Meter;
-use crate::{inject, observe, select};
+use crate::usage::ledger::now_ms;
+use crate::{inject, observe, resilience};
 
 /// The sidecar as a Pingora proxy service; embed it in any Pingora server with
 /// `pingora::proxy::http_proxy_service(&conf, SidecarProxy::new(sidecar))`.
@@ -33,24 +39,6 @@ pub struct SidecarProxy {
 impl SidecarProxy {
     pub fn new(core: Arc<Sidecar>) -> Self {
         SidecarProxy { core }
-    }
-
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        kind: ErrorKind,
-        message: &str,
-    ) -> Result<()> {
-        ctx.error = Some(kind);
-        let provider = ctx.pool().map(|p| p.provider);
-        respond::send(
-            session,
-            provider,
-            &Reply::new(kind, message),
-            &ctx.request_id,
-        )
-        .await
     }
 }
 
@@ -93,6 +81,15 @@ fn outcome(e: &Error, ctx: &Ctx) -> Option<ErrorKind> {
     (!(kind == ErrorKind::ClientClosed && delivered)).then_some(kind)
 }
 
+/// Whether this error is the current account's fault (not the client's, not ours).
+fn upstream_fault(e: &Error, ctx: &Ctx) -> bool {
+    match ctx.link.as_ref().and_then(|l| l.expired()) {
+        Some(Expired::FirstByte | Expired::Idle) => true,
+        Some(Expired::Total) => false,
+        None => *e.esource() == ErrorSource::Upstream,
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for SidecarProxy {
     type CTX = Ctx;
@@ -104,32 +101,68 @@ impl ProxyHttp for SidecarProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         match admit::admit(&self.core, session, ctx).await? {
             None => Ok(false),
-            Some((kind, message)) => {
-                self.refuse(session, ctx, kind, &message).await?;
+            Some(refusal) => {
+                ctx.error = Some(refusal.kind);
+                let provider = ctx.pool().map(|p| p.provider);
+                let mut reply = Reply::new(refusal.kind, &refusal.message);
+                reply.retry_after = refusal.retry_after;
+                reply.rate_limit = refusal.rate_limit;
+                respond::send(session, provider, &reply, ctx.request_id()).await?;
                 Ok(true)
             }
         }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let (Some(snap), Some(pi)) = (ctx.snap.clone(), ctx.pool) else {
-            return Err(Error::explain(ErrorType::InternalError, "no pool chosen"));
+        let Some(snap) = ctx.snap.clone() else {
+            return Err(Error::explain(ErrorType::InternalError, "no config"));
         };
-        let pool = &snap.pools[pi];
-        let Some(ai) = select::pick(pool, ctx.tried) else {
-            ctx.error = Some(ErrorKind::NoAccount);
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(503),
-                "no account available",
-            ));
+        if ctx.attempts > 0 && !std::mem::take(&mut ctx.stale_retry) {
+            if let Some(p) = ctx.primary() {
+                tokio::time::sleep(resilience::backoff(
+                    p.retry.backoff,
+                    p.retry.max_backoff,
+                    ctx.attempts,
+                ))
+                .await;
+            }
+        }
+        ctx.permit = None; // a retry releases the previous account's slot first
+        let pick = match select::pick(&snap, &mut ctx.walk).await {
+            Ok(p) => p,
+            Err(no) => {
+                let (kind, wait) = match no {
+                    NoPick::Unavailable {
+                        retry_after,
+                        rate_limited: true,
+                    } => (ErrorKind::RateLimited, retry_after),
+                    NoPick::Unavailable { retry_after, .. } => (ErrorKind::NoAccount, retry_after),
+                    NoPick::QueueFull => (ErrorKind::QueueFull, Duration::from_secs(1)),
+                    NoPick::QueueTimeout => (ErrorKind::QueueTimeout, Duration::from_secs(1)),
+                };
+                ctx.error = Some(kind);
+                ctx.retry_after = Some(wait);
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(kind.status()),
+                    kind.describe(),
+                ));
+            }
         };
-        ctx.account = Some(ai);
+        ctx.pool = Some(pick.pool);
+        ctx.account = Some(pick.account);
+        ctx.walk.tried |= 1 << pick.account;
+        ctx.permit = Some(pick.permit);
+        ctx.probe = pick.probe;
         ctx.attempts += 1;
-        ctx.tried |= 1 << ai;
         if let Some(link) = &ctx.link {
             link.attempt_started();
         }
-        let account = &pool.accounts[ai];
+        let pool = &snap.pools[pick.pool];
+        let account = &pool.accounts[pick.account];
+        account.state.sent.add(1, now_ms());
+        if pick.probe {
+            tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, "half-open: this request probes the account");
+        }
         let addr = match account.upstream.addr().await {
             Ok(a) => a,
             Err(m) => {
@@ -155,21 +188,21 @@ impl ProxyHttp for SidecarProxy {
             account,
             &ctx.upstream_path,
             ctx.body_len,
-            &ctx.request_id,
+            ctx.request_id(),
         )
     }
 
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _resp: &mut ResponseHeader,
+        resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(link) = &ctx.link {
             link.data_arrived();
         }
-        ctx.ttfb = Some(ctx.start.elapsed());
-        Ok(())
+        ctx.ttfb = Some(ctx.started().elapsed());
+        attempt::on_head(ctx, resp.status.as_u16(), &resp.headers)
     }
 
     async fn response_filter(
@@ -178,63 +211,30 @@ impl ProxyHttp for SidecarProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        resp.insert_header("x-request-id", ctx.request_id.clone())?;
-        ctx.sse = resp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        if ctx.sse {
-            resp.insert_header(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            )?;
-            resp.insert_header("x-accel-buffering", HeaderValue::from_static("no"))?;
-        }
-        if let Some(pool) = ctx.pool() {
-            // Removing an event changes the length: let Pingora frame the stream itself.
-            if ctx.strip_usage && ctx.sse {
-                resp.remove_header(&http::header::CONTENT_LENGTH);
-            }
-            ctx.meter = Some(Meter::new(
-                pool.provider,
-                ctx.sse,
-                ctx.strip_usage && ctx.sse,
-            ));
-        }
-        Ok(())
-    }
-
-    fn response_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<bytes::Bytes>,
-        end_of_stream: bool,
-        ctx: &mut Ctx,
-    ) -> Result<Option<std::time::Duration>> {
-        if let Some(meter) = ctx.meter.as_mut() {
-            meter.feed(body);
-            if end_of_stream {
-                if let Some(rest) = meter.take_pending() {
-                    *body = Some(match body.take() {
-                        Some(b) if !b.is_empty() => [b, rest].concat().into(),
-                        _ => rest,
-                    });
-                }
-            }
-        }
-        Ok(None)
+        stream::response_head(resp, ctx)
     }
 
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,
-        _body: &mut Option<bytes::Bytes>,
+        _body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut Ctx,
-    ) -> Result<Option<std::time::Duration>> {
+    ) -> Result<Option<Duration>> {
         if let Some(link) = &ctx.link {
             link.data_arrived();
         }
+        Ok(None)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        stream::response_body(body, end, ctx)?;
         Ok(None)
     }
 
@@ -246,12 +246,8 @@ impl ProxyHttp for SidecarProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         // Nothing reached the upstream: always safe to try another account.
-        if ctx
-            .pool()
-            .is_some_and(|p| select::any_untried(p, ctx.tried))
-        {
-            e.set_retry(true);
-        }
+        attempt::account_failed(ctx, Failure::Failed, "connect failed");
+        e.set_retry(attempt::may_retry(ctx, "connect failed"));
         e
     }
 
@@ -264,21 +260,26 @@ impl ProxyHttp for SidecarProxy {
         client_reused: bool,
     ) -> Box<Error> {
         e.retry.decide_reuse(client_reused);
+        if ctx.retry_planned.take().is_some() {
+            e.set_retry(true);
+            return e;
+        }
         let nothing_sent = session.response_written().is_none();
         // A pooled connection the upstream had already closed: the account is fine, try again.
-        let stale_connection = e.retry() && client_reused;
-        let first_byte = ctx.link.as_ref().and_then(|l| l.expired()) == Some(Expired::FirstByte);
-        let untried = ctx
-            .pool()
-            .is_some_and(|p| select::any_untried(p, ctx.tried));
-        if stale_connection && nothing_sent {
+        if e.retry() && client_reused && nothing_sent {
             if let Some(ai) = ctx.account {
-                ctx.tried &= !(1 << ai);
+                ctx.walk.tried &= !(1 << ai);
             }
-            e.set_retry(true);
-        } else {
-            e.set_retry(nothing_sent && first_byte && untried);
+            ctx.stale_retry = true;
+            return e;
         }
+        let retry = if upstream_fault(&e, ctx) {
+            attempt::account_failed(ctx, Failure::Failed, classify(&e, ctx).as_str());
+            nothing_sent && attempt::may_retry(ctx, classify(&e, ctx).as_str())
+        } else {
+            false
+        };
+        e.set_retry(retry);
         e
     }
 
@@ -291,27 +292,28 @@ impl ProxyHttp for SidecarProxy {
             link.restore(&mut session.downstream_session);
         }
         session.set_keepalive(None);
+        let message = match kind {
+            ErrorKind::TlsError | ErrorKind::UpstreamError => {
+                format!(
+                    "{} ({})",
+                    kind.describe(),
+                    observe::sanitize(e.reason_str())
+                )
+            }
+            _ => kind.describe().to_string(),
+        };
+        let provider = ctx.pool().or(ctx.primary()).map(|p| p.provider);
         if session.response_written().is_none() && kind != ErrorKind::ClientClosed {
-            let message = match kind {
-                ErrorKind::TlsError | ErrorKind::UpstreamError => {
-                    format!(
-                        "{} ({})",
-                        kind.describe(),
-                        observe::sanitize(e.reason_str())
-                    )
-                }
-                _ => kind.describe().to_string(),
-            };
-            let provider = ctx.pool().map(|p| p.provider);
-            if let Err(write) = respond::send(
-                session,
-                provider,
-                &Reply::new(kind, &message),
-                &ctx.request_id,
-            )
-            .await
-            {
+            let mut reply = Reply::new(kind, &message);
+            reply.retry_after = ctx.retry_after.map(|d| d.as_secs_f64().ceil() as u64);
+            if let Err(write) = respond::send(session, provider, &reply, ctx.request_id()).await {
                 tracing::debug!(error = %write, "could not write the error response");
+            }
+        } else if ctx.head_sent_no_body {
+            // A stream retried after an in-band error found no account: end it the provider's way.
+            if let Some(p) = provider {
+                let event = Bytes::from(p.sse_error(kind.status(), &message));
+                let _ = session.write_response_body(Some(event), true).await;
             }
         }
         FailToProxy {
@@ -324,9 +326,16 @@ impl ProxyHttp for SidecarProxy {
         if let Some(link) = &ctx.link {
             link.restore(&mut session.downstream_session);
         }
+        if ctx.probe {
+            // The probe ended without an outcome (the client left first): let another probe.
+            if let Some(a) = ctx.account() {
+                a.state.health.release_probe();
+            }
+        }
         if let (Some(e), None) = (e, ctx.error) {
             ctx.error = outcome(e, ctx);
         }
+        ctx.permit = None;
         observe::finish(&self.core, session, ctx);
     }
 
@@ -341,6 +350,6 @@ impl ProxyHttp for SidecarProxy {
         _e: &Error,
         _w: ProxyWarnLogContext,
     ) -> bool {
-        true
+        true // retries are logged as decisions
     }
 }

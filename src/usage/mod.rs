@@ -82,6 +82,8 @@ pub struct Reading {
     pub model: Option<String>,
     /// The provider's final usage report was seen.
     pub complete: bool,
+    /// The type of an error reported inside the stream (`overloaded_error`, ...).
+    pub error: Option<String>,
 }
 
 /// How the request's usage is known.

@@ -1,0 +1,226 @@
+//! Validation and building of pools and accounts: timeouts, retry, breaker, health checks,
+//! fallback pools, per-account limits and keys.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::build::{parse_base_url, read_secret, valid_name, Problems, MAX_ACCOUNTS, NAME_RULE};
+use super::raw::{RawAccount, RawPool};
+use super::snapshot::{Account, AccountLimits, HealthCheckConf, Pool, RetryConf, Timeouts};
+use crate::provider::AuthStyle;
+use crate::resilience::health::BreakerConf;
+use crate::state::States;
+
+/// Build every pool, then resolve and check their fallbacks.
+pub(super) fn build_all(
+    raw: &BTreeMap<String, RawPool>,
+    states: &States,
+    p: &mut Problems,
+) -> Vec<Pool> {
+    let names: Vec<&str> = raw.keys().map(String::as_str).collect();
+    let mut pools: Vec<Pool> = raw
+        .iter()
+        .filter_map(|(name, pool)| build_pool(name, pool, states, p))
+        .collect();
+    if pools.len() != raw.len() {
+        return pools; // indices would not line up; the problems are already reported
+    }
+    for (pi, (name, pool)) in raw.iter().enumerate() {
+        let mut fallback = Vec::with_capacity(pool.fallback.len());
+        for (i, target) in pool.fallback.iter().enumerate() {
+            let path = format!("pools.{name}.fallback[{i}]");
+            match names.iter().position(|n| n == target) {
+                None => p.add(path, format!("no pool named {target:?}")),
+                Some(ti) if ti == pi => p.add(path, "a pool cannot fall back to itself"),
+                Some(ti) if pools[ti].provider.dialect() != pools[pi].provider.dialect() => p.add(
+                    path,
+                    format!(
+                        "{target:?} speaks the {} API, this pool the {} API: fallback pools must speak the same one",
+                        pools[ti].provider.kind().name(),
+                        pools[pi].provider.kind().name()
+                    ),
+                ),
+                Some(ti) => fallback.push(ti),
+            }
+        }
+        pools[pi].fallback = fallback;
+    }
+    pools
+}
+
+fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> Option<Pool> {
+    let start = p.0.len();
+    let path = format!("pools.{name}");
+    if !valid_name(name) {
+        p.add(&path, format!("pool name: {NAME_RULE}"));
+    }
+    let t = &raw.timeouts;
+    let positive = |p: &mut Problems, key: String, d: Duration| {
+        if d.is_zero() {
+            p.add(key, "must be greater than 0");
+        }
+    };
+    for (key, d) in [
+        ("connect", t.connect),
+        ("first_byte", t.first_byte),
+        ("idle", t.idle),
+        ("total", t.total),
+    ] {
+        positive(p, format!("{path}.timeouts.{key}"), d.0);
+    }
+    if t.first_byte.0 > t.total.0 {
+        p.add(
+            format!("{path}.timeouts.first_byte"),
+            "is longer than timeouts.total",
+        );
+    }
+    let r = &raw.retry;
+    if !(1..=10).contains(&r.attempts) {
+        p.add(
+            format!("{path}.retry.attempts"),
+            "must be between 1 and 10 (tries in total)",
+        );
+    }
+    if r.backoff.0 > r.max_backoff.0 {
+        p.add(
+            format!("{path}.retry.backoff"),
+            "is longer than retry.max_backoff",
+        );
+    }
+    if !(0.0..=10.0).contains(&r.budget.0) {
+        p.add(
+            format!("{path}.retry.budget"),
+            "must be between 0% and 1000%",
+        );
+    }
+    let b = &raw.breaker;
+    if b.failures == 0 {
+        p.add(format!("{path}.breaker.failures"), "must be at least 1");
+    }
+    positive(p, format!("{path}.breaker.cooldown"), b.cooldown.0);
+    if b.cooldown.0 > b.max_cooldown.0 {
+        p.add(
+            format!("{path}.breaker.cooldown"),
+            "is longer than breaker.max_cooldown",
+        );
+    }
+    let health_check = raw.health_check.as_ref().map(|h| {
+        if !h.path.starts_with('/') {
+            p.add(format!("{path}.health_check.path"), "must start with /");
+        }
+        positive(p, format!("{path}.health_check.interval"), h.interval.0);
+        positive(p, format!("{path}.health_check.timeout"), h.timeout.0);
+        HealthCheckConf {
+            interval: h.interval.0,
+            timeout: h.timeout.0,
+            path: h.path.clone(),
+        }
+    });
+    if raw.accounts.is_empty() {
+        p.add(
+            format!("{path}.accounts"),
+            "at least one account is required",
+        );
+    }
+    if raw.accounts.len() > MAX_ACCOUNTS {
+        p.add(
+            format!("{path}.accounts"),
+            format!("at most {MAX_ACCOUNTS} accounts per pool"),
+        );
+    }
+    let provider = raw.provider.get();
+    let mut accounts = Vec::with_capacity(raw.accounts.len());
+    for (i, a) in raw.accounts.iter().enumerate() {
+        let apath = format!("{path}.accounts[{i}]");
+        if raw.accounts[..i].iter().any(|o| o.name == a.name) {
+            p.add(
+                format!("{apath}.name"),
+                format!("duplicate account name {:?}", a.name),
+            );
+        }
+        let auth = a.auth.unwrap_or_else(|| provider.default_auth());
+        if let Some(mut acc) = build_account(&apath, a, auth, p) {
+            acc.state = states.account(name, &a.name);
+            accounts.push(acc);
+        }
+    }
+    (p.0.len() == start).then(|| Pool {
+        name: name.into(),
+        name_header: http::HeaderValue::from_str(name)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("-")),
+        provider,
+        timeouts: Timeouts {
+            connect: t.connect.0,
+            first_byte: t.first_byte.0,
+            idle: t.idle.0,
+            total: t.total.0,
+        },
+        accounts,
+        next: Default::default(),
+        retry: RetryConf {
+            attempts: r.attempts,
+            backoff: r.backoff.0,
+            max_backoff: r.max_backoff.0,
+            budget: r.budget.0,
+        },
+        breaker: BreakerConf {
+            failures: b.failures,
+            cooldown: b.cooldown.0,
+            max_cooldown: b.max_cooldown.0,
+        },
+        health_check,
+        fallback: Vec::new(),
+        state: states.pool(name),
+    })
+}
+
+fn build_account(path: &str, a: &RawAccount, auth: AuthStyle, p: &mut Problems) -> Option<Account> {
+    let start = p.0.len();
+    if !valid_name(&a.name) {
+        p.add(format!("{path}.name"), NAME_RULE);
+    }
+    let upstream = parse_base_url(&a.base_url)
+        .map_err(|m| p.add(format!("{path}.base_url"), m))
+        .ok();
+    let key = read_secret(path, "key", a.key_env.as_deref(), a.key_file.as_deref(), p);
+    let credential = key.and_then(|k| {
+        auth.header(&k)
+            .map_err(|m| p.add(format!("{path}.key"), m))
+            .ok()
+    });
+    if a.max_concurrent == Some(0) {
+        p.add(
+            format!("{path}.max_concurrent"),
+            "must be at least 1 (omit it for no limit)",
+        );
+    }
+    if a.queue_timeout.0.is_zero() {
+        p.add(format!("{path}.queue_timeout"), "must be greater than 0");
+    }
+    for (key, v) in [("rpm", a.rpm.map(u64::from)), ("tpm", a.tpm)] {
+        if v == Some(0) {
+            p.add(
+                format!("{path}.{key}"),
+                "must be at least 1 (omit it for no limit)",
+            );
+        }
+    }
+    match (upstream, credential, p.0.len() == start) {
+        (Some(upstream), Some(credential), true) => Some(Account {
+            name: a.name.as_str().into(),
+            name_header: http::HeaderValue::from_str(&a.name)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("-")),
+            upstream,
+            credential,
+            limits: AccountLimits {
+                max_concurrent: a.max_concurrent,
+                max_queue: a.max_queue,
+                queue_timeout: a.queue_timeout.0,
+                rpm: a.rpm,
+                tpm: a.tpm,
+            },
+            state: Default::default(),
+        }),
+        _ => None,
+    }
+}

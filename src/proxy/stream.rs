@@ -1,0 +1,92 @@
+//! The response as it goes to the client: our headers, the usage meter, and a stream's preamble
+//! held back until its first content (so an error event before content can still be retried on
+//! another account, the client seeing one clean stream).
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use pingora::http::ResponseHeader;
+use pingora::{Error, ErrorType, Result};
+
+use super::attempt;
+use super::ctx::Ctx;
+use crate::usage::Meter;
+
+/// The response head (each attempt's, though only the first reaches the client).
+pub fn response_head(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    resp.insert_header("x-request-id", ctx.request_id().clone())?;
+    if let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) {
+        resp.insert_header("x-llm-sidecar-pool", pool.name_header.clone())?;
+        resp.insert_header("x-llm-sidecar-account", account.name_header.clone())?;
+    }
+    ctx.sse = resp
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if ctx.sse {
+        resp.insert_header(CACHE_CONTROL, HeaderValue::from_static("no-cache"))?;
+        resp.insert_header("x-accel-buffering", HeaderValue::from_static("no"))?;
+        if ctx.strip_usage {
+            // Removing an event changes the length: let Pingora frame the stream itself.
+            resp.remove_header(&CONTENT_LENGTH);
+        }
+    }
+    let provider = ctx.pool().map(|p| p.provider);
+    if let Some(provider) = provider {
+        ctx.meter = Some(Meter::new(provider, ctx.sse, ctx.strip_usage && ctx.sse));
+    }
+    // Hold a successful stream's preamble while another account could still take over.
+    let retry_left = ctx
+        .primary()
+        .is_some_and(|p| ctx.attempts < p.retry.attempts);
+    ctx.held = (ctx.sse && resp.status.is_success() && retry_left).then(Vec::new);
+    Ok(())
+}
+
+/// One body chunk on its way to the client.
+pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
+    let Some(meter) = ctx.meter.as_mut() else {
+        return Ok(());
+    };
+    meter.feed(body);
+    if end {
+        if let Some(rest) = meter.take_pending() {
+            append(body, rest);
+        }
+    }
+    let (content, error) = (meter.saw_content, meter.error_before_content);
+    let Some(held) = ctx.held.as_mut() else {
+        return Ok(());
+    };
+    if error {
+        let kind = ctx.meter.as_mut().and_then(|m| m.finish().0.error);
+        if attempt::on_in_band_error(ctx, kind.as_deref()) {
+            ctx.held = None;
+            ctx.meter = None;
+            *body = None;
+            return Err(
+                Error::explain(ErrorType::HTTPStatus(503), "error event before content").into_up(),
+            );
+        }
+    } else if !content && !end {
+        if let Some(b) = body.take().filter(|b| !b.is_empty()) {
+            held.push(b);
+        }
+        *body = Some(Bytes::new());
+        return Ok(());
+    }
+    // Content (or the end, or an error we pass on): release what was held, in order.
+    if let Some(mut held) = ctx.held.take().filter(|h| !h.is_empty()) {
+        if let Some(b) = body.take() {
+            held.push(b);
+        }
+        *body = Some(held.concat().into());
+    }
+    Ok(())
+}
+
+fn append(body: &mut Option<Bytes>, rest: Bytes) {
+    *body = Some(match body.take() {
+        Some(b) if !b.is_empty() => [b, rest].concat().into(),
+        _ => rest,
+    });
+}

@@ -1,0 +1,427 @@
+//! An account's health: healthy, cooling down (rate limited, until a time), open (breaker, until
+//! a time), half-open (one probe request in flight) or broken key. A pure state machine over an
+//! injected clock; every change it makes is returned as a [`Transition`] for the caller to log.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Breaker settings of the account's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConf {
+    /// Consecutive failures that open the breaker.
+    pub failures: u32,
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Healthy,
+    CoolingDown { until: Instant },
+    Open { until: Instant },
+    HalfOpen { probing: bool },
+    BrokenKey,
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Healthy => "healthy",
+            State::CoolingDown { .. } => "cooling_down",
+            State::Open { .. } => "open",
+            State::HalfOpen { .. } => "half_open",
+            State::BrokenKey => "broken_key",
+        }
+    }
+}
+
+/// What a check of availability says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    /// Available as the breaker's single probe: report its outcome (or [`Health::release_probe`]).
+    Probe,
+    /// Not available; `until` is when it may be again (`None`: not by itself).
+    Unavailable {
+        until: Option<Instant>,
+        rate_limited: bool,
+    },
+}
+
+/// A change worth a log line (and a notification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    BreakerOpened { cooldown: Duration },
+    BreakerReopened { cooldown: Duration },
+    BreakerClosed,
+    CooledDown { for_: Duration },
+    KeyBroken,
+    Recovered,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: State,
+    consecutive_failures: u32,
+    /// The cooldown the breaker last opened with (doubles on a failed probe).
+    last_cooldown: Duration,
+}
+
+#[derive(Debug)]
+pub struct Health {
+    inner: Mutex<Inner>,
+    /// Fast path: true while the state is `Healthy`.
+    healthy: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            inner: Mutex::new(Inner {
+                state: State::Healthy,
+                consecutive_failures: 0,
+                last_cooldown: Duration::ZERO,
+            }),
+            healthy: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Health {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let mut guard = match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let out = f(&mut guard);
+        self.healthy
+            .store(guard.state == State::Healthy, Ordering::Release);
+        out
+    }
+
+    pub fn state(&self, now: Instant) -> State {
+        self.with(|i| {
+            expire(i, now);
+            i.state
+        })
+    }
+
+    /// Can this account take a request now? Claims the probe when half-open.
+    pub fn check(&self, now: Instant) -> Availability {
+        if self.healthy.load(Ordering::Acquire) {
+            return Availability::Available;
+        }
+        self.with(|i| {
+            expire(i, now);
+            match i.state {
+                State::Healthy => Availability::Available,
+                State::HalfOpen { probing: false } => {
+                    i.state = State::HalfOpen { probing: true };
+                    Availability::Probe
+                }
+                State::HalfOpen { probing: true } => Availability::Unavailable {
+                    until: None,
+                    rate_limited: false,
+                },
+                State::CoolingDown { until } => Availability::Unavailable {
+                    until: Some(until),
+                    rate_limited: true,
+                },
+                State::Open { until } => Availability::Unavailable {
+                    until: Some(until),
+                    rate_limited: false,
+                },
+                State::BrokenKey => Availability::Unavailable {
+                    until: None,
+                    rate_limited: false,
+                },
+            }
+        })
+    }
+
+    /// Whether it could take a request now, without claiming anything.
+    pub fn could_serve(&self, now: Instant) -> bool {
+        self.healthy.load(Ordering::Acquire)
+            || self.with(|i| {
+                expire(i, now);
+                matches!(i.state, State::Healthy | State::HalfOpen { probing: false })
+            })
+    }
+
+    /// A response the account answered properly (2xx, or a 4xx that is the request's fault).
+    pub fn success(&self) -> Option<Transition> {
+        if self.healthy.load(Ordering::Acquire) {
+            self.with(|i| i.consecutive_failures = 0);
+            return None;
+        }
+        self.with(|i| {
+            i.consecutive_failures = 0;
+            match i.state {
+                State::HalfOpen { .. } => {
+                    i.state = State::Healthy;
+                    i.last_cooldown = Duration::ZERO;
+                    Some(Transition::BreakerClosed)
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// A failure: connect error, 5xx, first-byte timeout, a stream cut.
+    pub fn failure(&self, conf: &BreakerConf, now: Instant) -> Option<Transition> {
+        self.with(|i| {
+            expire(i, now);
+            i.consecutive_failures += 1;
+            match i.state {
+                State::HalfOpen { .. } => {
+                    let cooldown = (i.last_cooldown * 2).clamp(conf.cooldown, conf.max_cooldown);
+                    i.last_cooldown = cooldown;
+                    i.state = State::Open {
+                        until: now + cooldown,
+                    };
+                    Some(Transition::BreakerReopened { cooldown })
+                }
+                State::Healthy | State::CoolingDown { .. }
+                    if i.consecutive_failures >= conf.failures =>
+                {
+                    i.last_cooldown = conf.cooldown;
+                    i.state = State::Open {
+                        until: now + conf.cooldown,
+                    };
+                    Some(Transition::BreakerOpened {
+                        cooldown: conf.cooldown,
+                    })
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// Rate limited (429, 529, overloaded): no traffic for `for_`, capped at `max_cooldown`.
+    pub fn rate_limited(
+        &self,
+        for_: Duration,
+        conf: &BreakerConf,
+        now: Instant,
+    ) -> Option<Transition> {
+        let for_ = for_.min(conf.max_cooldown);
+        self.with(|i| {
+            expire(i, now);
+            match i.state {
+                State::BrokenKey | State::Open { .. } => None,
+                State::CoolingDown { until } if until >= now + for_ => None,
+                _ => {
+                    i.state = State::CoolingDown { until: now + for_ };
+                    Some(Transition::CooledDown { for_ })
+                }
+            }
+        })
+    }
+
+    /// 401/403: the key does not work. Out of rotation until a reload or a passing health check.
+    pub fn key_broken(&self) -> Option<Transition> {
+        self.with(|i| {
+            if i.state == State::BrokenKey {
+                return None;
+            }
+            i.state = State::BrokenKey;
+            Some(Transition::KeyBroken)
+        })
+    }
+
+    /// A probe ended without an outcome (the client left first): let another request probe.
+    pub fn release_probe(&self) {
+        self.with(|i| {
+            if i.state == (State::HalfOpen { probing: true }) {
+                i.state = State::HalfOpen { probing: false };
+            }
+        });
+    }
+
+    /// A passing health check: an open or broken account comes back; a rate-limit cooldown
+    /// runs its course (the check's endpoint is not what was rate limited).
+    pub fn recover_if_down(&self) -> Option<Transition> {
+        let down = self.with(|i| {
+            matches!(
+                i.state,
+                State::Open { .. } | State::HalfOpen { .. } | State::BrokenKey
+            )
+        });
+        if down {
+            self.reset()
+        } else {
+            None
+        }
+    }
+
+    /// An admin reset, or a reload with a possibly new key.
+    pub fn reset(&self) -> Option<Transition> {
+        self.with(|i| {
+            let was = i.state;
+            *i = Inner {
+                state: State::Healthy,
+                consecutive_failures: 0,
+                last_cooldown: Duration::ZERO,
+            };
+            (was != State::Healthy).then_some(Transition::Recovered)
+        })
+    }
+}
+
+/// Time-driven changes: a cooldown ends, an open breaker goes half-open.
+fn expire(i: &mut Inner, now: Instant) {
+    match i.state {
+        State::CoolingDown { until } if now >= until => i.state = State::Healthy,
+        State::Open { until } if now >= until => i.state = State::HalfOpen { probing: false },
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: BreakerConf = BreakerConf {
+        failures: 3,
+        cooldown: Duration::from_secs(30),
+        max_cooldown: Duration::from_secs(100),
+    };
+
+    #[test]
+    fn breaker_opens_probes_closes() {
+        let h = Health::default();
+        let t0 = Instant::now();
+        assert_eq!(h.failure(&CONF, t0), None);
+        assert_eq!(h.failure(&CONF, t0), None);
+        assert_eq!(
+            h.failure(&CONF, t0),
+            Some(Transition::BreakerOpened {
+                cooldown: CONF.cooldown
+            }),
+            "third failure opens"
+        );
+        assert!(matches!(
+            h.check(t0 + Duration::from_secs(29)),
+            Availability::Unavailable {
+                rate_limited: false,
+                ..
+            }
+        ));
+        let t1 = t0 + Duration::from_secs(30);
+        assert_eq!(
+            h.check(t1),
+            Availability::Probe,
+            "after the cooldown one request probes"
+        );
+        assert!(
+            matches!(h.check(t1), Availability::Unavailable { until: None, .. }),
+            "only one probe at a time"
+        );
+        assert_eq!(
+            h.success(),
+            Some(Transition::BreakerClosed),
+            "a good probe closes it"
+        );
+        assert_eq!(h.check(t1), Availability::Available);
+    }
+
+    #[test]
+    fn failed_probes_double_the_cooldown_up_to_the_cap() {
+        let h = Health::default();
+        let mut t = Instant::now();
+        for _ in 0..3 {
+            h.failure(&CONF, t);
+        }
+        for expected in [60, 100, 100] {
+            t += Duration::from_secs(200);
+            assert_eq!(h.check(t), Availability::Probe);
+            assert_eq!(
+                h.failure(&CONF, t),
+                Some(Transition::BreakerReopened {
+                    cooldown: Duration::from_secs(expected)
+                })
+            );
+            assert_eq!(
+                h.state(t),
+                State::Open {
+                    until: t + Duration::from_secs(expected)
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_released_probe_lets_the_next_request_probe() {
+        let h = Health::default();
+        let t = Instant::now();
+        for _ in 0..3 {
+            h.failure(&CONF, t);
+        }
+        let later = t + CONF.cooldown;
+        assert_eq!(h.check(later), Availability::Probe);
+        h.release_probe();
+        assert_eq!(
+            h.check(later),
+            Availability::Probe,
+            "not stuck half-open forever"
+        );
+    }
+
+    #[test]
+    fn rate_limits_cool_down_then_come_back_by_themselves() {
+        let h = Health::default();
+        let t = Instant::now();
+        assert_eq!(
+            h.rate_limited(Duration::from_secs(2), &CONF, t),
+            Some(Transition::CooledDown {
+                for_: Duration::from_secs(2)
+            })
+        );
+        assert_eq!(
+            h.check(t + Duration::from_millis(1999)),
+            Availability::Unavailable {
+                until: Some(t + Duration::from_secs(2)),
+                rate_limited: true
+            }
+        );
+        assert_eq!(
+            h.check(t + Duration::from_secs(2)),
+            Availability::Available,
+            "back without any probe"
+        );
+        h.rate_limited(Duration::from_secs(86_400), &CONF, t);
+        assert_eq!(
+            h.state(t),
+            State::CoolingDown {
+                until: t + CONF.max_cooldown
+            },
+            "capped: no cooldown lasting days"
+        );
+        assert_eq!(
+            h.rate_limited(Duration::from_secs(1), &CONF, t),
+            None,
+            "a shorter cooldown does not shorten a longer one"
+        );
+    }
+
+    #[test]
+    fn broken_keys_stay_out_until_reset_and_success_resets_the_count() {
+        let h = Health::default();
+        let t = Instant::now();
+        assert_eq!(h.key_broken(), Some(Transition::KeyBroken));
+        assert_eq!(
+            h.check(t + Duration::from_secs(3600)),
+            Availability::Unavailable {
+                until: None,
+                rate_limited: false
+            }
+        );
+        assert_eq!(h.reset(), Some(Transition::Recovered));
+        assert_eq!(h.check(t), Availability::Available);
+        h.failure(&CONF, t);
+        h.failure(&CONF, t);
+        h.success();
+        assert_eq!(h.failure(&CONF, t), None, "failures must be consecutive");
+    }
+}

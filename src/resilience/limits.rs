@@ -1,0 +1,326 @@
+//! Limits: per-account concurrency with a bounded FIFO queue, per-minute sliding windows (account
+//! rpm, client rpm), and a per-client limiter whose memory is bounded.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Concurrency slots of one account, waited for in FIFO order.
+pub struct Slots {
+    sem: Arc<Semaphore>,
+    capacity: AtomicUsize,
+    waiting: AtomicUsize,
+}
+
+/// Why no slot was had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    Full,
+    Timeout,
+}
+
+impl Slots {
+    pub fn new(capacity: usize) -> Self {
+        Slots {
+            sem: Arc::new(Semaphore::new(capacity)),
+            capacity: AtomicUsize::new(capacity),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// A free slot now, if there is one (and nobody is queued ahead).
+    pub fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Arc::clone(&self.sem).try_acquire_owned().ok()
+    }
+
+    /// Whether the queue has room.
+    pub fn can_queue(&self, max_queue: usize) -> bool {
+        self.waiting.load(Ordering::Acquire) < max_queue
+    }
+
+    /// Wait in line for a slot, at most `timeout`; refused at once when `max_queue` are waiting.
+    pub async fn wait(
+        &self,
+        max_queue: usize,
+        timeout: Duration,
+    ) -> Result<OwnedSemaphorePermit, QueueError> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= max_queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(QueueError::Full);
+        }
+        let got = tokio::time::timeout(timeout, Arc::clone(&self.sem).acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match got {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(QueueError::Timeout),
+        }
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.capacity
+            .load(Ordering::Acquire)
+            .saturating_sub(self.sem.available_permits())
+    }
+
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Follow a changed `max_concurrent` (config reload).
+    pub fn resize(&self, capacity: usize) {
+        let old = self.capacity.swap(capacity, Ordering::AcqRel);
+        if capacity > old {
+            self.sem.add_permits(capacity - old);
+        } else if capacity < old {
+            // Slots in use are taken back as they are released.
+            let mut left = old - capacity;
+            left -= self.sem.forget_permits(left);
+            if left > 0 {
+                let sem = Arc::clone(&self.sem);
+                tokio::spawn(async move {
+                    if let Ok(p) = sem.acquire_many_owned(left as u32).await {
+                        p.forget();
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// A sliding one-minute count: the previous minute weighted by how much of it is still in the
+/// window, plus the current one.
+#[derive(Debug, Default)]
+pub struct Window {
+    inner: Mutex<(i64, u64, u64)>, // (minute, current, previous)
+}
+
+impl Window {
+    fn roll(state: &mut (i64, u64, u64), minute: i64) {
+        match minute - state.0 {
+            0 => {}
+            1 => *state = (minute, 0, state.1),
+            _ => *state = (minute, 0, 0),
+        }
+    }
+
+    fn estimate(state: &(i64, u64, u64), now_ms: i64) -> f64 {
+        let frac = now_ms.rem_euclid(60_000) as f64 / 60_000.0;
+        state.2 as f64 * (1.0 - frac) + state.1 as f64
+    }
+
+    /// Count `n` at `now_ms`.
+    pub fn add(&self, n: u64, now_ms: i64) {
+        if let Ok(mut s) = self.inner.lock() {
+            Self::roll(&mut s, now_ms.div_euclid(60_000));
+            s.1 += n;
+        }
+    }
+
+    /// The count over the last 60 seconds.
+    pub fn count(&self, now_ms: i64) -> f64 {
+        let Ok(mut s) = self.inner.lock() else {
+            return 0.0;
+        };
+        Self::roll(&mut s, now_ms.div_euclid(60_000));
+        Self::estimate(&s, now_ms)
+    }
+
+    /// Count one if that stays within `limit`; else the milliseconds until it would.
+    pub fn try_take(&self, limit: u64, now_ms: i64) -> Result<u64, u64> {
+        let Ok(mut s) = self.inner.lock() else {
+            return Err(1000);
+        };
+        Self::roll(&mut s, now_ms.div_euclid(60_000));
+        let used = Self::estimate(&s, now_ms);
+        if used + 1.0 <= limit as f64 {
+            s.1 += 1;
+            return Ok(limit.saturating_sub((used + 1.0).ceil() as u64));
+        }
+        // When will the previous minute's weight have decayed enough? Else: the next minute.
+        let into_minute = now_ms.rem_euclid(60_000) as f64;
+        let wait = if s.2 > 0 && (s.1 as f64) + 1.0 <= limit as f64 {
+            let frac_needed = 1.0 - (limit as f64 - 1.0 - s.1 as f64) / s.2 as f64;
+            (frac_needed * 60_000.0 - into_minute).max(1.0)
+        } else {
+            60_000.0 - into_minute
+        };
+        Err(wait.ceil() as u64)
+    }
+}
+
+/// Who a client is: its token's name, else its address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    Named(Arc<str>),
+    Addr(IpAddr),
+    /// Everyone past the cap on distinct clients shares this one.
+    Overflow,
+}
+
+/// Per-client windows, at most `cap` of them.
+pub struct ClientLimiter<K: Eq + Hash = ClientKey> {
+    windows: DashMap<K, Window>,
+    cap: usize,
+}
+
+/// A limited client's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Milliseconds until a request would be allowed (0 when allowed).
+    pub retry_after_ms: u64,
+}
+
+impl ClientLimiter<ClientKey> {
+    pub fn new(cap: usize) -> Self {
+        ClientLimiter {
+            windows: DashMap::new(),
+            cap,
+        }
+    }
+
+    pub fn check(&self, key: ClientKey, limit: u64, now_ms: i64) -> Verdict {
+        let key = if self.windows.contains_key(&key) || self.room(now_ms) {
+            key
+        } else {
+            ClientKey::Overflow
+        };
+        let w = self.windows.entry(key).or_default();
+        match w.try_take(limit, now_ms) {
+            Ok(remaining) => Verdict {
+                allowed: true,
+                limit,
+                remaining,
+                retry_after_ms: 0,
+            },
+            Err(wait) => Verdict {
+                allowed: false,
+                limit,
+                remaining: 0,
+                retry_after_ms: wait,
+            },
+        }
+    }
+
+    /// Room for one more client, evicting idle ones (nothing counted in two minutes) if needed.
+    fn room(&self, now_ms: i64) -> bool {
+        if self.windows.len() < self.cap {
+            return true;
+        }
+        self.windows.retain(|_, w| w.count(now_ms) > 0.0);
+        self.windows.len() < self.cap
+    }
+
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_795_564_800_000; // a whole minute
+
+    #[test]
+    fn sliding_window_weights_the_previous_minute() {
+        let w = Window::default();
+        w.add(60, T);
+        assert_eq!(w.count(T + 59_000), 60.0);
+        assert!(
+            (w.count(T + 60_000 + 15_000) - 45.0).abs() < 1e-9,
+            "a quarter into the next minute, 3/4 still count"
+        );
+        assert_eq!(w.count(T + 180_000), 0.0, "gone after two minutes");
+    }
+
+    #[test]
+    fn try_take_refuses_at_the_limit_and_says_when() {
+        let w = Window::default();
+        for i in 0..10 {
+            assert_eq!(
+                w.try_take(10, T + i),
+                Ok(9 - i as u64),
+                "remaining after {i}"
+            );
+        }
+        let wait = w.try_take(10, T + 10).expect_err("at the limit");
+        assert!((59_000..=60_000).contains(&wait), "next minute: {wait}");
+        let wait = w
+            .try_take(10, T + 60_000 + 1)
+            .expect_err("the previous minute still weighs 10");
+        assert!(
+            (5_900..=6_100).contains(&wait),
+            "1/10 of the previous minute must decay: {wait}"
+        );
+        assert!(
+            w.try_take(10, T + 60_000 + 6_100).is_ok(),
+            "and then it is allowed"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_clients_cannot_grow_the_limiter() {
+        let l = ClientLimiter::new(100);
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            l.check(ClientKey::Addr(ip), 1000, T);
+        }
+        assert!(l.len() <= 101, "bounded: {}", l.len());
+        let late = l.check(ClientKey::Named("late".into()), 1000, T);
+        assert!(
+            !late.allowed,
+            "past the cap, newcomers share one window, which the flood has used up"
+        );
+        assert!(l.len() <= 101);
+        let later = T + 3 * 60_000;
+        assert!(l.check(ClientKey::Named("fresh".into()), 5, later).allowed);
+        assert!(l.len() <= 3, "idle clients evicted: {}", l.len());
+    }
+
+    #[tokio::test]
+    async fn slots_queue_in_order_and_time_out() {
+        let s = Arc::new(Slots::new(1));
+        let held = s.try_take().expect("free slot");
+        assert!(s.try_take().is_none(), "full");
+        let waiter = {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move { s.wait(1, Duration::from_secs(5)).await.map(|_| ()) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(s.queued(), 1);
+        assert_eq!(
+            s.wait(1, Duration::from_secs(5)).await.err(),
+            Some(QueueError::Full),
+            "queue of one is full"
+        );
+        drop(held);
+        assert_eq!(
+            waiter.await.ok(),
+            Some(Ok(())),
+            "the queued request gets the slot"
+        );
+        let _held = s.try_take().expect("free again");
+        assert_eq!(
+            s.wait(1, Duration::from_millis(30)).await.err(),
+            Some(QueueError::Timeout)
+        );
+        s.resize(3);
+        assert_eq!(s.in_use(), 1, "one of three in use");
+        assert!(s.try_take().is_some(), "resized up");
+    }
+}

@@ -1,0 +1,653 @@
+//! Resilience through the real proxy: failing accounts stop receiving traffic at once and come
+//! back by themselves; retries go to another account, within a budget; fallback pools; our own
+//! 503/429 always carry retry-after.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::json;
+
+fn config(pools: &[(&str, &str, Vec<String>, &str)]) -> String {
+    let mut out = format!(
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: {} }}\npools:\n",
+        pools[0].0
+    );
+    for (name, provider, urls, extra) in pools {
+        out.push_str(&pool_yaml(name, provider, urls, extra));
+    }
+    out
+}
+
+async fn post(proxy: &Proxy) -> reqwest::Response {
+    client()
+        .post(proxy.url("/a/v1/messages"))
+        .json(&json!({"model": "claude-sonnet-5"}))
+        .send()
+        .await
+        .expect("request")
+}
+
+fn error_json(kind: &str) -> serde_json::Value {
+    json!({"type": "error", "error": {"type": kind, "message": kind}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_and_throttled_accounts_stop_receiving_traffic_and_come_back() {
+    let broken = Fake::always(Reply::Json(503, error_json("api_error"))).await;
+    let throttled = Fake::always(Reply::Raw(
+        429,
+        vec![
+            ("retry-after", "2".into()),
+            ("content-type", "application/json".into()),
+        ],
+        error_json("rate_limit_error").to_string().into(),
+    ))
+    .await;
+    let healthy = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let extra = "    retry: { attempts: 3, backoff: 1ms, max_backoff: 5ms }\n    breaker: { failures: 2, cooldown: 30s }\n";
+    let proxy = Proxy::start(&config(&[(
+        "p",
+        "anthropic",
+        vec![broken.url(), throttled.url(), healthy.url()],
+        extra,
+    )]));
+    let start = Instant::now();
+    for i in 0..12 {
+        let resp = post(&proxy).await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "request {i} succeeds on the healthy account"
+        );
+        assert_eq!(
+            resp.headers()["x-llm-sidecar-account"],
+            "acct-2",
+            "request {i}"
+        );
+        assert_eq!(resp.headers()["x-llm-sidecar-pool"], "p");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "the batch ran inside the cooldown"
+    );
+    assert_eq!(healthy.count(), 12, "the healthy account took everything");
+    assert!(
+        broken.count() <= 2,
+        "the 503 account is dropped after its breaker opens: {}",
+        broken.count()
+    );
+    assert_eq!(
+        throttled.count(),
+        1,
+        "the 429 account gets no traffic while it cools down"
+    );
+    while start.elapsed() < Duration::from_millis(2100) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..6 {
+        let _ = post(&proxy).await;
+    }
+    assert!(
+        throttled.count() >= 2,
+        "after ~2 s the 429 account receives traffic again"
+    );
+    let log = logs();
+    assert!(
+        log.contains("\"event\":\"cooldown\"") && log.contains("\"event\":\"breaker_open\""),
+        "decisions are logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_answering_401_never_gets_a_second_request() {
+    let bad_key = Fake::always(Reply::Json(401, error_json("authentication_error"))).await;
+    let good = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let proxy = Proxy::start(&config(&[(
+        "p",
+        "anthropic",
+        vec![bad_key.url(), good.url()],
+        "    retry: { backoff: 1ms }\n",
+    )]));
+    for _ in 0..10 {
+        assert_eq!(post(&proxy).await.status(), 200);
+    }
+    assert_eq!(
+        bad_key.count(),
+        1,
+        "broken key: out of rotation after one 401"
+    );
+    assert_eq!(good.count(), 10);
+    assert!(logs().contains("\"event\":\"key_broken\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_account_fails_the_client_gets_503_with_retry_after() {
+    let a = Fake::always(Reply::Json(503, error_json("api_error"))).await;
+    let b = Fake::always(Reply::Json(500, error_json("api_error"))).await;
+    let extra =
+        "    retry: { attempts: 3, backoff: 1ms }\n    breaker: { failures: 1, cooldown: 7s }\n";
+    let proxy = Proxy::start(&config(&[(
+        "p",
+        "anthropic",
+        vec![a.url(), b.url()],
+        extra,
+    )]));
+    let first = post(&proxy).await;
+    assert!(
+        first.status() == 503 || first.status() == 500,
+        "the last upstream answer passes as is: {}",
+        first.status()
+    );
+    assert_eq!((a.count(), b.count()), (1, 1), "each account tried once");
+    let second = post(&proxy).await;
+    assert_eq!(second.status(), 503, "nothing can serve");
+    assert_eq!(second.headers()["x-llm-sidecar-error"], "no_account");
+    let wait: u64 = second.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(
+        (6..=7).contains(&wait),
+        "retry-after says when the first breaker half-opens: {wait}"
+    );
+    let body: serde_json::Value = second.json().await.expect("json");
+    assert_eq!(body["type"], "error", "anthropic shape");
+    assert_eq!((a.count(), b.count()), (1, 1), "open breakers: no traffic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_accounts_rate_limited_is_a_429_with_retry_after() {
+    let a = Fake::always(Reply::Raw(
+        429,
+        vec![("retry-after", "30".into())],
+        "{}".into(),
+    ))
+    .await;
+    let proxy = Proxy::start(&config(&[("p", "anthropic", vec![a.url()], "")]));
+    let first = post(&proxy).await;
+    assert_eq!(
+        first.status(),
+        429,
+        "the upstream's own 429 passes on the last attempt"
+    );
+    let second = post(&proxy).await;
+    assert_eq!(second.status(), 429);
+    assert_eq!(second.headers()["x-llm-sidecar-error"], "rate_limited");
+    let wait: u64 = second.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((29..=30).contains(&wait), "{wait}");
+    assert_eq!(a.count(), 1);
+}
+
+fn sse(events: &[(&str, serde_json::Value)]) -> Vec<(Duration, String)> {
+    events
+        .iter()
+        .map(|(name, data)| {
+            (
+                Duration::from_millis(10),
+                format!("event: {name}\ndata: {data}\n\n"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_error_before_content_is_completed_by_another_account() {
+    let start = (
+        "message_start",
+        json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+    );
+    let overloaded = Fake::always(Reply::Sse(sse(&[start.clone(), ("ping", json!({"type": "ping"})), ("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))]))).await;
+    let good_events = sse(&[
+        start,
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "from the good one"}}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "usage": {"output_tokens": 4}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ]);
+    let expected: String = good_events.iter().map(|(_, e)| e.clone()).collect();
+    let good = Fake::always(Reply::Sse(good_events)).await;
+    let proxy = Proxy::start(&config(&[(
+        "p",
+        "anthropic",
+        vec![overloaded.url(), good.url()],
+        "    retry: { backoff: 1ms }\n",
+    )]));
+    for round in 0..2 {
+        let resp = client()
+            .post(proxy.url("/a/v1/messages"))
+            .json(&json!({"stream": true}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        let mut text = Vec::new();
+        let mut s = resp.bytes_stream();
+        while let Some(c) = s.next().await {
+            text.extend_from_slice(&c.expect("clean stream"));
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            expected,
+            "round {round}: one clean stream, from the good account only"
+        );
+    }
+    assert_eq!(
+        overloaded.count(),
+        1,
+        "overloaded: cooled down after its first error"
+    );
+    assert_eq!(good.count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_budget_stops_an_outage_from_multiplying_load() {
+    let a = Fake::always(Reply::Json(503, error_json("api_error"))).await;
+    let b = Fake::always(Reply::Json(503, error_json("api_error"))).await;
+    let extra =
+        "    retry: { attempts: 2, backoff: 1ms, budget: 0% }\n    breaker: { failures: 1000 }\n";
+    let proxy = Proxy::start(&config(&[(
+        "p",
+        "anthropic",
+        vec![a.url(), b.url()],
+        extra,
+    )]));
+    for _ in 0..40 {
+        assert_eq!(
+            post(&proxy).await.status(),
+            503,
+            "the upstream's error, as is"
+        );
+    }
+    let upstream = a.count() + b.count();
+    assert_eq!(
+        upstream,
+        40 + 10,
+        "40 requests plus the budget's floor of 10 retries, not 80"
+    );
+    assert!(
+        logs().contains("retry budget exhausted"),
+        "the exhausted budget is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_and_a_queue_timeout_are_503s() {
+    let slow = Fake::always(Reply::Delay(
+        Duration::from_millis(1500),
+        Box::new(Reply::Json(200, anthropic_reply())),
+    ))
+    .await;
+    let proxy = Proxy::start(&format!(
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    accounts:\n      - {{ name: only, base_url: \"{}\", key_env: LLMS_Q_KEY, max_concurrent: 1, max_queue: 1, queue_timeout: 400ms }}\n",
+        slow.url()
+    ).replace("LLMS_Q_KEY", &{ std::env::set_var("LLMS_Q_KEY", "k"); "LLMS_Q_KEY".to_string() }));
+    let c = client();
+    let first = tokio::spawn({
+        let (c, url) = (c.clone(), proxy.url("/a/v1/messages"));
+        async move {
+            c.post(url)
+                .body("{}")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = tokio::spawn({
+        let (c, url) = (c.clone(), proxy.url("/a/v1/messages"));
+        async move {
+            let r = c.post(url).body("{}").send().await.expect("request");
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("x-llm-sidecar-error")
+                    .map(|v| v.to_str().unwrap_or("").to_string()),
+                r.headers().contains_key("retry-after"),
+            )
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let full = c
+        .post(proxy.url("/a/v1/messages"))
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(full.status(), 503, "queue of one already taken");
+    assert_eq!(full.headers()["x-llm-sidecar-error"], "queue_full");
+    assert!(full.headers().contains_key("retry-after"));
+    let (status, kind, retry_after) = queued.await.expect("join");
+    assert_eq!(
+        (status, kind.as_deref(), retry_after),
+        (503, Some("queue_timeout"), true),
+        "waited 400 ms, no slot"
+    );
+    assert_eq!(
+        first.await.expect("join").expect("first"),
+        200,
+        "the one in flight finishes"
+    );
+    assert_eq!(slow.count(), 1, "only one request reached the upstream");
+    assert!(
+        logs().contains("waiting for a slot"),
+        "queue waits are logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_has_its_own_window_under_concurrent_load() {
+    let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    std::env::set_var("LLMS_CL_A", "tok-a");
+    std::env::set_var("LLMS_CL_B", "tok-b");
+    let yaml = format!(
+        "clients:\n  tokens:\n    - {{ name: svc-a, token_env: LLMS_CL_A }}\n    - {{ name: svc-b, token_env: LLMS_CL_B }}\n  limit: {{ rpm: 5 }}\n{}",
+        config(&[("p", "anthropic", vec![up.url()], "")])
+    );
+    let proxy = Proxy::start(&yaml);
+    let c = client();
+    let sends = (0..20).map(|i| {
+        let token = if i % 2 == 0 { "tok-a" } else { "tok-b" };
+        c.post(proxy.url("/a/v1/messages"))
+            .header("x-api-key", token)
+            .body("{}")
+            .send()
+    });
+    let results: Vec<reqwest::Response> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.expect("request"))
+        .collect();
+    for (client, parity) in [("svc-a", 0), ("svc-b", 1)] {
+        let mine: Vec<&reqwest::Response> = results
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, r)| r)
+            .collect();
+        let ok = mine.iter().filter(|r| r.status() == 200).count();
+        assert_eq!(ok, 5, "{client}: exactly its 5 per minute");
+        for r in mine.iter().filter(|r| r.status() == 429) {
+            assert_eq!(r.headers()["x-llm-sidecar-error"], "client_rate_limited");
+            assert_eq!(r.headers()["x-ratelimit-limit"], "5");
+            assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+            let reset: u64 = r.headers()["x-ratelimit-reset"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("n");
+            let after: u64 = r.headers()["retry-after"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("n");
+            assert!(
+                (1..=60).contains(&reset) && after == reset,
+                "reset {reset}, retry-after {after}"
+            );
+        }
+    }
+    assert_eq!(up.count(), 10, "limited requests never reach an upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_with_no_usable_account_falls_back_and_says_so() {
+    let dead = Fake::always(Reply::Json(401, error_json("authentication_error"))).await;
+    let backup = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let proxy = Proxy::start(&config(&[
+        (
+            "claude",
+            "anthropic",
+            vec![dead.url()],
+            "    fallback: [backup]\n    retry: { backoff: 1ms }\n",
+        ),
+        ("backup", "anthropic", vec![backup.url()], ""),
+    ]));
+    for i in 0..3 {
+        let resp = post(&proxy).await;
+        assert_eq!(resp.status(), 200, "request {i}");
+        assert_eq!(
+            resp.headers()["x-llm-sidecar-pool"],
+            "backup",
+            "served by the fallback pool"
+        );
+    }
+    assert_eq!((dead.count(), backup.count()), (1, 3));
+    assert!(logs().contains("falling back"));
+}
+
+#[test]
+fn fallback_pools_must_exist_and_speak_the_same_api() {
+    std::env::set_var("LLMS_FB_KEY", "k");
+    let yaml = "routes: [{name: r, pool: a}]\npools:\n  a:\n    provider: anthropic\n    fallback: [b, nope, a]\n    accounts: [{name: x, base_url: 'https://x', key_env: LLMS_FB_KEY}]\n  b:\n    provider: openai\n    accounts: [{name: x, base_url: 'https://x', key_env: LLMS_FB_KEY}]\n";
+    let problems: Vec<String> = match llm_sidecar::config::load_str(yaml, &Default::default()) {
+        Ok(_) => vec![],
+        Err(p) => p.iter().map(ToString::to_string).collect(),
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("pools.a.fallback[0]: \"b\" speaks the openai API")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("pools.a.fallback[1]: no pool named \"nope\"")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("pools.a.fallback[2]: a pool cannot fall back to itself")),
+        "{problems:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_health_check_brings_a_broken_account_back() {
+    // The first message request gets a 401 (key broken); the key "works" afterwards, which
+    // only the health check can notice.
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flaky = Fake::start({
+        let refused = std::sync::Arc::clone(&refused);
+        move |seen, _| {
+            if seen.path.starts_with("/v1/models") {
+                Reply::Json(200, json!({"data": []}))
+            } else if !refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                Reply::Json(401, error_json("authentication_error"))
+            } else {
+                Reply::Json(200, anthropic_reply())
+            }
+        }
+    })
+    .await;
+    let other = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let extra = "    retry: { backoff: 1ms }\n    health_check: { interval: 1500ms, timeout: 1s, path: /v1/models }\n";
+    let proxy = Proxy::start(&config(&[(
+        "p",
+        "anthropic",
+        vec![flaky.url(), other.url()],
+        extra,
+    )]));
+    let messages = || {
+        flaky
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/v1/messages")
+            .count()
+    };
+    let checks = || {
+        flaky
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/v1/models")
+            .count()
+    };
+    let started = Instant::now();
+    while messages() == 0 {
+        assert_eq!(
+            post(&proxy).await.status(),
+            200,
+            "retried on the other account"
+        );
+    }
+    let checks_at_break = checks();
+    for _ in 0..6 {
+        assert_eq!(post(&proxy).await.status(), 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "still before the next check"
+    );
+    assert_eq!(
+        messages(),
+        1,
+        "broken key: no message request until a check passes"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while checks() <= checks_at_break && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let check = flaky
+        .seen()
+        .into_iter()
+        .find(|s| s.path == "/v1/models")
+        .expect("checked");
+    assert_eq!(check.method, "GET");
+    assert_eq!(
+        check.header("x-api-key"),
+        Some("REAL-KEY-p-0"),
+        "checks carry the account's key"
+    );
+    for _ in 0..6 {
+        assert_eq!(post(&proxy).await.status(), 200);
+    }
+    assert!(messages() > 1, "back in rotation after a passing check");
+    assert!(
+        logs().contains("health check passed"),
+        "the recovery is logged with its reason"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_at_its_rpm_is_skipped() {
+    let limited = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let spare = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    std::env::set_var("LLMS_RPM_KEY", "k");
+    let yaml = format!(
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    accounts:\n      - {{ name: limited, base_url: \"{}\", key_env: LLMS_RPM_KEY, rpm: 2 }}\n      - {{ name: spare, base_url: \"{}\", key_env: LLMS_RPM_KEY }}\n",
+        limited.url(),
+        spare.url()
+    );
+    let proxy = Proxy::start(&yaml);
+    for _ in 0..10 {
+        assert_eq!(post(&proxy).await.status(), 200);
+    }
+    assert_eq!(limited.count(), 2, "two requests per minute, no more");
+    assert_eq!(spare.count(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_is_never_switched_after_content_went_out() {
+    let content = (
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial"}}),
+    );
+    let err = (
+        "error",
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    );
+    let cut = Fake::always(Reply::Sse(sse(&[content, err]))).await;
+    let other = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let proxy = Proxy::start(&config(&[(
+        "p",
+        "anthropic",
+        vec![cut.url(), other.url()],
+        "    retry: { backoff: 1ms }\n",
+    )]));
+    // Make sure the first attempt lands on the cutting account.
+    let mut got = String::new();
+    for _ in 0..2 {
+        if cut.count() > 0 {
+            break;
+        }
+        let resp = client()
+            .post(proxy.url("/a/v1/messages"))
+            .json(&json!({"stream": true}))
+            .send()
+            .await
+            .expect("request");
+        got = String::from_utf8_lossy(&resp.bytes().await.unwrap_or_default()).into_owned();
+    }
+    assert_eq!(cut.count(), 1);
+    assert!(
+        got.contains("partial") && got.contains("overloaded_error"),
+        "the client sees what was streamed, error included: {got}"
+    );
+    assert_eq!(
+        other.count(),
+        usize::from(!got.contains("partial")),
+        "no retry once content went out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_row_records_attempts_and_the_account_that_served() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("r.db");
+    let bad = Fake::always(Reply::Json(503, error_json("api_error"))).await;
+    let good = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let yaml = format!(
+        "log: {{ sqlite: \"{}\" }}\n{}",
+        db.display(),
+        config(&[(
+            "p",
+            "anthropic",
+            vec![bad.url(), good.url()],
+            "    retry: { backoff: 1ms }\n"
+        )])
+    );
+    let proxy = Proxy::start(&yaml);
+    while bad.count() == 0 {
+        assert_eq!(post(&proxy).await.status(), 200);
+    }
+    assert!(proxy
+        .core
+        .log
+        .as_ref()
+        .expect("log")
+        .flush(Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(proxy
+        .core
+        .log
+        .as_ref()
+        .expect("log")
+        .flush(Duration::from_secs(5)));
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let (attempts, account, status): (i64, String, i64) = conn
+        .query_row(
+            "SELECT attempts, account, status FROM requests ORDER BY attempts DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("row");
+    assert_eq!(
+        (attempts, account.as_str(), status),
+        (2, "acct-1", 200),
+        "retried once, served by the good account"
+    );
+}

@@ -65,12 +65,7 @@ fn sse_meter(c: &mut Criterion) {
             anthropic_stream(500),
             false,
         ),
-        (
-            "openai_500_events",
-            ProviderKind::Openai,
-            openai_stream(500),
-            false,
-        ),
+        ("openai_500_events", ProviderKind::Openai, openai_stream(500), false),
         (
             "openai_500_events_strip",
             ProviderKind::Openai,
@@ -121,14 +116,13 @@ fn header_rewrite(c: &mut Criterion) {
             rpm: None,
             tpm: None,
         },
+        weight: 1.0,
+        budget: None,
         upstream: parse_base_url("https://api.anthropic.com").expect("fixture"),
-        credential: AuthStyle::XApiKey
-            .header(&Secret::new("sk-ant-real"))
-            .expect("fixture"),
+        credential: AuthStyle::XApiKey.header(&Secret::new("sk-ant-real")).expect("fixture"),
         state: Default::default(),
     };
-    let mut template =
-        RequestHeader::build("POST", b"/anthropic/v1/messages", None).expect("fixture");
+    let mut template = RequestHeader::build("POST", b"/anthropic/v1/messages", None).expect("fixture");
     for (n, v) in [
         ("host", "127.0.0.1:8080"),
         ("x-api-key", "placeholder"),

@@ -30,10 +30,7 @@ impl Admin {
         if reasons.is_empty() {
             (200, serde_json::json!({ "status": "ready" }))
         } else {
-            (
-                503,
-                serde_json::json!({ "status": "not_ready", "reasons": reasons }),
-            )
+            (503, serde_json::json!({ "status": "not_ready", "reasons": reasons }))
         }
     }
 }

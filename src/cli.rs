@@ -11,11 +11,7 @@ use crate::state::States;
 use crate::store::report::{self, By};
 
 #[derive(Parser)]
-#[command(
-    name = "llm-sidecar",
-    version,
-    about = "A sidecar reverse proxy for LLM APIs"
-)]
+#[command(name = "llm-sidecar", version, about = "A sidecar reverse proxy for LLM APIs")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,17 +64,9 @@ fn print_problems(path: &std::path::Path, problems: &[Problem]) {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
-        Command::Usage {
-            db,
-            since,
-            by,
-            json,
-        } => match report::query(&db, since, by) {
+        Command::Usage { db, since, by, json } => match report::query(&db, since, by) {
             Ok(groups) if json => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&groups).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&groups).unwrap_or_default());
                 0
             }
             Ok(groups) => {

@@ -69,10 +69,7 @@ pub fn rewrite(
     req.insert_header("x-request-id", request_id.clone())?;
     // Usage is read from the response as it passes: ask for it uncompressed. (The client is on
     // loopback; compressing there would only cost CPU.)
-    req.insert_header(
-        header::ACCEPT_ENCODING,
-        HeaderValue::from_static("identity"),
-    )?;
+    req.insert_header(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"))?;
     if body_len > 0 || req.headers.contains_key(header::CONTENT_LENGTH) {
         req.insert_header(header::CONTENT_LENGTH, body_len)?;
     }
@@ -97,6 +94,8 @@ mod tests {
                 rpm: None,
                 tpm: None,
             },
+            weight: 1.0,
+            budget: None,
             upstream: parse_base_url(base).expect("url"),
             credential: auth.header(&Secret::new("REAL")).expect("header"),
             state: Default::default(),
@@ -104,8 +103,7 @@ mod tests {
     }
 
     fn client_request() -> RequestHeader {
-        let mut req =
-            RequestHeader::build("POST", b"/anthropic/v1/messages?key=x", None).expect("req");
+        let mut req = RequestHeader::build("POST", b"/anthropic/v1/messages?key=x", None).expect("req");
         for (n, v) in [
             ("host", "127.0.0.1:8080"),
             ("authorization", "Bearer placeholder"),
@@ -163,10 +161,7 @@ mod tests {
             assert!(h.get(kept).is_some(), "{kept} passes untouched");
         }
         assert_eq!(req.uri.path(), "/v1/messages", "path from the route");
-        assert_eq!(
-            h.get("x-request-id").map(|v| v.as_bytes()),
-            Some(&b"rid-1"[..])
-        );
+        assert_eq!(h.get("x-request-id").map(|v| v.as_bytes()), Some(&b"rid-1"[..]));
     }
 
     #[test]
@@ -181,19 +176,12 @@ mod tests {
             &rid,
         )
         .expect("rewrite");
-        assert_eq!(
-            req.uri.path(),
-            "/api/v1/chat/completions",
-            "base path prefixed"
-        );
+        assert_eq!(req.uri.path(), "/api/v1/chat/completions", "base path prefixed");
         assert_eq!(req.uri.query(), Some("x=1"));
         assert_eq!(
             req.headers.get("authorization").map(|v| v.as_bytes()),
             Some(&b"Bearer REAL"[..])
         );
-        assert!(
-            req.headers.get("x-api-key").is_none(),
-            "client x-api-key removed"
-        );
+        assert!(req.headers.get("x-api-key").is_none(), "client x-api-key removed");
     }
 }

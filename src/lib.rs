@@ -3,10 +3,12 @@
 //! Pingora server can host; [`server::build`] assembles the complete sidecar.
 
 pub mod admin;
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod inject;
+pub mod notify;
 pub mod observe;
 pub mod outbound;
 pub mod provider;

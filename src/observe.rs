@@ -30,11 +30,7 @@ pub fn init() {
     }
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let result = if json {
-        fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_current_span(false)
-            .try_init()
+        fmt().json().with_env_filter(filter).with_current_span(false).try_init()
     } else {
         fmt().with_env_filter(filter).try_init()
     };
@@ -81,11 +77,18 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
         warn_unpriced(model.as_deref());
     }
     let now = now_ms();
-    if let Some(account) = ctx.account() {
+    if let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) {
         account
             .state
             .ledger
             .record(now, cost.unwrap_or(0.0), usage.total_tokens(), 1);
+        if let (Some(budget), Some(snap)) = (account.budget.as_ref(), snap.as_deref()) {
+            if cost.is_some_and(|c| c > 0.0) && budget.weekly_usd > 0.0 {
+                let used = account.state.ledger.view(now).week_cost / budget.weekly_usd;
+                core.notifier
+                    .budget(core.webhook_on(), &pool.name, &account.name, used, &snap.thresholds);
+            }
+        }
     }
     let status = status(session, ctx);
     let req = session.req_header();
@@ -147,8 +150,9 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
     }
 }
 
-/// One info line for a change of an account's health, with its reason.
-pub fn transition(pool: &str, account: &str, t: Transition, reason: &str) {
+/// One info line for a change of an account's health, with its reason; breaker and key
+/// changes are also notifications.
+pub fn transition(core: &Sidecar, pool: &str, account: &str, t: Transition, reason: &str) {
     let (event, detail) = match t {
         Transition::BreakerOpened { cooldown } => (
             "breaker_open",
@@ -156,18 +160,12 @@ pub fn transition(pool: &str, account: &str, t: Transition, reason: &str) {
         ),
         Transition::BreakerReopened { cooldown } => (
             "breaker_open",
-            format!(
-                "probe failed; open for {}",
-                humantime::format_duration(cooldown)
-            ),
+            format!("probe failed; open for {}", humantime::format_duration(cooldown)),
         ),
         Transition::BreakerClosed => ("breaker_closed", "probe succeeded".to_string()),
         Transition::CooledDown { for_ } => (
             "cooldown",
-            format!(
-                "no traffic for {}",
-                humantime::format_duration(round_ms(for_))
-            ),
+            format!("no traffic for {}", humantime::format_duration(round_ms(for_))),
         ),
         Transition::KeyBroken => (
             "key_broken",
@@ -176,6 +174,15 @@ pub fn transition(pool: &str, account: &str, t: Transition, reason: &str) {
         Transition::Recovered => ("recovered", "back in rotation".to_string()),
     };
     tracing::info!(target: "llm_sidecar::decision", pool, account, event, detail, reason = %sanitize(reason), "account state");
+    if matches!(event, "breaker_open" | "breaker_closed" | "key_broken") {
+        core.notifier.emit(
+            core.webhook_on(),
+            event,
+            pool,
+            Some(account),
+            format!("{detail} ({})", sanitize(reason)),
+        );
+    }
 }
 
 fn round_ms(d: std::time::Duration) -> std::time::Duration {
@@ -198,11 +205,7 @@ mod tests {
 
     #[test]
     fn sanitize_strips_controls_and_truncates_on_char_boundaries() {
-        assert_eq!(
-            sanitize("a\r\nb\u{1b}[31mc\0"),
-            "ab[31mc",
-            "control characters removed"
-        );
+        assert_eq!(sanitize("a\r\nb\u{1b}[31mc\0"), "ab[31mc", "control characters removed");
         let long = "é".repeat(400); // 800 bytes
         let out = sanitize(&long);
         assert!(

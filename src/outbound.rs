@@ -41,56 +41,29 @@ impl Outbound {
     ) -> Result<Reply, String> {
         match tokio::time::timeout(timeout, self.exchange(peer, req, body)).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
-                "no answer within {}",
-                humantime::format_duration(timeout)
-            )),
+            Err(_) => Err(format!("no answer within {}", humantime::format_duration(timeout))),
         }
     }
 
-    async fn exchange(
-        &self,
-        peer: &HttpPeer,
-        req: RequestHeader,
-        body: Option<Bytes>,
-    ) -> Result<Reply, String> {
-        let (mut session, _reused) = self
-            .connector
-            .get_http_session(peer)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn exchange(&self, peer: &HttpPeer, req: RequestHeader, body: Option<Bytes>) -> Result<Reply, String> {
+        let (mut session, _reused) = self.connector.get_http_session(peer).await.map_err(|e| e.to_string())?;
         session
             .write_request_header(Box::new(req))
             .await
             .map_err(|e| e.to_string())?;
         if let Some(b) = body {
-            session
-                .write_request_body(b, true)
-                .await
-                .map_err(|e| e.to_string())?;
+            session.write_request_body(b, true).await.map_err(|e| e.to_string())?;
         }
-        session
-            .finish_request_body()
-            .await
-            .map_err(|e| e.to_string())?;
-        session
-            .read_response_header()
-            .await
-            .map_err(|e| e.to_string())?;
+        session.finish_request_body().await.map_err(|e| e.to_string())?;
+        session.read_response_header().await.map_err(|e| e.to_string())?;
         let status = session.response_header().map_or(0, |h| h.status.as_u16());
         let mut buf = BytesMut::new();
-        while let Some(chunk) = session
-            .read_response_body()
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        while let Some(chunk) = session.read_response_body().await.map_err(|e| e.to_string())? {
             if buf.len() < MAX_BODY {
                 buf.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - buf.len())]);
             }
         }
-        self.connector
-            .release_http_session(session, peer, None)
-            .await;
+        self.connector.release_http_session(session, peer, None).await;
         Ok(Reply {
             status,
             body: buf.freeze(),

@@ -78,21 +78,13 @@ impl ErrorKind {
             ErrorKind::ConnectRefused => "the upstream refused the connection",
             ErrorKind::ConnectTimeout => "connecting to the upstream timed out",
             ErrorKind::TlsError => "the TLS handshake with the upstream failed",
-            ErrorKind::FirstByteTimeout => {
-                "the upstream sent no response within the first_byte timeout"
-            }
-            ErrorKind::IdleTimeout => {
-                "the upstream stream was idle for longer than the idle timeout"
-            }
+            ErrorKind::FirstByteTimeout => "the upstream sent no response within the first_byte timeout",
+            ErrorKind::IdleTimeout => "the upstream stream was idle for longer than the idle timeout",
             ErrorKind::TotalTimeout => "the request exceeded the total timeout",
             ErrorKind::UpstreamError => "the upstream connection failed",
-            ErrorKind::NoAccount => {
-                "no account of this pool (or its fallbacks) can serve the request now"
-            }
+            ErrorKind::NoAccount => "no account of this pool (or its fallbacks) can serve the request now",
             ErrorKind::RateLimited => "every account of this pool is rate limited",
-            ErrorKind::QueueFull => {
-                "every account is at its concurrency limit and its queue is full"
-            }
+            ErrorKind::QueueFull => "every account is at its concurrency limit and its queue is full",
             ErrorKind::QueueTimeout => "no account slot became free within the queue timeout",
             ErrorKind::ClientRateLimited => "this client is over its request rate",
             ErrorKind::InBandError => "the upstream stream reported an error",
@@ -107,14 +99,8 @@ impl ErrorKind {
             ErrorKind::NoRoute => 404,
             ErrorKind::Unauthorized => 401,
             ErrorKind::BodyTooLarge => 413,
-            ErrorKind::InvalidJson
-            | ErrorKind::JsonTooDeep
-            | ErrorKind::InvalidBody
-            | ErrorKind::InvalidHeader => 400,
-            ErrorKind::DnsError
-            | ErrorKind::ConnectRefused
-            | ErrorKind::TlsError
-            | ErrorKind::UpstreamError => 502,
+            ErrorKind::InvalidJson | ErrorKind::JsonTooDeep | ErrorKind::InvalidBody | ErrorKind::InvalidHeader => 400,
+            ErrorKind::DnsError | ErrorKind::ConnectRefused | ErrorKind::TlsError | ErrorKind::UpstreamError => 502,
             ErrorKind::ConnectTimeout
             | ErrorKind::FirstByteTimeout
             | ErrorKind::IdleTimeout

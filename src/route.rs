@@ -16,9 +16,7 @@ pub fn find(routes: &[Route], path: &str, headers: &HeaderMap) -> Option<usize> 
 
 /// `/anthropic` matches `/anthropic` and `/anthropic/...`, never `/anthropicx`.
 fn prefix_matches(path: &str, prefix: &str) -> bool {
-    prefix == "/"
-        || (path.starts_with(prefix)
-            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+    prefix == "/" || (path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
 }
 
 /// The path and query to send upstream (before the account's base path is prepended): the
@@ -83,27 +81,15 @@ mod tests {
             Some(1),
             "header route skipped"
         );
-        assert_eq!(
-            find(&routes, "/anthropic", &h),
-            Some(1),
-            "exact prefix matches"
-        );
-        assert_eq!(
-            find(&routes, "/anthropicx/v1", &h),
-            Some(2),
-            "not a segment boundary"
-        );
+        assert_eq!(find(&routes, "/anthropic", &h), Some(1), "exact prefix matches");
+        assert_eq!(find(&routes, "/anthropicx/v1", &h), Some(2), "not a segment boundary");
         h.insert("x-llm-route", HeaderValue::from_static("backup"));
         assert_eq!(
             find(&routes, "/anthropic/v1/messages", &h),
             Some(0),
             "header route wins"
         );
-        assert_eq!(
-            find(&routes[..2], "/openai/v1", &h),
-            None,
-            "no catch-all, no match"
-        );
+        assert_eq!(find(&routes[..2], "/openai/v1", &h), None, "no catch-all, no match");
     }
 
     #[test]
@@ -117,11 +103,7 @@ mod tests {
             ),
             "/v1beta/models/m:streamGenerateContent?alt=sse"
         );
-        assert_eq!(
-            upstream_path(&r, "/gemini", None),
-            "/",
-            "bare prefix becomes /"
-        );
+        assert_eq!(upstream_path(&r, "/gemini", None), "/", "bare prefix becomes /");
         assert_eq!(
             upstream_path(&r, "/gemini/x", Some("key=a")),
             "/x",
@@ -133,11 +115,7 @@ mod tests {
             "keys is not key"
         );
         let keep = route("/v1", false, None);
-        assert_eq!(
-            upstream_path(&keep, "/v1/models", None),
-            "/v1/models",
-            "no strip"
-        );
+        assert_eq!(upstream_path(&keep, "/v1/models", None), "/v1/models", "no strip");
     }
 
     #[test]

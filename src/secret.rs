@@ -44,11 +44,7 @@ mod tests {
         let s = Secret::new("sk-ant-very-secret");
         assert_eq!(format!("{s}"), "*****", "Display must mask");
         assert_eq!(format!("{s:?}"), "*****", "Debug must mask");
-        assert_eq!(
-            format!("{:?}", Some(&s)),
-            "Some(*****)",
-            "nested Debug must mask"
-        );
+        assert_eq!(format!("{:?}", Some(&s)), "Some(*****)", "nested Debug must mask");
     }
 
     #[test]

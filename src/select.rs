@@ -1,15 +1,22 @@
-//! Account selection. A request walks its route's pool, then that pool's fallback pools in order;
-//! in each pool it takes the first untried account that is available (health), under its
-//! rpm/tpm and has a free concurrency slot, else waits in the FIFO queue of the first one whose
-//! queue has room. Each account is tried at most once per request.
+//! Account selection. A request walks its route's pool, then that pool's fallback pools in order.
+//! In each pool the candidates are the untried accounts that are available (health), under their
+//! rpm/tpm and under 100% of their weekly budget, ranked by health score. A session goes to the
+//! account it is bound to when that one has a free slot; else it is (re)bound to the best account
+//! with room for another session and under its budget threshold; a request that cannot be bound
+//! (caps) or has no session takes the best account with a free slot; failing all that, it waits in
+//! the FIFO queue of the best account whose queue has room.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::alloc::score::{score, weekly_used};
+use crate::alloc::sessions::reserve;
 use crate::config::{Account, Pool, Snapshot};
 use crate::resilience::health::Availability;
 use crate::resilience::limits::QueueError;
+use crate::sidecar::Sidecar;
 use crate::usage::ledger::now_ms;
 
 /// Where a request stands in its walk over pools.
@@ -48,124 +55,145 @@ pub struct Pick {
     pub permit: OwnedSemaphorePermit,
     /// This attempt is the breaker's half-open probe.
     pub probe: bool,
-    /// Waited this long in the account's queue.
-    pub queued: Option<Duration>,
 }
 
 /// Why no account can take the attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoPick {
-    /// Every account is open, cooling down, broken or at its rate limit. `retry_after` is when
-    /// the first one may be available again; `rate_limited` when all of them are rate limited.
-    Unavailable {
-        retry_after: Duration,
-        rate_limited: bool,
-    },
+    /// Every account is open, cooling down, broken, over budget or at its rate limit.
+    /// `retry_after`: when the first may be available again; `rate_limited`: all are.
+    Unavailable { retry_after: Duration, rate_limited: bool },
     /// Every account with room was full, its queue too.
     QueueFull,
     /// Waited in a queue for `queue_timeout` without getting a slot.
     QueueTimeout,
 }
 
-/// Why an account is skipped.
-enum Skip {
-    Until(Option<Instant>, bool),
+/// What is known about the unavailable accounts met on the walk.
+#[derive(Default)]
+struct Unavailable {
+    earliest: Option<Instant>,
+    all_rate_limited: bool,
+    any: bool,
 }
 
-fn rate_limited(account: &Account, now_ms: i64) -> Option<Duration> {
-    let l = &account.limits;
-    let s = &account.state;
-    if let Some(rpm) = l.rpm {
-        if s.sent.count(now_ms) >= f64::from(rpm) {
-            return Some(Duration::from_secs(1));
+impl Unavailable {
+    fn note(&mut self, until: Option<Instant>, rate_limited: bool) {
+        self.all_rate_limited = if self.any {
+            self.all_rate_limited && rate_limited
+        } else {
+            rate_limited
+        };
+        self.any = true;
+        if let Some(u) = until {
+            self.earliest = Some(self.earliest.map_or(u, |e| e.min(u)));
         }
     }
-    if let Some(tpm) = l.tpm {
-        if s.ledger.view(now_ms).tokens_last_minute >= tpm {
-            return Some(Duration::from_secs(1));
-        }
-    }
-    None
 }
 
-/// Untried accounts of `pool`, in the order they are preferred.
-fn candidates(pool: &Pool, tried: u64) -> impl Iterator<Item = usize> + '_ {
+fn over_rate(account: &Account, ms: i64) -> bool {
+    let (l, s) = (&account.limits, &account.state);
+    l.rpm.is_some_and(|rpm| s.sent.count(ms) >= f64::from(rpm))
+        || l.tpm.is_some_and(|tpm| s.ledger.view(ms).tokens_last_minute >= tpm)
+}
+
+/// A ranked candidate.
+struct Candidate {
+    index: usize,
+    score: f64,
+    /// Under its budget threshold: may take a new session.
+    bindable: bool,
+}
+
+/// Untried accounts that could serve now, best first (ties rotate).
+fn rank(pool: &Pool, tried: u64, gone: &mut Unavailable) -> Vec<Candidate> {
+    let (now, ms) = (Instant::now(), now_ms());
     let n = pool.accounts.len();
     let start = if n == 0 {
         0
     } else {
         pool.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n
     };
-    (0..n)
-        .map(move |i| (start + i) % n)
-        .filter(move |i| tried & (1 << i) == 0)
+    let mut out = Vec::with_capacity(n);
+    for i in (0..n).map(|i| (start + i) % n).filter(|i| tried & (1 << i) == 0) {
+        let a = &pool.accounts[i];
+        if over_rate(a, ms) {
+            gone.note(Some(now + Duration::from_secs(1)), true);
+            continue;
+        }
+        if let Availability::Unavailable { until, rate_limited } = a.state.health.peek(now) {
+            gone.note(until, rate_limited);
+            continue;
+        }
+        let view = a.state.ledger.view(ms);
+        let used = weekly_used(&view, a.budget.as_ref());
+        if a.budget.is_some_and(|b| b.weekly_usd > 0.0) && used >= 1.0 {
+            gone.note(None, false);
+            continue;
+        }
+        let sessions = a.state.sessions.load(std::sync::atomic::Ordering::Acquire);
+        let bindable = a.budget.is_none_or(|b| used < b.threshold);
+        out.push(Candidate {
+            index: i,
+            score: score(&view, a.budget.as_ref(), sessions, a.weight),
+            bindable,
+        });
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score)); // stable: equal scores keep the rotation
+    out
+}
+
+/// A free slot on `account`, and its health claimed (the probe when half-open).
+fn take(account: &Account) -> Option<(OwnedSemaphorePermit, bool)> {
+    let permit = account.state.slots.try_take()?;
+    match account.state.health.check(Instant::now()) {
+        Availability::Available => Some((permit, false)),
+        Availability::Probe => Some((permit, true)),
+        Availability::Unavailable { .. } => None,
+    }
 }
 
 /// Choose the account for the next attempt, waiting in a queue if that is what it takes.
-pub async fn pick(snap: &Snapshot, walk: &mut Walk) -> Result<Pick, NoPick> {
-    let (mut earliest, mut all_rate_limited, mut any_skipped) = (None::<Instant>, true, false);
+pub async fn pick(core: &Sidecar, snap: &Snapshot, walk: &mut Walk, session: Option<&str>) -> Result<Pick, NoPick> {
+    let mut gone = Unavailable::default();
     let mut queue_full = false;
     while let Some(pi) = walk.pool_at(snap, walk.step) {
         let pool = &snap.pools[pi];
-        let now = Instant::now();
-        let ms = now_ms();
+        let ranked = rank(pool, walk.tried, &mut gone);
         let mut queue_at = None;
-        for ai in candidates(pool, walk.tried) {
-            let account = &pool.accounts[ai];
-            let skip = if let Some(wait) = rate_limited(account, ms) {
-                Some(Skip::Until(Some(now + wait), true))
+        if let Some(id) = session {
+            if let Some((ai, permit, probe)) = bind(core, pool, &ranked, id, &mut queue_at) {
+                return Ok(Pick {
+                    pool: pi,
+                    account: ai,
+                    permit,
+                    probe,
+                });
+            }
+        }
+        for c in &ranked {
+            let account = &pool.accounts[c.index];
+            if let Some((permit, probe)) = take(account) {
+                return Ok(Pick {
+                    pool: pi,
+                    account: c.index,
+                    permit,
+                    probe,
+                });
+            }
+            if account.state.slots.can_queue(account.limits.max_queue as usize) {
+                queue_at.get_or_insert(c.index);
             } else {
-                match account.state.health.check(now) {
-                    Availability::Unavailable {
-                        until,
-                        rate_limited,
-                    } => Some(Skip::Until(until, rate_limited)),
-                    avail => {
-                        let probe = avail == Availability::Probe;
-                        if let Some(permit) = account.state.slots.try_take() {
-                            return Ok(Pick {
-                                pool: pi,
-                                account: ai,
-                                permit,
-                                probe,
-                                queued: None,
-                            });
-                        }
-                        if probe {
-                            account.state.health.release_probe();
-                        }
-                        if account
-                            .state
-                            .slots
-                            .can_queue(account.limits.max_queue as usize)
-                        {
-                            queue_at.get_or_insert(ai);
-                        } else {
-                            queue_full = true;
-                        }
-                        None
-                    }
-                }
-            };
-            if let Some(Skip::Until(until, limited)) = skip {
-                any_skipped = true;
-                all_rate_limited &= limited;
-                if let Some(u) = until {
-                    earliest = Some(earliest.map_or(u, |e| e.min(u)));
-                }
+                queue_full = true;
             }
         }
         if let Some(ai) = queue_at {
             let account = &pool.accounts[ai];
-            let started = Instant::now();
             tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, queued = account.state.slots.queued(), "waiting for a slot");
             match account
                 .state
                 .slots
-                .wait(
-                    account.limits.max_queue as usize,
-                    account.limits.queue_timeout,
-                )
+                .wait(account.limits.max_queue as usize, account.limits.queue_timeout)
                 .await
             {
                 Ok(permit) => {
@@ -175,7 +203,6 @@ pub async fn pick(snap: &Snapshot, walk: &mut Walk) -> Result<Pick, NoPick> {
                         account: ai,
                         permit,
                         probe,
-                        queued: Some(started.elapsed()),
                     });
                 }
                 Err(QueueError::Timeout) => {
@@ -190,33 +217,91 @@ pub async fn pick(snap: &Snapshot, walk: &mut Walk) -> Result<Pick, NoPick> {
         walk.tried = 0;
         if let Some(next) = walk.pool_at(snap, walk.step) {
             tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, fallback = &*snap.pools[next].name, "no account can serve; falling back");
+            core.notifier
+                .fallback_used(core.webhook_on(), &pool.name, &snap.pools[next].name);
         }
     }
-    if queue_full && !any_skipped {
+    if queue_full && !gone.any {
         return Err(NoPick::QueueFull);
     }
-    let retry_after = earliest.map_or(Duration::from_secs(1), |e| {
-        e.saturating_duration_since(Instant::now())
-    });
+    let retry_after = gone
+        .earliest
+        .map_or(Duration::from_secs(1), |e| e.saturating_duration_since(Instant::now()));
     Err(NoPick::Unavailable {
         retry_after,
-        rate_limited: any_skipped && all_rate_limited,
+        rate_limited: gone.any && gone.all_rate_limited,
     })
+}
+
+/// Serve `id` from its bound account, or (re)bind it atomically. `None`: serve unbound.
+fn bind(
+    core: &Sidecar,
+    pool: &Pool,
+    ranked: &[Candidate],
+    id: &str,
+    queue_at: &mut Option<usize>,
+) -> Option<(usize, OwnedSemaphorePermit, bool)> {
+    let ms = now_ms();
+    let mut table = pool.state.sessions.lock();
+    let bound = table.touch(id, ms);
+    let bound_ix = bound
+        .as_ref()
+        .and_then(|b| pool.accounts.iter().position(|a| Arc::ptr_eq(&a.state, &b.state)));
+    if let Some(ai) = bound_ix.filter(|ai| ranked.iter().any(|c| c.index == *ai)) {
+        if let Some((permit, probe)) = take(&pool.accounts[ai]) {
+            return Some((ai, permit, probe));
+        }
+    }
+    for c in ranked.iter().filter(|c| c.bindable && Some(c.index) != bound_ix) {
+        let account = &pool.accounts[c.index];
+        if !reserve(&account.state.sessions, pool.session.max_per_account) {
+            continue;
+        }
+        match take(account) {
+            Some((permit, probe)) => {
+                table.bind(id, Arc::clone(&account.name), Arc::clone(&account.state), ms);
+                if let Some(old) = bound {
+                    tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, from = &*old.account, to = &*account.name, "session re-bound");
+                    core.notifier.emit(
+                        core.webhook_on(),
+                        "session_rebound",
+                        &pool.name,
+                        Some(&account.name),
+                        format!("from {} (unavailable or full)", old.account),
+                    );
+                }
+                return Some((c.index, permit, probe));
+            }
+            None => {
+                let _ = account.state.sessions.fetch_update(
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                    |n| n.checked_sub(1),
+                );
+            }
+        }
+    }
+    // Nothing with room to bind: a bound account still available waits for its own slot.
+    if let Some(ai) = bound_ix.filter(|ai| ranked.iter().any(|c| c.index == *ai)) {
+        let a = &pool.accounts[ai];
+        if a.state.slots.can_queue(a.limits.max_queue as usize) {
+            *queue_at = Some(ai);
+        }
+    }
+    None
 }
 
 /// Whether another attempt could find an account (no side effects).
 pub fn any_left(snap: &Snapshot, walk: &Walk) -> bool {
-    let now = Instant::now();
-    let ms = now_ms();
+    let (now, ms) = (Instant::now(), now_ms());
     let mut step = walk.step;
     let mut tried = walk.tried;
     while let Some(pi) = walk.pool_at(snap, step) {
-        let pool = &snap.pools[pi];
-        let usable = pool.accounts.iter().enumerate().any(|(ai, a)| {
-            tried & (1 << ai) == 0
-                && rate_limited(a, ms).is_none()
-                && a.state.health.could_serve(now)
-        });
+        let usable = snap.pools[pi]
+            .accounts
+            .iter()
+            .enumerate()
+            .any(|(ai, a)| tried & (1 << ai) == 0 && !over_rate(a, ms) && a.state.health.could_serve(now));
         if usable {
             return true;
         }

@@ -13,6 +13,8 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::alloc::rebalance::Rebalancer;
+use crate::notify::WebhookSender;
 use crate::proxy::SidecarProxy;
 use crate::resilience::check::HealthChecks;
 use crate::sidecar::Sidecar;
@@ -45,10 +47,7 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
         "llm-sidecar proxy",
     );
     proxy.add_tcp(&snap.listen.to_string());
-    let mut admin = Service::new(
-        "llm-sidecar admin".to_string(),
-        Admin::new(Arc::clone(core)),
-    );
+    let mut admin = Service::new("llm-sidecar admin".to_string(), Admin::new(Arc::clone(core)));
     admin.threads = Some(1);
     admin.add_tcp(&snap.admin_listen.to_string());
     server.add_service(proxy);
@@ -56,6 +55,14 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
     // Always present (it idles without checks), so a reload that adds checks is picked up.
     let checks = HealthChecks::new(Arc::clone(core));
     server.add_service(background_service("llm-sidecar health checks", checks));
+    server.add_service(background_service(
+        "llm-sidecar sessions",
+        Rebalancer::new(Arc::clone(core)),
+    ));
+    server.add_service(background_service(
+        "llm-sidecar webhook",
+        WebhookSender::new(Arc::clone(core)),
+    ));
     Ok(server)
 }
 
@@ -81,10 +88,7 @@ struct Signals {
 impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
             tracing::error!("cannot install signal handlers; stopping");
             return ShutdownSignal::FastShutdown;
         };
@@ -108,46 +112,38 @@ impl ShutdownSignalWatch for Signals {
 /// on SIGINT; past the grace period Pingora's own shutdown takes over.
 fn drain_then_exit(core: Arc<Sidecar>, grace: Duration) {
     let started = Instant::now();
-    let spawned = std::thread::Builder::new()
-        .name("drain".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut int = signal(SignalKind::interrupt()).ok();
-                // Let Pingora close its listeners and idle connections first.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                loop {
-                    if core.inflight() == 0 {
-                        tracing::info!(
-                            drained_in_ms = started.elapsed().as_millis() as u64,
-                            "drained; exiting"
-                        );
-                        core.flush();
-                        std::process::exit(0);
-                    }
-                    if started.elapsed() > grace {
-                        return;
-                    }
-                    let tick = tokio::time::sleep(Duration::from_millis(20));
-                    match int.as_mut() {
-                        Some(int) => tokio::select! {
-                            _ = tick => {},
-                            _ = int.recv() => {
-                                core.flush();
-                                std::process::exit(0)
-                            }
-                        },
-                        None => tick.await,
-                    }
+    let spawned = std::thread::Builder::new().name("drain".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        rt.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut int = signal(SignalKind::interrupt()).ok();
+            // Let Pingora close its listeners and idle connections first.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            loop {
+                if core.inflight() == 0 {
+                    tracing::info!(drained_in_ms = started.elapsed().as_millis() as u64, "drained; exiting");
+                    core.flush();
+                    std::process::exit(0);
                 }
-            });
+                if started.elapsed() > grace {
+                    return;
+                }
+                let tick = tokio::time::sleep(Duration::from_millis(20));
+                match int.as_mut() {
+                    Some(int) => tokio::select! {
+                        _ = tick => {},
+                        _ = int.recv() => {
+                            core.flush();
+                            std::process::exit(0)
+                        }
+                    },
+                    None => tick.await,
+                }
+            }
         });
+    });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the drain watcher; waiting the full grace period");
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::config::Snapshot;
+use crate::notify::Notifier;
 use crate::resilience::limits::ClientLimiter;
 use crate::state::States;
 use crate::store::{self, RequestLog};
@@ -27,17 +28,14 @@ pub struct Sidecar {
     pub log: Option<Arc<RequestLog>>,
     /// Per-client request windows (`clients.limit`).
     pub clients: ClientLimiter,
+    pub notifier: Notifier,
     inflight: AtomicUsize,
 }
 
 impl Sidecar {
     /// `snapshot` must have been built with `states`. Opens the request log, if configured, and
     /// replays its last 7 days into the account ledgers.
-    pub fn new(
-        states: States,
-        snapshot: Snapshot,
-        config_path: Option<PathBuf>,
-    ) -> Result<Arc<Self>, String> {
+    pub fn new(states: States, snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<Arc<Self>, String> {
         let log = match &snapshot.log.sqlite {
             Some(path) => {
                 let log = RequestLog::open(path, snapshot.log.retention, snapshot.log.queue)?;
@@ -54,6 +52,7 @@ impl Sidecar {
             states,
             log,
             clients: ClientLimiter::new(CLIENT_CAP),
+            notifier: Notifier::default(),
             inflight: AtomicUsize::new(0),
         }))
     }
@@ -73,6 +72,11 @@ impl Sidecar {
         InflightGuard(Arc::clone(self))
     }
 
+    /// Whether notifications go to a webhook.
+    pub fn webhook_on(&self) -> bool {
+        self.config.load().webhook.is_some()
+    }
+
     /// Write out what is queued (request log). Called on the way out.
     pub fn flush(&self) {
         if let Some(log) = &self.log {
@@ -85,6 +89,9 @@ impl Sidecar {
 
 /// Bring the long-lived account state in line with a snapshot about to be used.
 fn apply_limits(snapshot: &Snapshot) {
+    for pool in &snapshot.pools {
+        pool.state.sessions.set_capacity(pool.session.max_sessions);
+    }
     for account in snapshot.pools.iter().flat_map(|p| &p.accounts) {
         let slots = account
             .limits
@@ -96,6 +103,12 @@ fn apply_limits(snapshot: &Snapshot) {
 
 /// Counts a request as in flight until dropped (also when Pingora drops the context early).
 pub struct InflightGuard(Arc<Sidecar>);
+
+impl InflightGuard {
+    pub fn core(&self) -> &Arc<Sidecar> {
+        &self.0
+    }
+}
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {

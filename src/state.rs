@@ -1,10 +1,12 @@
 //! State that outlives a config snapshot, keyed by pool and account name, so an account that
 //! survives a reload keeps its history: the usage ledger now; health and sessions as they land.
 
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::alloc::sessions::Sessions;
 use crate::resilience::budget::RetryBudget;
 use crate::resilience::health::Health;
 use crate::resilience::limits::{Slots, Window};
@@ -18,6 +20,8 @@ pub struct AccountState {
     pub slots: Slots,
     /// Requests sent in the last minute (`rpm`).
     pub sent: Window,
+    /// Sessions bound to this account.
+    pub sessions: AtomicU32,
 }
 
 impl Default for AccountState {
@@ -27,6 +31,7 @@ impl Default for AccountState {
             health: Health::default(),
             slots: Slots::new(UNLIMITED),
             sent: Window::default(),
+            sessions: AtomicU32::new(0),
         }
     }
 }
@@ -38,6 +43,7 @@ pub const UNLIMITED: usize = tokio::sync::Semaphore::MAX_PERMITS >> 4;
 #[derive(Default)]
 pub struct PoolState {
     pub budget: RetryBudget,
+    pub sessions: Sessions,
 }
 
 /// The registry: one [`AccountState`] per (pool, account) name, one [`PoolState`] per pool.
@@ -61,12 +67,7 @@ impl States {
         if let Some(s) = self.accounts.get(&(pool.into(), account.into())) {
             return Arc::clone(&s);
         }
-        Arc::clone(
-            &self
-                .accounts
-                .entry((pool.into(), account.into()))
-                .or_default(),
-        )
+        Arc::clone(&self.accounts.entry((pool.into(), account.into())).or_default())
     }
 
     /// The state of an account if it has one (no creation).

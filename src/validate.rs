@@ -141,18 +141,9 @@ mod tests {
     #[test]
     fn rejects_bad_json_with_a_reason() {
         let e = check_json(b"{\"a\":", 64).expect_err("truncated");
-        assert!(
-            matches!(&e, Invalid::NotJson(m) if m.contains("EOF")),
-            "{e:?}"
-        );
-        assert_eq!(
-            check_json(b"[1,2]", 64).expect_err("array"),
-            Invalid::NotObject
-        );
-        assert!(
-            matches!(check_json(b"  ", 64), Err(Invalid::NotJson(_))),
-            "empty"
-        );
+        assert!(matches!(&e, Invalid::NotJson(m) if m.contains("EOF")), "{e:?}");
+        assert_eq!(check_json(b"[1,2]", 64).expect_err("array"), Invalid::NotObject);
+        assert!(matches!(check_json(b"  ", 64), Err(Invalid::NotJson(_))), "empty");
         assert!(
             matches!(check_json(b"{} x", 64), Err(Invalid::NotJson(_))),
             "trailing garbage"
@@ -182,10 +173,7 @@ mod tests {
 
     #[test]
     fn rejects_nul_raw_and_escaped() {
-        assert_eq!(
-            check_json(b"{\"a\":\"x\0\"}", 64).expect_err("raw"),
-            Invalid::Nul
-        );
+        assert_eq!(check_json(b"{\"a\":\"x\0\"}", 64).expect_err("raw"), Invalid::Nul);
         assert_eq!(
             check_json(br#"{"a":"x\u0000"}"#, 64).expect_err("escaped"),
             Invalid::Nul
@@ -194,10 +182,7 @@ mod tests {
             check_json(br#"{"a":"x\\u0000"}"#, 64).is_ok(),
             "escaped backslash then text"
         );
-        assert!(
-            check_json(br#"{"a":"\u00001"}"#, 64).is_err(),
-            "NUL followed by text"
-        );
+        assert!(check_json(br#"{"a":"\u00001"}"#, 64).is_err(), "NUL followed by text");
     }
 
     #[test]

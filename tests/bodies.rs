@@ -31,17 +31,9 @@ async fn bad_json_is_a_400_in_anthropic_shape_and_never_forwarded() {
     let proxy = Proxy::start(&config(&[up.url()], "limits: { max_json_depth: 8 }\n", ""));
     let deep = format!("{{\"a\":{}1{}}}", "[".repeat(8), "]".repeat(8));
     let cases: [(&str, String, &str); 5] = [
-        (
-            "malformed",
-            "{\"model\": \"claude\",".into(),
-            "invalid_json",
-        ),
+        ("malformed", "{\"model\": \"claude\",".into(), "invalid_json"),
         ("too deep", deep, "json_too_deep"),
-        (
-            "escaped NUL",
-            r#"{"model":"a\u0000b"}"#.into(),
-            "invalid_body",
-        ),
+        ("escaped NUL", r#"{"model":"a\u0000b"}"#.into(), "invalid_body"),
         ("raw NUL", "{\"model\":\"a\0b\"}".into(), "invalid_body"),
         ("not an object", "[1,2,3]".into(), "invalid_body"),
     ];
@@ -57,9 +49,7 @@ async fn bad_json_is_a_400_in_anthropic_shape_and_never_forwarded() {
         assert_eq!(v["type"], "error", "{what}: anthropic shape {v}");
         assert_eq!(v["error"]["type"], "invalid_request_error", "{what}: {v}");
         assert!(
-            v["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
+            v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
             "{what}: message"
         );
     }
@@ -81,11 +71,7 @@ async fn malformed_session_ids_are_refused() {
             .await
             .expect("request");
         assert_eq!(resp.status(), 400, "{bad:?}");
-        assert_eq!(
-            resp.headers()["x-llm-sidecar-error"],
-            "invalid_header",
-            "{bad:?}"
-        );
+        assert_eq!(resp.headers()["x-llm-sidecar-error"], "invalid_header", "{bad:?}");
     }
     assert_eq!(up.count(), 0, "nothing forwarded");
 }
@@ -93,11 +79,7 @@ async fn malformed_session_ids_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_get_413_declared_or_chunked() {
     let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    let proxy = Proxy::start(&config(
-        &[up.url()],
-        "limits: { max_body_bytes: 4096 }\n",
-        "",
-    ));
+    let proxy = Proxy::start(&config(&[up.url()], "limits: { max_body_bytes: 4096 }\n", ""));
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000));
     let resp = post(&proxy, big.clone()).await;
     assert_eq!(resp.status(), 413, "declared length over the limit");
@@ -106,25 +88,12 @@ async fn bodies_over_the_limit_get_413_declared_or_chunked() {
     assert_eq!(v["error"]["type"], "request_too_large", "{v}");
 
     // Chunked: no length announced, counted as it arrives.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
-        .as_bytes()
-        .chunks(1000)
-        .map(|c| Ok(c.to_vec()))
-        .collect();
-    let resp = post(
-        &proxy,
-        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)),
-    )
-    .await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.as_bytes().chunks(1000).map(|c| Ok(c.to_vec())).collect();
+    let resp = post(&proxy, reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))).await;
     assert_eq!(resp.status(), 413, "chunked body over the limit");
 
-    let small: Vec<Result<Vec<u8>, std::io::Error>> =
-        vec![Ok(b"{\"a\":".to_vec()), Ok(b"1}".to_vec())];
-    let resp = post(
-        &proxy,
-        reqwest::Body::wrap_stream(futures_util::stream::iter(small)),
-    )
-    .await;
+    let small: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(b"{\"a\":".to_vec()), Ok(b"1}".to_vec())];
+    let resp = post(&proxy, reqwest::Body::wrap_stream(futures_util::stream::iter(small))).await;
     assert_eq!(resp.status(), 200, "chunked body under the limit passes");
     let seen = up.seen();
     assert_eq!(seen.len(), 1, "only the small body reached the upstream");
@@ -134,21 +103,13 @@ async fn bodies_over_the_limit_get_413_declared_or_chunked() {
         Some("7"),
         "sent upstream with a length"
     );
-    assert_eq!(
-        seen[0].header("transfer-encoding"),
-        None,
-        "not chunked upstream"
-    );
+    assert_eq!(seen[0].header("transfer-encoding"), None, "not chunked upstream");
 }
 
 fn big_body(mib: usize) -> Vec<u8> {
-    let filler: String = (0..mib * 1024 * 1024 / 16)
-        .map(|i| format!("{:015x},", i))
-        .collect();
-    serde_json::to_vec(
-        &json!({"model": "claude-sonnet-5", "messages": [{"role": "user", "content": filler}]}),
-    )
-    .expect("json")
+    let filler: String = (0..mib * 1024 * 1024 / 16).map(|i| format!("{:015x},", i)).collect();
+    serde_json::to_vec(&json!({"model": "claude-sonnet-5", "messages": [{"role": "user", "content": filler}]}))
+        .expect("json")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,27 +142,13 @@ async fn large_bodies_are_resent_intact_on_a_retry() {
     let body = big_body(5);
     for round in 0..3 {
         let resp = post(&proxy, body.clone()).await;
-        assert_eq!(
-            resp.status(),
-            200,
-            "round {round}: served by the healthy account"
-        );
+        assert_eq!(resp.status(), 200, "round {round}: served by the healthy account");
     }
-    assert_eq!(
-        good.count(),
-        3,
-        "every request ended on the healthy account"
-    );
+    assert_eq!(good.count(), 3, "every request ended on the healthy account");
     for s in good.seen().iter().chain(slow.seen().iter()) {
-        assert!(
-            s.body[..] == body[..],
-            "every attempt carried the whole 5 MiB body"
-        );
+        assert!(s.body[..] == body[..], "every attempt carried the whole 5 MiB body");
     }
-    assert!(
-        slow.count() >= 1,
-        "the slow account was tried at least once (rotation)"
-    );
+    assert!(slow.count() >= 1, "the slow account was tried at least once (rotation)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,11 +163,7 @@ async fn json_is_validated_whatever_the_content_type_except_uploads() {
         .send()
         .await
         .expect("request");
-    assert_eq!(
-        form.status(),
-        400,
-        "curl -d style content type is still checked"
-    );
+    assert_eq!(form.status(), 400, "curl -d style content type is still checked");
     let upload = c
         .post(proxy.url("/anthropic/v1/files"))
         .header("content-type", "multipart/form-data; boundary=x")

@@ -37,30 +37,15 @@ async fn anthropic_json_reaches_upstream_with_the_real_key_only() {
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     let got: serde_json::Value = resp.json().await.expect("json body");
-    assert_eq!(
-        got,
-        anthropic_reply(),
-        "client gets the upstream body unchanged"
-    );
+    assert_eq!(got, anthropic_reply(), "client gets the upstream body unchanged");
 
     let seen = up.seen();
     assert_eq!(seen.len(), 1, "exactly one upstream request");
     let s = &seen[0];
-    assert_eq!(
-        s.path, "/v1/messages?beta=true",
-        "prefix stripped, query kept"
-    );
-    assert_eq!(
-        s.header("x-api-key"),
-        Some("REAL-KEY-claude-0"),
-        "real key injected"
-    );
+    assert_eq!(s.path, "/v1/messages?beta=true", "prefix stripped, query kept");
+    assert_eq!(s.header("x-api-key"), Some("REAL-KEY-claude-0"), "real key injected");
     assert_eq!(s.header("authorization"), None, "client bearer removed");
-    assert_eq!(
-        s.header("anthropic-version"),
-        Some("2023-06-01"),
-        "version passes"
-    );
+    assert_eq!(s.header("anthropic-version"), Some("2023-06-01"), "version passes");
     assert_eq!(
         s.header("anthropic-beta"),
         Some("prompt-caching-2024-07-31"),
@@ -95,12 +80,7 @@ async fn openai_openrouter_and_gemini_get_their_own_credentials() {
         routes("openrouter", "/openrouter", "router"),
         routes("gemini", "/gemini", "gem"),
         pool_yaml("gpt", "openai", &[openai.url()], ""),
-        pool_yaml(
-            "router",
-            "openrouter",
-            &[format!("{}/api", router.url())],
-            ""
-        ),
+        pool_yaml("router", "openrouter", &[format!("{}/api", router.url())], ""),
         pool_yaml("gem", "gemini", &[gemini.url()], ""),
     );
     let proxy = Proxy::start(&yaml);
@@ -162,11 +142,7 @@ async fn get_requests_and_any_path_under_a_route_pass() {
     );
     let proxy = Proxy::start(&yaml);
     let c = client();
-    for path in [
-        "/v1/models",
-        "/v1/messages/count_tokens",
-        "/v1/messages/batches/abc",
-    ] {
+    for path in ["/v1/models", "/v1/messages/count_tokens", "/v1/messages/batches/abc"] {
         let resp = c
             .get(proxy.url(&format!("/anthropic{path}")))
             .send()
@@ -177,16 +153,10 @@ async fn get_requests_and_any_path_under_a_route_pass() {
     let paths: Vec<String> = up.seen().iter().map(|s| s.path.clone()).collect();
     assert_eq!(
         paths,
-        [
-            "/v1/models",
-            "/v1/messages/count_tokens",
-            "/v1/messages/batches/abc"
-        ]
+        ["/v1/models", "/v1/messages/count_tokens", "/v1/messages/batches/abc"]
     );
     assert!(
-        up.seen()
-            .iter()
-            .all(|s| s.body.is_empty() && s.method == "GET"),
+        up.seen().iter().all(|s| s.body.is_empty() && s.method == "GET"),
         "GETs stay bodiless"
     );
 }
@@ -216,9 +186,7 @@ async fn unrouted_paths_get_a_json_404_with_a_request_id() {
     );
     let v: serde_json::Value = resp.json().await.expect("json");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("/nowhere")),
+        v["error"]["message"].as_str().is_some_and(|m| m.contains("/nowhere")),
         "{v}"
     );
     assert_eq!(up.count(), 0, "nothing reached an upstream");
@@ -240,10 +208,7 @@ async fn client_tokens_are_required_and_replaced() {
     assert_eq!(missing.status(), 401, "no token");
     assert_eq!(missing.headers()["x-llm-sidecar-error"], "unauthorized");
     let v: serde_json::Value = missing.json().await.expect("json");
-    assert_eq!(
-        v["error"]["status"], "UNAUTHENTICATED",
-        "gemini error shape: {v}"
-    );
+    assert_eq!(v["error"]["status"], "UNAUTHENTICATED", "gemini error shape: {v}");
     let wrong = c
         .post(&url)
         .header("x-goog-api-key", "tok-checkouT")
@@ -257,13 +222,7 @@ async fn client_tokens_are_required_and_replaced() {
         ("authorization", "Bearer tok-checkout"),
         ("x-api-key", "tok-checkout"),
     ] {
-        let ok = c
-            .post(&url)
-            .header(h, v)
-            .body("{}")
-            .send()
-            .await
-            .expect("request");
+        let ok = c.post(&url).header(h, v).body("{}").send().await.expect("request");
         assert_eq!(ok.status(), 200, "token in {h}");
     }
     let ok = c
@@ -273,11 +232,7 @@ async fn client_tokens_are_required_and_replaced() {
         .await
         .expect("request");
     assert_eq!(ok.status(), 200, "token in ?key=");
-    assert_eq!(
-        up.count(),
-        4,
-        "only authorised requests reached the upstream"
-    );
+    assert_eq!(up.count(), 4, "only authorised requests reached the upstream");
     for s in up.seen() {
         assert_eq!(
             s.header("x-goog-api-key"),
@@ -289,10 +244,7 @@ async fn client_tokens_are_required_and_replaced() {
             "token never forwarded"
         );
     }
-    assert!(
-        logs().contains("checkout-svc"),
-        "the client is named in the access log"
-    );
+    assert!(logs().contains("checkout-svc"), "the client is named in the access log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,11 +264,7 @@ async fn request_ids_are_honoured_when_well_formed_and_replaced_otherwise() {
         .send()
         .await
         .expect("req");
-    assert_eq!(
-        kept.headers()["x-request-id"],
-        "trace:abc-1.2_3",
-        "well-formed id kept"
-    );
+    assert_eq!(kept.headers()["x-request-id"], "trace:abc-1.2_3", "well-formed id kept");
     let replaced = c
         .post(proxy.url("/a/v1/x"))
         .header("x-request-id", "bad id with spaces")
@@ -324,18 +272,11 @@ async fn request_ids_are_honoured_when_well_formed_and_replaced_otherwise() {
         .send()
         .await
         .expect("req");
-    let new_id = replaced.headers()["x-request-id"]
-        .to_str()
-        .expect("ascii")
-        .to_string();
+    let new_id = replaced.headers()["x-request-id"].to_str().expect("ascii").to_string();
     assert_ne!(new_id, "bad id with spaces", "malformed id replaced");
     assert_eq!(new_id.len(), 32, "generated id");
     let seen = up.seen();
-    assert_eq!(
-        seen[0].header("x-request-id"),
-        Some("trace:abc-1.2_3"),
-        "sent upstream"
-    );
+    assert_eq!(seen[0].header("x-request-id"), Some("trace:abc-1.2_3"), "sent upstream");
     assert_eq!(
         seen[1].header("x-request-id"),
         Some(new_id.as_str()),
@@ -367,11 +308,7 @@ async fn admin_answers_healthz_and_readyz() {
     assert_eq!(ready.status(), 200);
     let v: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(v["status"], "ready", "{v}");
-    let missing = c
-        .get(format!("http://{}/nope", proxy.admin))
-        .send()
-        .await
-        .expect("404");
+    let missing = c.get(format!("http://{}/nope", proxy.admin)).send().await.expect("404");
     assert_eq!(missing.status(), 404);
     let proxied = c
         .get(proxy.url("/healthz"))
@@ -387,11 +324,7 @@ async fn admin_answers_healthz_and_readyz() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_or_token_appears_in_any_log_line() {
-    let up = Fake::always(Reply::Json(
-        500,
-        json!({"error": {"message": "boom\r\n\u{1b}[31m"}}),
-    ))
-    .await;
+    let up = Fake::always(Reply::Json(500, json!({"error": {"message": "boom\r\n\u{1b}[31m"}}))).await;
     let yaml = format!(
         "routes:\n{}pools:\n{}",
         routes("a", "/a", "c"),
@@ -407,19 +340,9 @@ async fn no_key_or_token_appears_in_any_log_line() {
             .send()
             .await;
     }
-    let _ = c
-        .post(proxy.url("/a/v1/messages"))
-        .body("{bad")
-        .send()
-        .await;
+    let _ = c.post(proxy.url("/a/v1/messages")).body("{bad").send().await;
     let logs = logs();
-    assert!(
-        logs.contains("llm_sidecar::access"),
-        "access lines were captured"
-    );
+    assert!(logs.contains("llm_sidecar::access"), "access lines were captured");
     assert!(!logs.contains("REAL-KEY-"), "no account key in logs");
-    assert!(
-        !logs.contains("client-placeholder-key"),
-        "no client credential in logs"
-    );
+    assert!(!logs.contains("client-placeholder-key"), "no client credential in logs");
 }

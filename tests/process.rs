@@ -88,10 +88,7 @@ fn check_lists_every_problem_with_its_path_and_exits_1() {
         err.contains("pools.claude.accounts[0].key_env: ANTHROPIC_KEY_A_UNSET is not set"),
         "{err}"
     );
-    assert!(
-        err.contains("routes[0].pool: no pool named \"nope\""),
-        "{err}"
-    );
+    assert!(err.contains("routes[0].pool: no pool named \"nope\""), "{err}");
     assert!(err.contains("2 problems"), "{err}");
 
     let run = Command::new(BIN)
@@ -109,22 +106,14 @@ fn check_lists_every_problem_with_its_path_and_exits_1() {
 #[test]
 fn check_prints_a_summary_and_honours_the_env_var() {
     let dir = tempfile::tempdir().expect("dir");
-    let path = write_config(
-        &dir,
-        &good_config("https://api.anthropic.com", 8080, 9901, "10s"),
-    );
+    let path = write_config(&dir, &good_config("https://api.anthropic.com", 8080, 9901, "10s"));
     let out = Command::new(BIN)
         .arg("check")
         .env("LLM_SIDECAR_CONFIG", &path)
         .env("LLMS_PROC_KEY", "k")
         .output()
         .expect("check");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
     assert!(stdout.contains("1 routes, 1 pools, 1 accounts"), "{stdout}");
@@ -135,10 +124,7 @@ fn a_busy_listen_address_is_a_clear_error() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port();
     let dir = tempfile::tempdir().expect("dir");
-    let path = write_config(
-        &dir,
-        &good_config("http://127.0.0.1:9", port, free_port(), "10s"),
-    );
+    let path = write_config(&dir, &good_config("http://127.0.0.1:9", port, free_port(), "10s"));
     let mut child = spawn_run(&path, false);
     let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
     let out = output(&mut child);
@@ -190,8 +176,7 @@ fn post_in_background(port: u16) -> std::thread::JoinHandle<Result<u16, String>>
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits_0() {
     let rt = tokio::runtime::Runtime::new().expect("rt");
-    let (mut child, port, up, _dir) =
-        start_with_slow_upstream(&rt, Duration::from_millis(800), "10s", true);
+    let (mut child, port, up, _dir) = start_with_slow_upstream(&rt, Duration::from_millis(800), "10s", true);
     let pending = post_in_background(port);
     while up.count() == 0 {
         std::thread::sleep(Duration::from_millis(10));
@@ -244,17 +229,13 @@ fn sigterm_with_nothing_in_flight_exits_promptly() {
     signal(&child, "-TERM");
     let (code, took) = wait_exit(&mut child, Duration::from_secs(8));
     assert_eq!(code, Some(0));
-    assert!(
-        took < Duration::from_secs(2),
-        "no pointless grace wait: {took:?}"
-    );
+    assert!(took < Duration::from_secs(2), "no pointless grace wait: {took:?}");
 }
 
 #[test]
 fn sigint_stops_at_once_even_with_a_request_in_flight() {
     let rt = tokio::runtime::Runtime::new().expect("rt");
-    let (mut child, port, up, _dir) =
-        start_with_slow_upstream(&rt, Duration::from_secs(5), "10s", false);
+    let (mut child, port, up, _dir) = start_with_slow_upstream(&rt, Duration::from_secs(5), "10s", false);
     let pending = post_in_background(port);
     while up.count() == 0 {
         std::thread::sleep(Duration::from_millis(10));
@@ -262,10 +243,7 @@ fn sigint_stops_at_once_even_with_a_request_in_flight() {
     signal(&child, "-INT");
     let (code, took) = wait_exit(&mut child, Duration::from_secs(4));
     assert!(code.is_some(), "process ended");
-    assert!(
-        took < Duration::from_secs(1),
-        "SIGINT does not wait: {took:?}"
-    );
+    assert!(took < Duration::from_secs(1), "SIGINT does not wait: {took:?}");
     assert!(
         pending.join().expect("thread").is_err(),
         "the in-flight request was cut"

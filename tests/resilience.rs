@@ -39,15 +39,13 @@ async fn failing_and_throttled_accounts_stop_receiving_traffic_and_come_back() {
     let broken = Fake::always(Reply::Json(503, error_json("api_error"))).await;
     let throttled = Fake::always(Reply::Raw(
         429,
-        vec![
-            ("retry-after", "2".into()),
-            ("content-type", "application/json".into()),
-        ],
+        vec![("retry-after", "2".into()), ("content-type", "application/json".into())],
         error_json("rate_limit_error").to_string().into(),
     ))
     .await;
     let healthy = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    let extra = "    retry: { attempts: 3, backoff: 1ms, max_backoff: 5ms }\n    breaker: { failures: 2, cooldown: 30s }\n";
+    let extra =
+        "    retry: { attempts: 3, backoff: 1ms, max_backoff: 5ms }\n    breaker: { failures: 2, cooldown: 30s }\n";
     let proxy = Proxy::start(&config(&[(
         "p",
         "anthropic",
@@ -57,16 +55,8 @@ async fn failing_and_throttled_accounts_stop_receiving_traffic_and_come_back() {
     let start = Instant::now();
     for i in 0..12 {
         let resp = post(&proxy).await;
-        assert_eq!(
-            resp.status(),
-            200,
-            "request {i} succeeds on the healthy account"
-        );
-        assert_eq!(
-            resp.headers()["x-llm-sidecar-account"],
-            "acct-2",
-            "request {i}"
-        );
+        assert_eq!(resp.status(), 200, "request {i} succeeds on the healthy account");
+        assert_eq!(resp.headers()["x-llm-sidecar-account"], "acct-2", "request {i}");
         assert_eq!(resp.headers()["x-llm-sidecar-pool"], "p");
     }
     assert!(
@@ -114,11 +104,7 @@ async fn an_account_answering_401_never_gets_a_second_request() {
     for _ in 0..10 {
         assert_eq!(post(&proxy).await.status(), 200);
     }
-    assert_eq!(
-        bad_key.count(),
-        1,
-        "broken key: out of rotation after one 401"
-    );
+    assert_eq!(bad_key.count(), 1, "broken key: out of rotation after one 401");
     assert_eq!(good.count(), 10);
     assert!(logs().contains("\"event\":\"key_broken\""));
 }
@@ -127,14 +113,8 @@ async fn an_account_answering_401_never_gets_a_second_request() {
 async fn when_every_account_fails_the_client_gets_503_with_retry_after() {
     let a = Fake::always(Reply::Json(503, error_json("api_error"))).await;
     let b = Fake::always(Reply::Json(500, error_json("api_error"))).await;
-    let extra =
-        "    retry: { attempts: 3, backoff: 1ms }\n    breaker: { failures: 1, cooldown: 7s }\n";
-    let proxy = Proxy::start(&config(&[(
-        "p",
-        "anthropic",
-        vec![a.url(), b.url()],
-        extra,
-    )]));
+    let extra = "    retry: { attempts: 3, backoff: 1ms }\n    breaker: { failures: 1, cooldown: 7s }\n";
+    let proxy = Proxy::start(&config(&[("p", "anthropic", vec![a.url(), b.url()], extra)]));
     let first = post(&proxy).await;
     assert!(
         first.status() == 503 || first.status() == 500,
@@ -161,19 +141,10 @@ async fn when_every_account_fails_the_client_gets_503_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_accounts_rate_limited_is_a_429_with_retry_after() {
-    let a = Fake::always(Reply::Raw(
-        429,
-        vec![("retry-after", "30".into())],
-        "{}".into(),
-    ))
-    .await;
+    let a = Fake::always(Reply::Raw(429, vec![("retry-after", "30".into())], "{}".into())).await;
     let proxy = Proxy::start(&config(&[("p", "anthropic", vec![a.url()], "")]));
     let first = post(&proxy).await;
-    assert_eq!(
-        first.status(),
-        429,
-        "the upstream's own 429 passes on the last attempt"
-    );
+    assert_eq!(first.status(), 429, "the upstream's own 429 passes on the last attempt");
     let second = post(&proxy).await;
     assert_eq!(second.status(), 429);
     assert_eq!(second.headers()["x-llm-sidecar-error"], "rate_limited");
@@ -189,12 +160,7 @@ async fn all_accounts_rate_limited_is_a_429_with_retry_after() {
 fn sse(events: &[(&str, serde_json::Value)]) -> Vec<(Duration, String)> {
     events
         .iter()
-        .map(|(name, data)| {
-            (
-                Duration::from_millis(10),
-                format!("event: {name}\ndata: {data}\n\n"),
-            )
-        })
+        .map(|(name, data)| (Duration::from_millis(10), format!("event: {name}\ndata: {data}\n\n")))
         .collect()
 }
 
@@ -204,7 +170,15 @@ async fn an_overloaded_error_before_content_is_completed_by_another_account() {
         "message_start",
         json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 10, "output_tokens": 1}}}),
     );
-    let overloaded = Fake::always(Reply::Sse(sse(&[start.clone(), ("ping", json!({"type": "ping"})), ("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))]))).await;
+    let overloaded = Fake::always(Reply::Sse(sse(&[
+        start.clone(),
+        ("ping", json!({"type": "ping"})),
+        (
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        ),
+    ])))
+    .await;
     let good_events = sse(&[
         start,
         (
@@ -244,11 +218,7 @@ async fn an_overloaded_error_before_content_is_completed_by_another_account() {
             "round {round}: one clean stream, from the good account only"
         );
     }
-    assert_eq!(
-        overloaded.count(),
-        1,
-        "overloaded: cooled down after its first error"
-    );
+    assert_eq!(overloaded.count(), 1, "overloaded: cooled down after its first error");
     assert_eq!(good.count(), 2);
 }
 
@@ -256,20 +226,10 @@ async fn an_overloaded_error_before_content_is_completed_by_another_account() {
 async fn the_retry_budget_stops_an_outage_from_multiplying_load() {
     let a = Fake::always(Reply::Json(503, error_json("api_error"))).await;
     let b = Fake::always(Reply::Json(503, error_json("api_error"))).await;
-    let extra =
-        "    retry: { attempts: 2, backoff: 1ms, budget: 0% }\n    breaker: { failures: 1000 }\n";
-    let proxy = Proxy::start(&config(&[(
-        "p",
-        "anthropic",
-        vec![a.url(), b.url()],
-        extra,
-    )]));
+    let extra = "    retry: { attempts: 2, backoff: 1ms, budget: 0% }\n    breaker: { failures: 1000 }\n";
+    let proxy = Proxy::start(&config(&[("p", "anthropic", vec![a.url(), b.url()], extra)]));
     for _ in 0..40 {
-        assert_eq!(
-            post(&proxy).await.status(),
-            503,
-            "the upstream's error, as is"
-        );
+        assert_eq!(post(&proxy).await.status(), 503, "the upstream's error, as is");
     }
     let upstream = a.count() + b.count();
     assert_eq!(
@@ -297,13 +257,7 @@ async fn a_full_queue_and_a_queue_timeout_are_503s() {
     let c = client();
     let first = tokio::spawn({
         let (c, url) = (c.clone(), proxy.url("/a/v1/messages"));
-        async move {
-            c.post(url)
-                .body("{}")
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }
+        async move { c.post(url).body("{}").send().await.map(|r| r.status().as_u16()) }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let queued = tokio::spawn({
@@ -341,10 +295,7 @@ async fn a_full_queue_and_a_queue_timeout_are_503s() {
         "the one in flight finishes"
     );
     assert_eq!(slow.count(), 1, "only one request reached the upstream");
-    assert!(
-        logs().contains("waiting for a slot"),
-        "queue waits are logged"
-    );
+    assert!(logs().contains("waiting for a slot"), "queue waits are logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,11 +339,7 @@ async fn each_client_has_its_own_window_under_concurrent_load() {
                 .expect("ascii")
                 .parse()
                 .expect("n");
-            let after: u64 = r.headers()["retry-after"]
-                .to_str()
-                .expect("ascii")
-                .parse()
-                .expect("n");
+            let after: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("n");
             assert!(
                 (1..=60).contains(&reset) && after == reset,
                 "reset {reset}, retry-after {after}"
@@ -476,33 +423,12 @@ async fn a_passing_health_check_brings_a_broken_account_back() {
     .await;
     let other = Fake::always(Reply::Json(200, anthropic_reply())).await;
     let extra = "    retry: { backoff: 1ms }\n    health_check: { interval: 1500ms, timeout: 1s, path: /v1/models }\n";
-    let proxy = Proxy::start(&config(&[(
-        "p",
-        "anthropic",
-        vec![flaky.url(), other.url()],
-        extra,
-    )]));
-    let messages = || {
-        flaky
-            .seen()
-            .iter()
-            .filter(|s| s.path == "/v1/messages")
-            .count()
-    };
-    let checks = || {
-        flaky
-            .seen()
-            .iter()
-            .filter(|s| s.path == "/v1/models")
-            .count()
-    };
+    let proxy = Proxy::start(&config(&[("p", "anthropic", vec![flaky.url(), other.url()], extra)]));
+    let messages = || flaky.seen().iter().filter(|s| s.path == "/v1/messages").count();
+    let checks = || flaky.seen().iter().filter(|s| s.path == "/v1/models").count();
     let started = Instant::now();
     while messages() == 0 {
-        assert_eq!(
-            post(&proxy).await.status(),
-            200,
-            "retried on the other account"
-        );
+        assert_eq!(post(&proxy).await.status(), 200, "retried on the other account");
     }
     let checks_at_break = checks();
     for _ in 0..6 {
@@ -512,11 +438,7 @@ async fn a_passing_health_check_brings_a_broken_account_back() {
         started.elapsed() < Duration::from_millis(1400),
         "still before the next check"
     );
-    assert_eq!(
-        messages(),
-        1,
-        "broken key: no message request until a check passes"
-    );
+    assert_eq!(messages(), 1, "broken key: no message request until a check passes");
     let deadline = Instant::now() + Duration::from_secs(5);
     while checks() <= checks_at_break && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -624,19 +546,9 @@ async fn the_log_row_records_attempts_and_the_account_that_served() {
     while bad.count() == 0 {
         assert_eq!(post(&proxy).await.status(), 200);
     }
-    assert!(proxy
-        .core
-        .log
-        .as_ref()
-        .expect("log")
-        .flush(Duration::from_secs(5)));
+    assert!(proxy.core.log.as_ref().expect("log").flush(Duration::from_secs(5)));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(proxy
-        .core
-        .log
-        .as_ref()
-        .expect("log")
-        .flush(Duration::from_secs(5)));
+    assert!(proxy.core.log.as_ref().expect("log").flush(Duration::from_secs(5)));
     let conn = rusqlite::Connection::open(&db).expect("db");
     let (attempts, account, status): (i64, String, i64) = conn
         .query_row(

@@ -12,12 +12,7 @@ use serde_json::json;
 fn config(provider: &str, upstreams: &[String], timeouts: &str) -> String {
     format!(
         "routes:\n  - {{ name: r, match: {{ path_prefix: /p }}, pool: p }}\npools:\n{}",
-        pool_yaml(
-            "p",
-            provider,
-            upstreams,
-            &format!("    timeouts: {{ {timeouts} }}\n")
-        )
+        pool_yaml("p", provider, upstreams, &format!("    timeouts: {{ {timeouts} }}\n"))
     )
 }
 
@@ -28,19 +23,10 @@ fn event(i: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_arrive_as_they_are_sent() {
     let events: Vec<(Duration, String)> = (0..5)
-        .map(|i| {
-            (
-                Duration::from_millis(if i == 0 { 0 } else { 200 }),
-                event(i),
-            )
-        })
+        .map(|i| (Duration::from_millis(if i == 0 { 0 } else { 200 }), event(i)))
         .collect();
     let up = Fake::always(Reply::Sse(events)).await;
-    let proxy = Proxy::start(&config(
-        "anthropic",
-        &[up.url()],
-        "first_byte: 5s, idle: 2s",
-    ));
+    let proxy = Proxy::start(&config("anthropic", &[up.url()], "first_byte: 5s, idle: 2s"));
     let start = Instant::now();
     let resp = client()
         .post(proxy.url("/p/v1/messages"))
@@ -50,11 +36,7 @@ async fn sse_events_arrive_as_they_are_sent() {
         .expect("request");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    assert_eq!(
-        resp.headers()["cache-control"],
-        "no-cache",
-        "SSE must not be cached"
-    );
+    assert_eq!(resp.headers()["cache-control"], "no-cache", "SSE must not be cached");
     assert_eq!(
         resp.headers()["x-accel-buffering"],
         "no",
@@ -69,15 +51,8 @@ async fn sse_events_arrive_as_they_are_sent() {
         text.extend_from_slice(&chunk);
     }
     let expected: String = (0..5).map(event).collect();
-    assert_eq!(
-        String::from_utf8_lossy(&text),
-        expected,
-        "stream passes byte for byte"
-    );
-    assert!(
-        arrivals.len() >= 5,
-        "one chunk per event at least: {arrivals:?}"
-    );
+    assert_eq!(String::from_utf8_lossy(&text), expected, "stream passes byte for byte");
+    assert!(arrivals.len() >= 5, "one chunk per event at least: {arrivals:?}");
     assert!(
         arrivals[0] < Duration::from_millis(150),
         "first event not held back: {arrivals:?}"
@@ -128,19 +103,13 @@ async fn refused_connection_is_a_502_at_once() {
 async fn connect_timeout_is_a_504_at_the_limit() {
     // A listener whose backlog is full: further connects hang until the client gives up.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.1:0".parse().expect("addr"))
-        .expect("bind");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
     let listener = socket.listen(0).expect("listen");
     let addr = listener.local_addr().expect("addr");
     let _filler = tokio::net::TcpStream::connect(addr)
         .await
         .expect("first connect fills the backlog");
-    let proxy = Proxy::start(&config(
-        "gemini",
-        &[format!("http://{addr}")],
-        "connect: 400ms",
-    ));
+    let proxy = Proxy::start(&config("gemini", &[format!("http://{addr}")], "connect: 400ms"));
     let start = Instant::now();
     let resp = client()
         .post(proxy.url("/p/v1beta/models/m:generateContent"))
@@ -156,10 +125,7 @@ async fn connect_timeout_is_a_504_at_the_limit() {
         "ended by the connect timeout: {took:?}"
     );
     let v: serde_json::Value = resp.json().await.expect("json");
-    assert_eq!(
-        v["error"]["status"], "DEADLINE_EXCEEDED",
-        "gemini shape: {v}"
-    );
+    assert_eq!(v["error"]["status"], "DEADLINE_EXCEEDED", "gemini shape: {v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,11 +135,7 @@ async fn slow_upstream_is_a_504_at_the_first_byte_timeout() {
         Box::new(Reply::Json(200, anthropic_reply())),
     ))
     .await;
-    let proxy = Proxy::start(&config(
-        "anthropic",
-        &[up.url()],
-        "first_byte: 500ms, idle: 10s",
-    ));
+    let proxy = Proxy::start(&config("anthropic", &[up.url()], "first_byte: 500ms, idle: 10s"));
     let start = Instant::now();
     let resp = client()
         .post(proxy.url("/p/v1/messages"))
@@ -201,11 +163,7 @@ async fn a_silent_stream_is_ended_by_the_idle_timeout() {
     ];
     let up = Fake::always(Reply::Sse(events)).await;
     // first_byte is longer than idle: the idle limit must still apply inside the stream.
-    let proxy = Proxy::start(&config(
-        "anthropic",
-        &[up.url()],
-        "first_byte: 5s, idle: 400ms",
-    ));
+    let proxy = Proxy::start(&config("anthropic", &[up.url()], "first_byte: 5s, idle: 400ms"));
     let start = Instant::now();
     let resp = client()
         .post(proxy.url("/p/v1/messages"))
@@ -234,24 +192,15 @@ async fn a_silent_stream_is_ended_by_the_idle_timeout() {
         format!("{}{}", event(0), event(1)),
         "what was sent arrived"
     );
-    let line = logs()
-        .lines()
-        .filter(|l| l.contains("idle_timeout"))
-        .count();
+    let line = logs().lines().filter(|l| l.contains("idle_timeout")).count();
     assert!(line >= 1, "the access log names the idle timeout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_total_timeout_bounds_a_trickling_stream() {
-    let events: Vec<(Duration, String)> = (0..40)
-        .map(|i| (Duration::from_millis(100), event(i)))
-        .collect();
+    let events: Vec<(Duration, String)> = (0..40).map(|i| (Duration::from_millis(100), event(i))).collect();
     let up = Fake::always(Reply::Sse(events)).await;
-    let proxy = Proxy::start(&config(
-        "anthropic",
-        &[up.url()],
-        "first_byte: 1s, idle: 1s, total: 1s",
-    ));
+    let proxy = Proxy::start(&config("anthropic", &[up.url()], "first_byte: 1s, idle: 1s, total: 1s"));
     let start = Instant::now();
     let resp = client()
         .post(proxy.url("/p/v1/messages"))

@@ -17,14 +17,9 @@ struct Pki {
     untrusted: tokio_rustls::TlsAcceptor,
 }
 
-fn acceptor(
-    ca: &rcgen::Certificate,
-    ca_key: &KeyPair,
-    names: &[&str],
-) -> tokio_rustls::TlsAcceptor {
+fn acceptor(ca: &rcgen::Certificate, ca_key: &KeyPair, names: &[&str]) -> tokio_rustls::TlsAcceptor {
     let key = KeyPair::generate().expect("key");
-    let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .expect("params");
+    let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("params");
     let leaf = params.signed_by(&key, ca, ca_key).expect("sign leaf");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut conf = rustls::ServerConfig::builder_with_provider(provider)
@@ -76,10 +71,7 @@ async fn https_upstream_speaks_h2_with_verified_certificates() {
     let pki = pki();
     let up = Fake::start_tls(pki.good.clone(), |_, _| Reply::Json(200, anthropic_reply())).await;
     // `localhost` goes through the DNS path; the certificate is only valid for that name.
-    let proxy = Proxy::start(&config(
-        &[format!("https://localhost:{}", up.addr.port())],
-        "",
-    ));
+    let proxy = Proxy::start(&config(&[format!("https://localhost:{}", up.addr.port())], ""));
     for _ in 0..3 {
         let resp = client()
             .post(proxy.url("/anthropic/v1/messages"))
@@ -96,8 +88,7 @@ async fn https_upstream_speaks_h2_with_verified_certificates() {
         "h2 negotiated by ALPN"
     );
     assert!(
-        seen.iter()
-            .all(|s| s.header("x-api-key") == Some("REAL-KEY-p-0")),
+        seen.iter().all(|s| s.header("x-api-key") == Some("REAL-KEY-p-0")),
         "key injected over h2"
     );
 }
@@ -106,10 +97,7 @@ async fn https_upstream_speaks_h2_with_verified_certificates() {
 async fn wrong_name_and_unknown_issuer_are_refused_as_tls_errors() {
     let pki = pki();
     let good = Fake::start_tls(pki.good.clone(), |_, _| Reply::Json(200, anthropic_reply())).await;
-    let stranger = Fake::start_tls(pki.untrusted.clone(), |_, _| {
-        Reply::Json(200, anthropic_reply())
-    })
-    .await;
+    let stranger = Fake::start_tls(pki.untrusted.clone(), |_, _| Reply::Json(200, anthropic_reply())).await;
     for (what, url) in [
         (
             "certificate not valid for 127.0.0.1",
@@ -156,12 +144,8 @@ async fn streams_and_large_bodies_over_h2_survive_a_retry() {
     .await;
     let good = Fake::start_tls(pki.good.clone(), move |_, _| Reply::Sse(events(4))).await;
     let urls = [stalled.addr.port(), good.addr.port()].map(|p| format!("https://localhost:{p}"));
-    let proxy = Proxy::start(&config(
-        &urls,
-        "    timeouts: { first_byte: 400ms, idle: 2s }\n",
-    ));
-    let body =
-        serde_json::to_vec(&json!({"stream": true, "pad": "y".repeat(1024 * 1024)})).expect("json");
+    let proxy = Proxy::start(&config(&urls, "    timeouts: { first_byte: 400ms, idle: 2s }\n"));
+    let body = serde_json::to_vec(&json!({"stream": true, "pad": "y".repeat(1024 * 1024)})).expect("json");
     for round in 0..2 {
         let resp = client()
             .post(proxy.url("/anthropic/v1/messages"))
@@ -176,9 +160,7 @@ async fn streams_and_large_bodies_over_h2_survive_a_retry() {
             text.extend_from_slice(&c.expect("chunk"));
         }
         assert_eq!(
-            String::from_utf8_lossy(&text)
-                .matches("event: ping")
-                .count(),
+            String::from_utf8_lossy(&text).matches("event: ping").count(),
             4,
             "round {round}: whole stream"
         );
@@ -186,10 +168,7 @@ async fn streams_and_large_bodies_over_h2_survive_a_retry() {
     assert_eq!(good.count(), 2, "both requests ended on the good account");
     for s in good.seen().iter().chain(stalled.seen().iter()) {
         assert_eq!(s.version, http::Version::HTTP_2, "h2");
-        assert!(
-            s.body[..] == body[..],
-            "the 1 MiB body arrived whole on every attempt"
-        );
+        assert!(s.body[..] == body[..], "the 1 MiB body arrived whole on every attempt");
     }
     assert!(stalled.count() >= 1, "the stalled account was tried");
 }

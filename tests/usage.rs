@@ -58,9 +58,7 @@ impl Setup {
             "flushed"
         );
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
-        let mut stmt = conn
-            .prepare("SELECT * FROM requests ORDER BY id")
-            .expect("query");
+        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").expect("query");
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let rows = stmt
             .query_map([], |r| {
@@ -95,12 +93,7 @@ impl Setup {
 }
 
 fn anthropic_events() -> Vec<(Duration, String)> {
-    let ev = |name: &str, data: Value| {
-        (
-            Duration::from_millis(5),
-            format!("event: {name}\ndata: {data}\n\n"),
-        )
-    };
+    let ev = |name: &str, data: Value| (Duration::from_millis(5), format!("event: {name}\ndata: {data}\n\n"));
     vec![
         ev(
             "message_start",
@@ -154,36 +147,22 @@ async fn anthropic_stream_is_logged_with_exact_tokens_and_cost() {
         "{r}"
     );
     assert_eq!(
-        (
-            r["cache_read_tokens"].clone(),
-            r["cache_write_tokens"].clone()
-        ),
+        (r["cache_read_tokens"].clone(), r["cache_write_tokens"].clone()),
         (json!(5000), json!(300)),
         "{r}"
     );
     assert_eq!(r["usage_source"], "reported");
     assert_eq!(r["model"], "claude-sonnet-5");
     assert_eq!(
-        (
-            r["session"].clone(),
-            r["stream"].clone(),
-            r["status"].clone()
-        ),
+        (r["session"].clone(), r["stream"].clone(), r["status"].clone()),
         (json!("conv-42"), json!(1), json!(200))
     );
     assert_eq!(
-        (
-            r["pool"].clone(),
-            r["account"].clone(),
-            r["provider"].clone()
-        ),
+        (r["pool"].clone(), r["account"].clone(), r["provider"].clone()),
         (json!("anthropic"), json!("acct-0"), json!("anthropic"))
     );
     let expected = (1200.0 * 3.0 + 87.0 * 15.0 + 5000.0 * 0.30 + 300.0 * 3.75) / 1e6;
-    assert!(
-        (r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12,
-        "{r}"
-    );
+    assert!((r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12, "{r}");
     let view = s.proxy.core.snapshot().pools[0].accounts[0]
         .state
         .ledger
@@ -198,10 +177,7 @@ fn openai_events(with_usage: bool) -> Vec<(Duration, String)> {
     let chunk = |c: &str| {
         format!("data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4.1-2025-04-14\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{c}\"}}}}]}}\n\n")
     };
-    let mut ev = vec![
-        (Duration::ZERO, chunk("Hel")),
-        (Duration::from_millis(5), chunk("lo")),
-    ];
+    let mut ev = vec![(Duration::ZERO, chunk("Hel")), (Duration::from_millis(5), chunk("lo"))];
     if with_usage {
         ev.push((Duration::from_millis(5), "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4.1-2025-04-14\",\"choices\":[],\"usage\":{\"prompt_tokens\":900,\"completion_tokens\":40,\"prompt_tokens_details\":{\"cached_tokens\":100}}}\n\n".into()));
     }
@@ -229,10 +205,7 @@ async fn openai_stream_gets_usage_upstream_while_the_client_sees_none() {
     .await;
     let plain = String::from_utf8_lossy(&plain).into_owned();
     let expected_client: String = openai_events(false).into_iter().map(|(_, e)| e).collect();
-    assert_eq!(
-        plain, expected_client,
-        "client sees exactly the stream it asked for"
-    );
+    assert_eq!(plain, expected_client, "client sees exactly the stream it asked for");
     assert_eq!(
         up.seen()[0].json()["stream_options"]["include_usage"],
         true,
@@ -266,10 +239,7 @@ async fn openai_stream_gets_usage_upstream_while_the_client_sees_none() {
         );
         assert_eq!(r["usage_source"], "reported");
         let expected = (800.0 * 2.0 + 100.0 * 0.5 + 40.0 * 8.0) / 1e6;
-        assert!(
-            (r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12,
-            "{r}"
-        );
+        assert!((r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12, "{r}");
     }
 }
 
@@ -278,10 +248,7 @@ async fn gemini_json_and_unpriced_models_are_logged() {
     let up = Fake::always(Reply::Json(200, json!({"candidates": [{"finishReason": "STOP"}], "modelVersion": "gemini-9-ultra", "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 5, "thoughtsTokenCount": 7}}))).await;
     let s = start(&[("gemini", "gemini", up.url())], "");
     let resp = client()
-        .post(
-            s.proxy
-                .url("/gemini/v1beta/models/gemini-9-ultra:generateContent"),
-        )
+        .post(s.proxy.url("/gemini/v1beta/models/gemini-9-ultra:generateContent"))
         .json(&json!({"contents": []}))
         .send()
         .await
@@ -321,22 +288,12 @@ async fn every_outcome_leaves_exactly_one_row() {
     );
     let c = client();
     let cases: [(&str, &str, u16, Option<&str>); 6] = [
-        (
-            "/ok/v1/messages",
-            "{\"model\":\"claude-sonnet-5\"}",
-            200,
-            None,
-        ),
+        ("/ok/v1/messages", "{\"model\":\"claude-sonnet-5\"}", 200, None),
         ("/ok/v1/messages", "{not json", 400, Some("invalid_json")),
         ("/nowhere/v1/messages", "{}", 404, Some("no_route")),
         ("/failing/v1/messages", "{}", 500, None),
         ("/dead/v1/messages", "{}", 502, Some("connect_refused")),
-        (
-            "/ok/v1/messages",
-            &"x".repeat(64),
-            400,
-            Some("invalid_body"),
-        ),
+        ("/ok/v1/messages", &"x".repeat(64), 400, Some("invalid_body")),
     ];
     for (path, body, status, _) in cases {
         let resp = c
@@ -408,15 +365,9 @@ async fn a_client_that_hangs_up_and_an_upstream_that_cuts_each_leave_a_partial_r
     for (what, r) in [("hang-up", hangup), ("upstream cut", upstream_cut)] {
         assert_eq!(r["status"], 200, "{what}: status as sent: {r}");
         assert_eq!(r["usage_source"], "partial", "{what}: {r}");
-        assert_eq!(
-            r["input_tokens"], 1200,
-            "{what}: input from message_start billed: {r}"
-        );
+        assert_eq!(r["input_tokens"], 1200, "{what}: input from message_start billed: {r}");
         assert_eq!(r["cache_read_tokens"], 5000, "{what}: {r}");
-        assert!(
-            r["error_kind"].is_string(),
-            "{what}: the cause is recorded: {r}"
-        );
+        assert!(r["error_kind"].is_string(), "{what}: the cause is recorded: {r}");
     }
     assert_eq!(hangup["error_kind"], "client_closed");
     assert_eq!(upstream_cut["error_kind"], "upstream_error");
@@ -431,16 +382,10 @@ async fn a_burst_against_a_full_queue_drops_and_counts_never_blocks() {
     blocker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     let c = client();
     let started = std::time::Instant::now();
-    let sends = (0..40).map(|_| {
-        c.post(s.proxy.url("/anthropic/v1/messages"))
-            .body("{}")
-            .send()
-    });
+    let sends = (0..40).map(|_| c.post(s.proxy.url("/anthropic/v1/messages")).body("{}").send());
     let results = futures_util::future::join_all(sends).await;
     assert!(
-        results
-            .iter()
-            .all(|r| r.as_ref().is_ok_and(|r| r.status() == 200)),
+        results.iter().all(|r| r.as_ref().is_ok_and(|r| r.status() == 200)),
         "requests never wait for the log"
     );
     assert!(
@@ -471,10 +416,7 @@ async fn a_burst_against_a_full_queue_drops_and_counts_never_blocks() {
         40,
         "every request is either written or counted as dropped"
     );
-    assert!(
-        logs().contains("request log queue full"),
-        "the drop is said in the log"
-    );
+    assert!(logs().contains("request log queue full"), "the drop is said in the log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -493,10 +435,7 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
         let _ = read_all(resp).await;
     }
     let rows = s.wait_rows(3).await;
-    let total_cost: f64 = rows
-        .iter()
-        .map(|r| r["cost_usd"].as_f64().expect("priced"))
-        .sum();
+    let total_cost: f64 = rows.iter().map(|r| r["cost_usd"].as_f64().expect("priced")).sum();
 
     // A restarted sidecar replays the week into its ledgers.
     let states = llm_sidecar::state::States::default();
@@ -517,11 +456,7 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
         .args(["--since", "1h", "--by", "account", "--json"])
         .output()
         .expect("usage");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let groups: Value = serde_json::from_slice(&out.stdout).expect("json");
     let g = &groups[0];
     assert_eq!(
@@ -537,10 +472,7 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
         ),
         (json!(3600), json!(261), json!(15000))
     );
-    assert!(
-        (g["cost_usd"].as_f64().expect("cost") - total_cost).abs() < 1e-9,
-        "{g}"
-    );
+    assert!((g["cost_usd"].as_f64().expect("cost") - total_cost).abs() < 1e-9, "{g}");
     let by_session = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
         .args(["usage", "--db"])
         .arg(&s.db)

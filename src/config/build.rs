@@ -85,10 +85,7 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
     for (i, route) in raw.routes.iter().enumerate() {
         let path = format!("routes[{i}]");
         if raw.routes[..i].iter().any(|r| r.name == route.name) {
-            p.add(
-                format!("{path}.name"),
-                format!("duplicate route name {:?}", route.name),
-            );
+            p.add(format!("{path}.name"), format!("duplicate route name {:?}", route.name));
         }
         if let Some(r) = build_route(&path, route, &pool_names, &mut p) {
             routes.push(r);
@@ -98,18 +95,12 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
     let mut client_tokens = Vec::new();
     if let Some(tokens) = &raw.clients.tokens {
         if tokens.is_empty() {
-            p.add(
-                "clients.tokens",
-                "is empty: list at least one token, or remove the key",
-            );
+            p.add("clients.tokens", "is empty: list at least one token, or remove the key");
         }
         for (i, t) in tokens.iter().enumerate() {
             let path = format!("clients.tokens[{i}]");
             if tokens[..i].iter().any(|o| o.name == t.name) {
-                p.add(
-                    format!("{path}.name"),
-                    format!("duplicate client name {:?}", t.name),
-                );
+                p.add(format!("{path}.name"), format!("duplicate client name {:?}", t.name));
             }
             if let Some(token) = build_token(&path, t, &mut p) {
                 client_tokens.push(token);
@@ -120,7 +111,9 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
         if !addr.ip().is_loopback() && raw.clients.tokens.is_none() {
             p.add(
                 "listen",
-                format!("{addr} is not a loopback address: set clients.tokens so that only your apps can use the real keys"),
+                format!(
+                    "{addr} is not a loopback address: set clients.tokens so that only your apps can use the real keys"
+                ),
             );
         }
     }
@@ -132,6 +125,19 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
         .filter_map(|(i, price)| build_price(&format!("prices[{i}]"), price, &mut p))
         .collect();
     let log = build_log(&raw.log, &mut p);
+    let webhook = raw
+        .notifications
+        .webhook
+        .as_ref()
+        .and_then(|w| build_webhook(w, &mut p));
+    for (i, t) in raw.notifications.thresholds.iter().enumerate() {
+        if !(*t > 0.0 && *t <= 1.0) {
+            p.add(
+                format!("notifications.thresholds[{i}]"),
+                "must be a share of the weekly budget, above 0 and at most 1",
+            );
+        }
+    }
     if raw.clients.limit.as_ref().is_some_and(|l| l.rpm == 0) {
         p.add(
             "clients.limit.rpm",
@@ -155,6 +161,8 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
             prices,
             log,
             client_rpm: raw.clients.limit.as_ref().map(|l| l.rpm),
+            webhook,
+            thresholds: raw.notifications.thresholds.clone(),
         }),
         _ => Err(p.0),
     }
@@ -164,10 +172,7 @@ fn parse_addr(text: &str, path: &str, p: &mut Problems) -> Option<SocketAddr> {
     match text.parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            p.add(
-                path,
-                format!("{text:?} is not an address like 127.0.0.1:8080"),
-            );
+            p.add(path, format!("{text:?} is not an address like 127.0.0.1:8080"));
             None
         }
     }
@@ -180,10 +185,7 @@ fn build_route(path: &str, r: &RawRoute, pools: &[&str], p: &mut Problems) -> Op
     }
     let prefix = r.matcher.path_prefix.as_deref().unwrap_or("/");
     if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
-        p.add(
-            format!("{path}.match.path_prefix"),
-            "must be a path starting with /",
-        );
+        p.add(format!("{path}.match.path_prefix"), "must be a path starting with /");
     }
     let prefix = if prefix.len() > 1 {
         prefix.trim_end_matches('/')
@@ -196,27 +198,18 @@ fn build_route(path: &str, r: &RawRoute, pools: &[&str], p: &mut Problems) -> Op
         match (name, value) {
             (Ok(n), Ok(v)) => Some((n, v)),
             (Err(_), _) => {
-                p.add(
-                    format!("{path}.match.header.name"),
-                    "not a valid header name",
-                );
+                p.add(format!("{path}.match.header.name"), "not a valid header name");
                 None
             }
             (_, Err(_)) => {
-                p.add(
-                    format!("{path}.match.header.value"),
-                    "not a valid header value",
-                );
+                p.add(format!("{path}.match.header.value"), "not a valid header value");
                 None
             }
         }
     });
     let pool = pools.iter().position(|n| *n == r.pool);
     if pool.is_none() {
-        p.add(
-            format!("{path}.pool"),
-            format!("no pool named {:?}", r.pool),
-        );
+        p.add(format!("{path}.pool"), format!("no pool named {:?}", r.pool));
     }
     (p.0.len() == start).then(|| Route {
         name: r.name.as_str().into(),
@@ -265,10 +258,7 @@ fn build_log(raw: &RawLog, p: &mut Problems) -> LogConf {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         if !dir.is_dir() {
-            p.add(
-                "log.sqlite",
-                format!("directory {} does not exist", dir.display()),
-            );
+            p.add("log.sqlite", format!("directory {} does not exist", dir.display()));
         }
     }
     if raw.retention.0.is_zero() {
@@ -284,18 +274,47 @@ fn build_log(raw: &RawLog, p: &mut Problems) -> LogConf {
     }
 }
 
+fn build_webhook(raw: &super::raw::RawWebhook, p: &mut Problems) -> Option<crate::notify::Webhook> {
+    let path = "notifications.webhook.url_env";
+    let url = match std::env::var(&raw.url_env) {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => {
+            p.add(path, format!("{} is not set", raw.url_env));
+            return None;
+        }
+    };
+    let uri: http::Uri = url
+        .trim()
+        .parse()
+        .map_err(|_| p.add(path, format!("{} is not a URL", raw.url_env)))
+        .ok()?;
+    let base = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or(""),
+        uri.authority().map_or("", |a| a.as_str())
+    );
+    let target = parse_base_url(&base)
+        .map_err(|_| p.add(path, format!("{} must be an http(s) URL", raw.url_env)))
+        .ok()?;
+    if raw.timeout.0.is_zero() {
+        p.add("notifications.webhook.timeout", "must be greater than 0");
+    }
+    let path_and_query = uri
+        .path_and_query()
+        .map_or("/".to_string(), |pq| pq.as_str().to_string());
+    Some(crate::notify::Webhook {
+        target,
+        path: path_and_query,
+        timeout: raw.timeout.0,
+    })
+}
+
 fn build_token(path: &str, t: &RawToken, p: &mut Problems) -> Option<ClientToken> {
     if !valid_name(&t.name) {
         p.add(format!("{path}.name"), NAME_RULE);
         return None;
     }
-    let token = read_secret(
-        path,
-        "token",
-        t.token_env.as_deref(),
-        t.token_file.as_deref(),
-        p,
-    )?;
+    let token = read_secret(path, "token", t.token_env.as_deref(), t.token_file.as_deref(), p)?;
     Some(ClientToken {
         name: Arc::from(t.name.as_str()),
         token,
@@ -312,10 +331,7 @@ pub(super) fn read_secret(
 ) -> Option<Secret> {
     let value = match (env, file) {
         (Some(_), Some(_)) | (None, None) => {
-            p.add(
-                path,
-                format!("set exactly one of {what}_env and {what}_file"),
-            );
+            p.add(path, format!("set exactly one of {what}_env and {what}_file"));
             return None;
         }
         (Some(var), None) => match std::env::var(var) {
@@ -325,20 +341,14 @@ pub(super) fn read_secret(
                 return None;
             }
             Err(std::env::VarError::NotUnicode(_)) => {
-                p.add(
-                    format!("{path}.{what}_env"),
-                    format!("{var} is not valid UTF-8"),
-                );
+                p.add(format!("{path}.{what}_env"), format!("{var} is not valid UTF-8"));
                 return None;
             }
         },
         (None, Some(f)) => match std::fs::read_to_string(Path::new(f)) {
             Ok(v) => (v, format!("{path}.{what}_file"), f.to_string()),
             Err(e) => {
-                p.add(
-                    format!("{path}.{what}_file"),
-                    format!("cannot read {f}: {e}"),
-                );
+                p.add(format!("{path}.{what}_file"), format!("cannot read {f}: {e}"));
                 return None;
             }
         },
@@ -381,7 +391,6 @@ pub fn parse_base_url(text: &str) -> Result<Upstream, String> {
         ip,
         dns: crate::dns::DnsCache::new(bare, port),
         base_path: uri.path().trim_end_matches('/').into(),
-        host_header: HeaderValue::from_str(&host_header)
-            .map_err(|_| format!("{text:?} has an invalid host"))?,
+        host_header: HeaderValue::from_str(&host_header).map_err(|_| format!("{text:?} has an invalid host"))?,
     })
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 
 pub use build::{parse_base_url, Problem};
 pub use snapshot::{
-    Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Pool, RetryConf, Route,
-    Snapshot, Timeouts, Upstream,
+    Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Pool, RetryConf, Route, Snapshot, Timeouts,
+    Upstream,
 };
 
 use crate::state::States;
@@ -86,39 +86,18 @@ pools:
         std::env::set_var("LLMS_TEST_KEY_SET", "  sk-test  \n");
         let s = load_str(GOOD, &States::default()).expect("valid config");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080", "default listen");
-        assert_eq!(
-            s.limits.max_body_bytes,
-            32 * 1024 * 1024,
-            "default body limit"
-        );
-        assert_eq!(
-            &*s.routes[0].path_prefix, "/anthropic",
-            "trailing slash trimmed"
-        );
+        assert_eq!(s.limits.max_body_bytes, 32 * 1024 * 1024, "default body limit");
+        assert_eq!(&*s.routes[0].path_prefix, "/anthropic", "trailing slash trimmed");
         assert!(s.routes[0].strip_prefix, "strip_prefix defaults to true");
         let pool = &s.pools[0];
         assert_eq!(pool.timeouts.connect.as_millis(), 250, "durations parse");
         let a = &pool.accounts[0];
-        assert_eq!(
-            a.credential.0.as_str(),
-            "x-api-key",
-            "anthropic default auth"
-        );
+        assert_eq!(a.credential.0.as_str(), "x-api-key", "anthropic default auth");
         assert_eq!(a.credential.1.to_str().ok(), Some("sk-test"), "key trimmed");
-        assert!(
-            a.upstream.tls && a.upstream.port == 443,
-            "https default port"
-        );
+        assert!(a.upstream.tls && a.upstream.port == 443, "https default port");
         let b = &pool.accounts[1];
-        assert_eq!(
-            b.credential.1.to_str().ok(),
-            Some("Bearer sk-test"),
-            "auth override"
-        );
-        assert_eq!(
-            &*b.upstream.base_path, "/base",
-            "base path kept, slash trimmed"
-        );
+        assert_eq!(b.credential.1.to_str().ok(), Some("Bearer sk-test"), "auth override");
+        assert_eq!(&*b.upstream.base_path, "/base", "base path kept, slash trimmed");
         assert_eq!(
             b.upstream.host_header.to_str().ok(),
             Some("127.0.0.1:9999"),
@@ -153,10 +132,7 @@ pools:
             "pools.claude.accounts[1]: set exactly one of key_env and key_file",
         ];
         for e in expect {
-            assert!(
-                p.iter().any(|l| l.starts_with(e)),
-                "missing {e:?} in {p:#?}"
-            );
+            assert!(p.iter().any(|l| l.starts_with(e)), "missing {e:?} in {p:#?}");
         }
     }
 
@@ -173,17 +149,10 @@ pools:
 
     #[test]
     fn bad_durations_and_providers_are_explained() {
-        let p =
-            problems("pools:\n  c:\n    provider: anthropic\n    timeouts: { idle: 5 parsecs }\n");
-        assert!(
-            p[0].starts_with("pools.c.timeouts.idle: invalid duration"),
-            "{p:?}"
-        );
+        let p = problems("pools:\n  c:\n    provider: anthropic\n    timeouts: { idle: 5 parsecs }\n");
+        assert!(p[0].starts_with("pools.c.timeouts.idle: invalid duration"), "{p:?}");
         let p = problems("pools:\n  c:\n    provider: cohere\n");
-        assert!(
-            p[0].starts_with("pools.c.provider: unknown variant `cohere`"),
-            "{p:?}"
-        );
+        assert!(p[0].starts_with("pools.c.provider: unknown variant `cohere`"), "{p:?}");
     }
 
     #[test]

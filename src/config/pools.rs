@@ -6,17 +6,14 @@ use std::time::Duration;
 
 use super::build::{parse_base_url, read_secret, valid_name, Problems, MAX_ACCOUNTS, NAME_RULE};
 use super::raw::{RawAccount, RawPool};
-use super::snapshot::{Account, AccountLimits, HealthCheckConf, Pool, RetryConf, Timeouts};
+use super::snapshot::{Account, AccountLimits, HealthCheckConf, Pool, RebalanceConf, RetryConf, SessionConf, Timeouts};
+use crate::alloc::score::Budget;
 use crate::provider::AuthStyle;
 use crate::resilience::health::BreakerConf;
 use crate::state::States;
 
 /// Build every pool, then resolve and check their fallbacks.
-pub(super) fn build_all(
-    raw: &BTreeMap<String, RawPool>,
-    states: &States,
-    p: &mut Problems,
-) -> Vec<Pool> {
+pub(super) fn build_all(raw: &BTreeMap<String, RawPool>, states: &States, p: &mut Problems) -> Vec<Pool> {
     let names: Vec<&str> = raw.keys().map(String::as_str).collect();
     let mut pools: Vec<Pool> = raw
         .iter()
@@ -69,10 +66,7 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
         positive(p, format!("{path}.timeouts.{key}"), d.0);
     }
     if t.first_byte.0 > t.total.0 {
-        p.add(
-            format!("{path}.timeouts.first_byte"),
-            "is longer than timeouts.total",
-        );
+        p.add(format!("{path}.timeouts.first_byte"), "is longer than timeouts.total");
     }
     let r = &raw.retry;
     if !(1..=10).contains(&r.attempts) {
@@ -82,16 +76,10 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
         );
     }
     if r.backoff.0 > r.max_backoff.0 {
-        p.add(
-            format!("{path}.retry.backoff"),
-            "is longer than retry.max_backoff",
-        );
+        p.add(format!("{path}.retry.backoff"), "is longer than retry.max_backoff");
     }
     if !(0.0..=10.0).contains(&r.budget.0) {
-        p.add(
-            format!("{path}.retry.budget"),
-            "must be between 0% and 1000%",
-        );
+        p.add(format!("{path}.retry.budget"), "must be between 0% and 1000%");
     }
     let b = &raw.breaker;
     if b.failures == 0 {
@@ -116,11 +104,46 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
             path: h.path.clone(),
         }
     });
-    if raw.accounts.is_empty() {
+    let s = &raw.session;
+    let header = http::HeaderName::from_bytes(s.header.as_bytes())
+        .map_err(|_| p.add(format!("{path}.session.header"), "not a valid header name"))
+        .ok();
+    positive(p, format!("{path}.session.idle_after"), s.idle_after.0);
+    if s.expire_after.0 < s.idle_after.0 {
         p.add(
-            format!("{path}.accounts"),
-            "at least one account is required",
+            format!("{path}.session.expire_after"),
+            "is shorter than session.idle_after",
         );
+    }
+    if s.max_per_account == 0 || s.max_sessions == 0 {
+        p.add(
+            format!("{path}.session"),
+            "max_per_account and max_sessions must be at least 1",
+        );
+    }
+    let session = SessionConf {
+        header: header.unwrap_or(http::HeaderName::from_static("x-session-id")),
+        idle_after: s.idle_after.0,
+        expire_after: s.expire_after.0,
+        max_per_account: s.max_per_account,
+        max_sessions: s.max_sessions,
+    };
+    let rebalance = raw.rebalance.as_ref().map(|r| {
+        positive(p, format!("{path}.rebalance.every"), r.every.0);
+        if !(r.cost_gap_usd.is_finite() && r.cost_gap_usd >= 0.0) {
+            p.add(
+                format!("{path}.rebalance.cost_gap_usd"),
+                "must be a non-negative number",
+            );
+        }
+        RebalanceConf {
+            every: r.every.0,
+            cost_gap_usd: r.cost_gap_usd,
+            max_moves: r.max_moves,
+        }
+    });
+    if raw.accounts.is_empty() {
+        p.add(format!("{path}.accounts"), "at least one account is required");
     }
     if raw.accounts.len() > MAX_ACCOUNTS {
         p.add(
@@ -133,10 +156,7 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
     for (i, a) in raw.accounts.iter().enumerate() {
         let apath = format!("{path}.accounts[{i}]");
         if raw.accounts[..i].iter().any(|o| o.name == a.name) {
-            p.add(
-                format!("{apath}.name"),
-                format!("duplicate account name {:?}", a.name),
-            );
+            p.add(format!("{apath}.name"), format!("duplicate account name {:?}", a.name));
         }
         let auth = a.auth.unwrap_or_else(|| provider.default_auth());
         if let Some(mut acc) = build_account(&apath, a, auth, p) {
@@ -146,8 +166,7 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
     }
     (p.0.len() == start).then(|| Pool {
         name: name.into(),
-        name_header: http::HeaderValue::from_str(name)
-            .unwrap_or_else(|_| http::HeaderValue::from_static("-")),
+        name_header: http::HeaderValue::from_str(name).unwrap_or_else(|_| http::HeaderValue::from_static("-")),
         provider,
         timeouts: Timeouts {
             connect: t.connect.0,
@@ -170,6 +189,8 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
         },
         health_check,
         fallback: Vec::new(),
+        session,
+        rebalance,
         state: states.pool(name),
     })
 }
@@ -183,11 +204,7 @@ fn build_account(path: &str, a: &RawAccount, auth: AuthStyle, p: &mut Problems) 
         .map_err(|m| p.add(format!("{path}.base_url"), m))
         .ok();
     let key = read_secret(path, "key", a.key_env.as_deref(), a.key_file.as_deref(), p);
-    let credential = key.and_then(|k| {
-        auth.header(&k)
-            .map_err(|m| p.add(format!("{path}.key"), m))
-            .ok()
-    });
+    let credential = key.and_then(|k| auth.header(&k).map_err(|m| p.add(format!("{path}.key"), m)).ok());
     if a.max_concurrent == Some(0) {
         p.add(
             format!("{path}.max_concurrent"),
@@ -199,17 +216,34 @@ fn build_account(path: &str, a: &RawAccount, auth: AuthStyle, p: &mut Problems) 
     }
     for (key, v) in [("rpm", a.rpm.map(u64::from)), ("tpm", a.tpm)] {
         if v == Some(0) {
-            p.add(
-                format!("{path}.{key}"),
-                "must be at least 1 (omit it for no limit)",
-            );
+            p.add(format!("{path}.{key}"), "must be at least 1 (omit it for no limit)");
         }
     }
+    if !(a.weight.is_finite() && a.weight > 0.0) {
+        p.add(format!("{path}.weight"), "must be a positive number");
+    }
+    let budget = a.budget.as_ref().map(|b| {
+        for (key, v) in [("weekly_usd", b.weekly_usd), ("block_usd", b.block_usd)] {
+            if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                p.add(format!("{path}.budget.{key}"), "must be a non-negative number of USD");
+            }
+        }
+        if !(b.threshold > 0.0 && b.threshold <= 1.0) {
+            p.add(
+                format!("{path}.budget.threshold"),
+                "must be a share of the weekly budget, above 0 and at most 1",
+            );
+        }
+        Budget {
+            weekly_usd: b.weekly_usd.unwrap_or(0.0),
+            block_usd: b.block_usd.unwrap_or(0.0),
+            threshold: b.threshold,
+        }
+    });
     match (upstream, credential, p.0.len() == start) {
         (Some(upstream), Some(credential), true) => Some(Account {
             name: a.name.as_str().into(),
-            name_header: http::HeaderValue::from_str(&a.name)
-                .unwrap_or_else(|_| http::HeaderValue::from_static("-")),
+            name_header: http::HeaderValue::from_str(&a.name).unwrap_or_else(|_| http::HeaderValue::from_static("-")),
             upstream,
             credential,
             limits: AccountLimits {
@@ -219,6 +253,8 @@ fn build_account(path: &str, a: &RawAccount, auth: AuthStyle, p: &mut Problems) 
                 rpm: a.rpm,
                 tpm: a.tpm,
             },
+            weight: a.weight,
+            budget,
             state: Default::default(),
         }),
         _ => None,

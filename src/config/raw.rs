@@ -14,13 +14,9 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
-            .map(Dur)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {text:?} ({e}); write e.g. 250ms, 2s, 10m"
-                ))
-            })
+        humantime::parse_duration(text.trim()).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 250ms, 2s, 10m"))
+        })
     }
 }
 
@@ -49,6 +45,8 @@ pub struct RawConfig {
     pub prices: Vec<RawPrice>,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub notifications: RawNotifications,
 }
 
 fn default_listen() -> String {
@@ -150,7 +148,93 @@ pub struct RawPool {
     #[serde(default)]
     pub fallback: Vec<String>,
     #[serde(default)]
+    pub session: RawSession,
+    pub rebalance: Option<RawRebalance>,
+    #[serde(default)]
     pub accounts: Vec<RawAccount>,
+}
+
+/// How a request names its session, and how sessions are bound.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSession {
+    /// The header naming the session; else Anthropic `metadata.user_id`; else none.
+    pub header: String,
+    /// A session with no request for this long is idle (it may be rebalanced).
+    pub idle_after: Dur,
+    /// A session with no request for this long is forgotten.
+    pub expire_after: Dur,
+    pub max_per_account: u32,
+    /// Sessions remembered per pool; the least recently used go first beyond it.
+    pub max_sessions: usize,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        RawSession {
+            header: "x-session-id".into(),
+            idle_after: secs(30 * 60),
+            expire_after: secs(24 * 3600),
+            max_per_account: 15,
+            max_sessions: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRebalance {
+    pub every: Dur,
+    pub cost_gap_usd: f64,
+    #[serde(default = "three")]
+    pub max_moves: u32,
+}
+
+fn three() -> u32 {
+    3
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub weekly_usd: Option<f64>,
+    pub block_usd: Option<f64>,
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+fn default_threshold() -> f64 {
+    0.85
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    pub webhook: Option<RawWebhook>,
+    #[serde(default = "default_thresholds")]
+    pub thresholds: Vec<f64>,
+}
+
+impl Default for RawNotifications {
+    fn default() -> Self {
+        RawNotifications {
+            webhook: None,
+            thresholds: default_thresholds(),
+        }
+    }
+}
+
+fn default_thresholds() -> Vec<f64> {
+    vec![0.8, 0.9]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// Environment variable holding the URL (it may carry a secret).
+    pub url_env: String,
+    #[serde(default = "ten_seconds")]
+    pub timeout: Dur,
 }
 
 /// A share written `20%` (or a fraction like `0.2`).
@@ -169,11 +253,7 @@ impl<'de> Deserialize<'de> for Percent {
             Form::Number(n) => n,
             Form::Text(t) => match t.trim().strip_suffix('%').map(|n| n.trim().parse::<f64>()) {
                 Some(Ok(n)) => n / 100.0,
-                _ => {
-                    return Err(serde::de::Error::custom(format!(
-                        "invalid share {t:?}; write e.g. 20%"
-                    )))
-                }
+                _ => return Err(serde::de::Error::custom(format!("invalid share {t:?}; write e.g. 20%"))),
             },
         };
         Ok(Percent(v))
@@ -273,6 +353,13 @@ pub struct RawAccount {
     pub queue_timeout: Dur,
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
+    #[serde(default = "one")]
+    pub weight: f64,
+    pub budget: Option<RawBudget>,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn default_max_queue() -> u32 {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 
+use crate::alloc::score::Budget;
 use crate::dns::DnsCache;
+use crate::notify::Webhook;
 use crate::provider::Provider;
 use crate::resilience::health::BreakerConf;
 use crate::secret::Secret;
@@ -30,6 +32,9 @@ pub struct Snapshot {
     pub log: LogConf,
     /// Requests per minute allowed to each client.
     pub client_rpm: Option<u32>,
+    pub webhook: Option<Webhook>,
+    /// Shares of the weekly budget that trigger `budget_threshold`.
+    pub thresholds: Vec<f64>,
 }
 
 /// Where and how the request log is kept.
@@ -70,8 +75,26 @@ pub struct Pool {
     pub health_check: Option<HealthCheckConf>,
     /// Pools tried, in order, when no account here can serve (indices into `pools`).
     pub fallback: Vec<usize>,
-    /// What outlives this snapshot (the retry budget).
+    pub session: SessionConf,
+    pub rebalance: Option<RebalanceConf>,
+    /// What outlives this snapshot (retry budget, sessions).
     pub state: Arc<PoolState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConf {
+    pub header: HeaderName,
+    pub idle_after: Duration,
+    pub expire_after: Duration,
+    pub max_per_account: u32,
+    pub max_sessions: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RebalanceConf {
+    pub every: Duration,
+    pub cost_gap_usd: f64,
+    pub max_moves: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +139,9 @@ pub struct Account {
     /// The header carrying this account's key, value marked sensitive.
     pub credential: (HeaderName, HeaderValue),
     pub limits: AccountLimits,
+    /// Divides the score's penalties: an account of weight 2 looks half as loaded.
+    pub weight: f64,
+    pub budget: Option<Budget>,
     /// What outlives this snapshot (ledger, health, limits), shared with the next one.
     pub state: Arc<AccountState>,
 }

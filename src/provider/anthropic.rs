@@ -102,9 +102,7 @@ impl Provider for Anthropic {
 
     fn sse_event(&self, name: &[u8], data: &[u8], reading: &mut Reading) -> Event {
         match name {
-            b"content_block_start" | b"content_block_delta" | b"content_block_stop" => {
-                Event::Content
-            }
+            b"content_block_start" | b"content_block_delta" | b"content_block_stop" => Event::Content,
             b"message_start" => {
                 if let Some(msg) = parse::<Message>(data) {
                     apply(msg, reading);
@@ -133,19 +131,14 @@ impl Provider for Anthropic {
         out
     }
 
-    fn rate_limit_wait(
-        &self,
-        headers: &http::HeaderMap,
-        now: std::time::SystemTime,
-    ) -> Option<std::time::Duration> {
+    fn rate_limit_wait(&self, headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<std::time::Duration> {
         const RESETS: [&str; 4] = [
             "anthropic-ratelimit-requests-reset",
             "anthropic-ratelimit-tokens-reset",
             "anthropic-ratelimit-input-tokens-reset",
             "anthropic-ratelimit-output-tokens-reset",
         ];
-        crate::resilience::retry_after(headers, now)
-            .or_else(|| crate::resilience::reset_headers(headers, &RESETS, now))
+        crate::resilience::retry_after(headers, now).or_else(|| crate::resilience::reset_headers(headers, &RESETS, now))
     }
 
     fn body_session(&self, info: &BodyInfo) -> Option<String> {

@@ -61,14 +61,8 @@ impl AuthStyle {
     pub fn header(self, key: &Secret) -> Result<(HeaderName, HeaderValue), String> {
         let (name, value) = match self {
             AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
-            AuthStyle::XApiKey => (
-                HeaderName::from_static("x-api-key"),
-                key.expose().to_owned(),
-            ),
-            AuthStyle::XGoogApiKey => (
-                HeaderName::from_static("x-goog-api-key"),
-                key.expose().to_owned(),
-            ),
+            AuthStyle::XApiKey => (HeaderName::from_static("x-api-key"), key.expose().to_owned()),
+            AuthStyle::XGoogApiKey => (HeaderName::from_static("x-goog-api-key"), key.expose().to_owned()),
         };
         let mut value = HeaderValue::from_str(&value)
             .map_err(|_| "key contains characters not allowed in an HTTP header".to_string())?;
@@ -120,11 +114,7 @@ pub trait Provider: Send + Sync {
     }
 
     /// How long a rate-limited account should rest, from the response's headers.
-    fn rate_limit_wait(
-        &self,
-        headers: &http::HeaderMap,
-        now: std::time::SystemTime,
-    ) -> Option<std::time::Duration> {
+    fn rate_limit_wait(&self, headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<std::time::Duration> {
         crate::resilience::retry_after(headers, now)
     }
 
@@ -159,11 +149,7 @@ mod tests {
 
     #[test]
     fn anthropic_error_shape() {
-        let v = parse(
-            ProviderKind::Anthropic
-                .get()
-                .error_body(400, "bad \"json\""),
-        );
+        let v = parse(ProviderKind::Anthropic.get().error_body(400, "bad \"json\""));
         assert_eq!(v["type"], "error", "top-level type: {v}");
         assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
         assert_eq!(v["error"]["message"], "bad \"json\"", "{v}");
@@ -193,10 +179,7 @@ mod tests {
     fn auth_headers_are_sensitive_and_correct() {
         let key = Secret::new("k-1");
         let (n, v) = AuthStyle::Bearer.header(&key).expect("valid");
-        assert_eq!(
-            (n.as_str(), v.to_str().ok()),
-            ("authorization", Some("Bearer k-1"))
-        );
+        assert_eq!((n.as_str(), v.to_str().ok()), ("authorization", Some("Bearer k-1")));
         assert!(v.is_sensitive(), "credential header values are sensitive");
         let (n, _) = AuthStyle::XGoogApiKey.header(&key).expect("valid");
         assert_eq!(n.as_str(), "x-goog-api-key");

@@ -165,14 +165,9 @@ impl Provider for OpenAiCompat {
         }
     }
 
-    fn rate_limit_wait(
-        &self,
-        headers: &http::HeaderMap,
-        now: std::time::SystemTime,
-    ) -> Option<std::time::Duration> {
+    fn rate_limit_wait(&self, headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<std::time::Duration> {
         const RESETS: [&str; 2] = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"];
-        crate::resilience::retry_after(headers, now)
-            .or_else(|| crate::resilience::reset_headers(headers, &RESETS, now))
+        crate::resilience::retry_after(headers, now).or_else(|| crate::resilience::reset_headers(headers, &RESETS, now))
     }
 
     /// A streaming chat request that did not ask for usage is asked for it upstream; the

@@ -38,11 +38,7 @@ fn refuse(kind: ErrorKind, message: impl Into<String>) -> Option<Refusal> {
 
 /// Admit the request into the proxy phase, or say why not. `Err` is an I/O failure with the
 /// client (it went away), not a refusal.
-pub async fn admit(
-    core: &Arc<Sidecar>,
-    session: &mut Session,
-    ctx: &mut Ctx,
-) -> Result<Option<Refusal>> {
+pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Refusal>> {
     let snap = core.snapshot();
     ctx.request_id = Some(request_id(session.req_header().headers.get("x-request-id")));
     ctx._inflight = Some(core.enter());
@@ -87,9 +83,10 @@ pub async fn admit(
         }
     }
     let req = session.req_header();
-    if let Some(sid) = req.headers.get("x-session-id") {
+    let session_header = &pool.session.header;
+    if let Some(sid) = req.headers.get(session_header) {
         if !validate::valid_id(sid.as_bytes()) {
-            let msg = "x-session-id must match ^[A-Za-z0-9._:-]{1,128}$";
+            let msg = format!("{session_header} must match ^[A-Za-z0-9._:-]{{1,128}}$");
             return Ok(refuse(ErrorKind::InvalidHeader, msg));
         }
         ctx.session = sid.to_str().ok().map(String::from);

@@ -37,8 +37,8 @@ pub fn account_failed(ctx: &mut Ctx, failure: Failure, reason: &str) {
         Failure::RateLimited(d) => health.rate_limited(d, &pool.breaker, now),
         Failure::KeyBroken => health.key_broken(),
     };
-    if let Some(t) = t {
-        observe::transition(&pool.name, &account.name, t, reason);
+    if let (Some(t), Some(core)) = (t, ctx.core()) {
+        observe::transition(core, &pool.name, &account.name, t, reason);
     }
     ctx.probe = false;
 }
@@ -48,8 +48,8 @@ pub fn account_fine(ctx: &mut Ctx) {
     let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) else {
         return;
     };
-    if let Some(t) = account.state.health.success() {
-        observe::transition(&pool.name, &account.name, t, "request succeeded");
+    if let (Some(t), Some(core)) = (account.state.health.success(), ctx.core()) {
+        observe::transition(core, &pool.name, &account.name, t, "request succeeded");
     }
     ctx.probe = false;
 }
@@ -62,11 +62,7 @@ pub fn may_retry(ctx: &mut Ctx, reason: &str) -> bool {
     if ctx.attempts >= primary.retry.attempts || !select::any_left(snap, &ctx.walk) {
         return false;
     }
-    if !primary
-        .state
-        .budget
-        .try_withdraw(primary.retry.budget, now_ms())
-    {
+    if !primary.state.budget.try_withdraw(primary.retry.budget, now_ms()) {
         tracing::info!(target: "llm_sidecar::decision", pool = &*primary.name, %reason, "retry budget exhausted: answering as is");
         ctx.error = Some(ErrorKind::RetryBudgetExhausted);
         return false;

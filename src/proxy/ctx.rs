@@ -11,7 +11,7 @@ use super::session::Link;
 use crate::config::{Account, Pool, Snapshot};
 use crate::respond::ErrorKind;
 use crate::select::Walk;
-use crate::sidecar::InflightGuard;
+use crate::sidecar::{InflightGuard, Sidecar};
 use crate::usage::Meter;
 
 #[derive(Default)]
@@ -88,6 +88,11 @@ impl Ctx {
 
     fn route_pool(&self) -> Option<usize> {
         Some(self.snap.as_ref()?.routes[self.route?].pool)
+    }
+
+    /// The sidecar this request runs in.
+    pub fn core(&self) -> Option<&Sidecar> {
+        self._inflight.as_ref().map(|g| &**g.core())
     }
 
     pub fn account(&self) -> Option<&Account> {

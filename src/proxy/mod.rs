@@ -62,9 +62,7 @@ fn classify(e: &Error, ctx: &Ctx) -> ErrorKind {
         | ErrorType::InvalidCert
         | ErrorType::TLSWantX509Lookup
         | ErrorType::HandshakeError => ErrorKind::TlsError,
-        ErrorType::ReadTimedout if *e.esource() == ErrorSource::Upstream => {
-            ErrorKind::FirstByteTimeout
-        }
+        ErrorType::ReadTimedout if *e.esource() == ErrorSource::Upstream => ErrorKind::FirstByteTimeout,
         _ => match e.esource() {
             ErrorSource::Upstream => ErrorKind::UpstreamError,
             ErrorSource::Downstream => ErrorKind::ClientClosed,
@@ -119,16 +117,11 @@ impl ProxyHttp for SidecarProxy {
         };
         if ctx.attempts > 0 && !std::mem::take(&mut ctx.stale_retry) {
             if let Some(p) = ctx.primary() {
-                tokio::time::sleep(resilience::backoff(
-                    p.retry.backoff,
-                    p.retry.max_backoff,
-                    ctx.attempts,
-                ))
-                .await;
+                tokio::time::sleep(resilience::backoff(p.retry.backoff, p.retry.max_backoff, ctx.attempts)).await;
             }
         }
         ctx.permit = None; // a retry releases the previous account's slot first
-        let pick = match select::pick(&snap, &mut ctx.walk).await {
+        let pick = match select::pick(&self.core, &snap, &mut ctx.walk, ctx.session.as_deref()).await {
             Ok(p) => p,
             Err(no) => {
                 let (kind, wait) = match no {
@@ -142,10 +135,7 @@ impl ProxyHttp for SidecarProxy {
                 };
                 ctx.error = Some(kind);
                 ctx.retry_after = Some(wait);
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(kind.status()),
-                    kind.describe(),
-                ));
+                return Err(Error::explain(ErrorType::HTTPStatus(kind.status()), kind.describe()));
             }
         };
         ctx.pool = Some(pick.pool);
@@ -183,13 +173,7 @@ impl ProxyHttp for SidecarProxy {
         let account = ctx
             .account()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no account chosen"))?;
-        inject::rewrite(
-            req,
-            account,
-            &ctx.upstream_path,
-            ctx.body_len,
-            ctx.request_id(),
-        )
+        inject::rewrite(req, account, &ctx.upstream_path, ctx.body_len, ctx.request_id())
     }
 
     async fn upstream_response_filter(
@@ -205,12 +189,7 @@ impl ProxyHttp for SidecarProxy {
         attempt::on_head(ctx, resp.status.as_u16(), &resp.headers)
     }
 
-    async fn response_filter(
-        &self,
-        _session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         stream::response_head(resp, ctx)
     }
 
@@ -294,11 +273,7 @@ impl ProxyHttp for SidecarProxy {
         session.set_keepalive(None);
         let message = match kind {
             ErrorKind::TlsError | ErrorKind::UpstreamError => {
-                format!(
-                    "{} ({})",
-                    kind.describe(),
-                    observe::sanitize(e.reason_str())
-                )
+                format!("{} ({})", kind.describe(), observe::sanitize(e.reason_str()))
             }
             _ => kind.describe().to_string(),
         };
@@ -343,13 +318,7 @@ impl ProxyHttp for SidecarProxy {
         true // the access line carries the error kind
     }
 
-    fn suppress_proxy_warn_log(
-        &self,
-        _s: &Session,
-        _c: &Ctx,
-        _e: &Error,
-        _w: ProxyWarnLogContext,
-    ) -> bool {
+    fn suppress_proxy_warn_log(&self, _s: &Session, _c: &Ctx, _e: &Error, _w: ProxyWarnLogContext) -> bool {
         true // retries are logged as decisions
     }
 }

@@ -54,16 +54,14 @@ impl Link {
 
     /// A new attempt starts waiting for a response head.
     pub fn attempt_started(&self) {
-        self.attempt_start
-            .store(self.nanos(Instant::now()), Ordering::Relaxed);
+        self.attempt_start.store(self.nanos(Instant::now()), Ordering::Relaxed);
         self.last_data.store(WAITING_FOR_HEAD, Ordering::Relaxed);
         self.expired.store(0, Ordering::Relaxed);
     }
 
     /// Upstream data (the head or a body chunk) arrived.
     pub fn data_arrived(&self) {
-        self.last_data
-            .store(self.nanos(Instant::now()), Ordering::Relaxed);
+        self.last_data.store(self.nanos(Instant::now()), Ordering::Relaxed);
     }
 
     /// The deadline that fired, if one did.
@@ -82,10 +80,7 @@ impl Link {
         let last = self.last_data.load(Ordering::Relaxed);
         let phase = if last == WAITING_FOR_HEAD {
             let start = Duration::from_nanos(self.attempt_start.load(Ordering::Relaxed));
-            (
-                self.origin + start + self.timeouts.first_byte,
-                Expired::FirstByte,
-            )
+            (self.origin + start + self.timeouts.first_byte, Expired::FirstByte)
         } else {
             (
                 self.origin + Duration::from_nanos(last) + self.timeouts.idle,
@@ -119,12 +114,7 @@ impl Link {
 }
 
 /// Wrap `slot`'s session so the proxy phase replays `body` and observes the deadlines.
-pub fn wrap(
-    slot: &mut ServerSession,
-    body: Bytes,
-    timeouts: Timeouts,
-    origin: Instant,
-) -> Arc<Link> {
+pub fn wrap(slot: &mut ServerSession, body: Bytes, timeouts: Timeouts, origin: Instant) -> Arc<Link> {
     let link = Arc::new(Link {
         origin,
         timeouts,
@@ -304,10 +294,7 @@ impl CustomSession for Replay {
     fn take_custom_message_writer(&mut self) -> Option<Box<dyn CustomMessageWrite>> {
         None
     }
-    fn restore_custom_message_writer(
-        &mut self,
-        _writer: Box<dyn CustomMessageWrite>,
-    ) -> Result<()> {
+    fn restore_custom_message_writer(&mut self, _writer: Box<dyn CustomMessageWrite>) -> Result<()> {
         Ok(())
     }
     fn is_upgrade_req(&self) -> bool {

@@ -35,9 +35,7 @@ pub fn response_head(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         ctx.meter = Some(Meter::new(provider, ctx.sse, ctx.strip_usage && ctx.sse));
     }
     // Hold a successful stream's preamble while another account could still take over.
-    let retry_left = ctx
-        .primary()
-        .is_some_and(|p| ctx.attempts < p.retry.attempts);
+    let retry_left = ctx.primary().is_some_and(|p| ctx.attempts < p.retry.attempts);
     ctx.held = (ctx.sse && resp.status.is_success() && retry_left).then(Vec::new);
     Ok(())
 }
@@ -63,9 +61,7 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
             ctx.held = None;
             ctx.meter = None;
             *body = None;
-            return Err(
-                Error::explain(ErrorType::HTTPStatus(503), "error event before content").into_up(),
-            );
+            return Err(Error::explain(ErrorType::HTTPStatus(503), "error event before content").into_up());
         }
     } else if !content && !end {
         if let Some(b) = body.take().filter(|b| !b.is_empty()) {

@@ -45,10 +45,7 @@ impl RetryBudget {
             return false;
         };
         let (mut requests, mut retries) = (0u64, 0u64);
-        for s in secs
-            .iter()
-            .filter(|s| s.at > now_s - WINDOW_SECS && s.at <= now_s)
-        {
+        for s in secs.iter().filter(|s| s.at > now_s - WINDOW_SECS && s.at <= now_s) {
             requests += u64::from(s.requests);
             retries += u64::from(s.retries);
         }
@@ -75,18 +72,12 @@ mod tests {
         let allowed = (0..1000).filter(|_| b.try_withdraw(0.2, t)).count();
         assert_eq!(allowed, 30, "20% of 100 requests plus a floor of 10");
         assert!(!b.try_withdraw(0.2, t + 5_000), "still spent 5 s later");
-        assert!(
-            b.try_withdraw(0.2, t + 10_000),
-            "the window slid past the burst"
-        );
+        assert!(b.try_withdraw(0.2, t + 10_000), "the window slid past the burst");
     }
 
     #[test]
     fn a_quiet_pool_can_still_retry() {
         let b = RetryBudget::default();
-        assert!(
-            b.try_withdraw(0.2, 5_000),
-            "the floor allows retries without traffic"
-        );
+        assert!(b.try_withdraw(0.2, 5_000), "the floor allows retries without traffic");
     }
 }

@@ -36,9 +36,7 @@ fn request(account: &Account, path: &str) -> Result<RequestHeader, String> {
     let full = format!("{}{}", up.base_path, path);
     let mut req = RequestHeader::build("GET", full.as_bytes(), None).map_err(|e| e.to_string())?;
     let (name, value) = &account.credential;
-    let set = |req: &mut RequestHeader, n, v: http::HeaderValue| {
-        req.insert_header(n, v).map_err(|e| e.to_string())
-    };
+    let set = |req: &mut RequestHeader, n, v: http::HeaderValue| req.insert_header(n, v).map_err(|e| e.to_string());
     set(&mut req, http::header::HOST, up.host_header.clone())?;
     set(&mut req, name.clone(), value.clone())?;
     set(
@@ -56,7 +54,7 @@ fn request(account: &Account, path: &str) -> Result<RequestHeader, String> {
 }
 
 /// Check one account and apply the result to its health.
-async fn check(client: &Outbound, pool: &Pool, account: &Account) {
+async fn check(core: &Sidecar, client: &Outbound, pool: &Pool, account: &Account) {
     let Some(conf) = &pool.health_check else {
         return;
     };
@@ -64,19 +62,13 @@ async fn check(client: &Outbound, pool: &Pool, account: &Account) {
     let result = match (up.addr().await, request(account, &conf.path)) {
         (Ok(addr), Ok(req)) => {
             let peer = crate::proxy::peer::build(addr, up, &pool.timeouts);
-            client
-                .send(&peer, req, None, conf.timeout)
-                .await
-                .map(|r| r.status)
+            client.send(&peer, req, None, conf.timeout).await.map(|r| r.status)
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     let health = &account.state.health;
     let (transition, reason) = match result {
-        Ok(s) if (200..300).contains(&s) => (
-            health.recover_if_down(),
-            format!("health check passed ({s})"),
-        ),
+        Ok(s) if (200..300).contains(&s) => (health.recover_if_down(), format!("health check passed ({s})")),
         Ok(s @ (401 | 403)) => (health.key_broken(), format!("health check got {s}")),
         Ok(s) => (
             health.failure(&pool.breaker, Instant::now()),
@@ -88,7 +80,7 @@ async fn check(client: &Outbound, pool: &Pool, account: &Account) {
         ),
     };
     match transition {
-        Some(t) => crate::observe::transition(&pool.name, &account.name, t, &reason),
+        Some(t) => crate::observe::transition(core, &pool.name, &account.name, t, &reason),
         None => {
             tracing::debug!(pool = &*pool.name, account = &*account.name, %reason, "health check")
         }
@@ -116,10 +108,10 @@ impl BackgroundService for HealthChecks {
                 due.insert(Arc::clone(&pool.name), now + conf.interval);
                 next = next.min(now + conf.interval);
                 for ai in 0..pool.accounts.len() {
-                    let (snap, client) = (Arc::clone(&snap), Arc::clone(&self.client));
+                    let (snap, client, core) = (Arc::clone(&snap), Arc::clone(&self.client), Arc::clone(&self.core));
                     checks.spawn(async move {
                         let pool = &snap.pools[pi];
-                        check(&client, pool, &pool.accounts[ai]).await;
+                        check(&core, &client, pool, &pool.accounts[ai]).await;
                     });
                 }
             }

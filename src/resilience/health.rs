@@ -95,8 +95,7 @@ impl Health {
             Err(poisoned) => poisoned.into_inner(),
         };
         let out = f(&mut guard);
-        self.healthy
-            .store(guard.state == State::Healthy, Ordering::Release);
+        self.healthy.store(guard.state == State::Healthy, Ordering::Release);
         out
     }
 
@@ -120,6 +119,36 @@ impl Health {
                     i.state = State::HalfOpen { probing: true };
                     Availability::Probe
                 }
+                State::HalfOpen { probing: true } => Availability::Unavailable {
+                    until: None,
+                    rate_limited: false,
+                },
+                State::CoolingDown { until } => Availability::Unavailable {
+                    until: Some(until),
+                    rate_limited: true,
+                },
+                State::Open { until } => Availability::Unavailable {
+                    until: Some(until),
+                    rate_limited: false,
+                },
+                State::BrokenKey => Availability::Unavailable {
+                    until: None,
+                    rate_limited: false,
+                },
+            }
+        })
+    }
+
+    /// Like [`Health::check`] but claims nothing (for ranking candidates).
+    pub fn peek(&self, now: Instant) -> Availability {
+        if self.healthy.load(Ordering::Acquire) {
+            return Availability::Available;
+        }
+        self.with(|i| {
+            expire(i, now);
+            match i.state {
+                State::Healthy => Availability::Available,
+                State::HalfOpen { probing: false } => Availability::Probe,
                 State::HalfOpen { probing: true } => Availability::Unavailable {
                     until: None,
                     rate_limited: false,
@@ -177,14 +206,10 @@ impl Health {
                 State::HalfOpen { .. } => {
                     let cooldown = (i.last_cooldown * 2).clamp(conf.cooldown, conf.max_cooldown);
                     i.last_cooldown = cooldown;
-                    i.state = State::Open {
-                        until: now + cooldown,
-                    };
+                    i.state = State::Open { until: now + cooldown };
                     Some(Transition::BreakerReopened { cooldown })
                 }
-                State::Healthy | State::CoolingDown { .. }
-                    if i.consecutive_failures >= conf.failures =>
-                {
+                State::Healthy | State::CoolingDown { .. } if i.consecutive_failures >= conf.failures => {
                     i.last_cooldown = conf.cooldown;
                     i.state = State::Open {
                         until: now + conf.cooldown,
@@ -199,12 +224,7 @@ impl Health {
     }
 
     /// Rate limited (429, 529, overloaded): no traffic for `for_`, capped at `max_cooldown`.
-    pub fn rate_limited(
-        &self,
-        for_: Duration,
-        conf: &BreakerConf,
-        now: Instant,
-    ) -> Option<Transition> {
+    pub fn rate_limited(&self, for_: Duration, conf: &BreakerConf, now: Instant) -> Option<Transition> {
         let for_ = for_.min(conf.max_cooldown);
         self.with(|i| {
             expire(i, now);
@@ -242,12 +262,7 @@ impl Health {
     /// A passing health check: an open or broken account comes back; a rate-limit cooldown
     /// runs its course (the check's endpoint is not what was rate limited).
     pub fn recover_if_down(&self) -> Option<Transition> {
-        let down = self.with(|i| {
-            matches!(
-                i.state,
-                State::Open { .. } | State::HalfOpen { .. } | State::BrokenKey
-            )
-        });
+        let down = self.with(|i| matches!(i.state, State::Open { .. } | State::HalfOpen { .. } | State::BrokenKey));
         if down {
             self.reset()
         } else {
@@ -318,11 +333,7 @@ mod tests {
             matches!(h.check(t1), Availability::Unavailable { until: None, .. }),
             "only one probe at a time"
         );
-        assert_eq!(
-            h.success(),
-            Some(Transition::BreakerClosed),
-            "a good probe closes it"
-        );
+        assert_eq!(h.success(), Some(Transition::BreakerClosed), "a good probe closes it");
         assert_eq!(h.check(t1), Availability::Available);
     }
 
@@ -361,11 +372,7 @@ mod tests {
         let later = t + CONF.cooldown;
         assert_eq!(h.check(later), Availability::Probe);
         h.release_probe();
-        assert_eq!(
-            h.check(later),
-            Availability::Probe,
-            "not stuck half-open forever"
-        );
+        assert_eq!(h.check(later), Availability::Probe, "not stuck half-open forever");
     }
 
     #[test]

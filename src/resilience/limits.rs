@@ -47,11 +47,7 @@ impl Slots {
     }
 
     /// Wait in line for a slot, at most `timeout`; refused at once when `max_queue` are waiting.
-    pub async fn wait(
-        &self,
-        max_queue: usize,
-        timeout: Duration,
-    ) -> Result<OwnedSemaphorePermit, QueueError> {
+    pub async fn wait(&self, max_queue: usize, timeout: Duration) -> Result<OwnedSemaphorePermit, QueueError> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= max_queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(QueueError::Full);
@@ -252,11 +248,7 @@ mod tests {
     fn try_take_refuses_at_the_limit_and_says_when() {
         let w = Window::default();
         for i in 0..10 {
-            assert_eq!(
-                w.try_take(10, T + i),
-                Ok(9 - i as u64),
-                "remaining after {i}"
-            );
+            assert_eq!(w.try_take(10, T + i), Ok(9 - i as u64), "remaining after {i}");
         }
         let wait = w.try_take(10, T + 10).expect_err("at the limit");
         assert!((59_000..=60_000).contains(&wait), "next minute: {wait}");
@@ -267,10 +259,7 @@ mod tests {
             (5_900..=6_100).contains(&wait),
             "1/10 of the previous minute must decay: {wait}"
         );
-        assert!(
-            w.try_take(10, T + 60_000 + 6_100).is_ok(),
-            "and then it is allowed"
-        );
+        assert!(w.try_take(10, T + 60_000 + 6_100).is_ok(), "and then it is allowed");
     }
 
     #[test]
@@ -309,11 +298,7 @@ mod tests {
             "queue of one is full"
         );
         drop(held);
-        assert_eq!(
-            waiter.await.ok(),
-            Some(Ok(())),
-            "the queued request gets the slot"
-        );
+        assert_eq!(waiter.await.ok(), Some(Ok(())), "the queued request gets the slot");
         let _held = s.try_take().expect("free again");
         assert_eq!(
             s.wait(1, Duration::from_millis(30)).await.err(),

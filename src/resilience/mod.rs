@@ -50,11 +50,7 @@ pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(5);
 
 /// `retry-after`: delay-seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let v = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
@@ -108,9 +104,7 @@ fn go_duration(text: &str) -> Option<Duration> {
 
 /// Exponential backoff with jitter before retry number `retry` (1 for the first retry).
 pub fn backoff(base: Duration, max: Duration, retry: u32) -> Duration {
-    let exp = base
-        .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
-        .min(max);
+    let exp = base.saturating_mul(1u32 << retry.saturating_sub(1).min(20)).min(max);
     exp.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
@@ -133,10 +127,7 @@ mod tests {
         for s in [400, 404, 413, 422] {
             assert_eq!(verdict(s), Verdict::Fine, "{s} is the request's fault");
         }
-        assert_eq!(
-            (verdict(401), verdict(403)),
-            (Verdict::KeyBroken, Verdict::KeyBroken)
-        );
+        assert_eq!((verdict(401), verdict(403)), (Verdict::KeyBroken, Verdict::KeyBroken));
         assert_eq!(
             (verdict(429), verdict(529)),
             (Verdict::RateLimited, Verdict::RateLimited)
@@ -169,10 +160,7 @@ mod tests {
             ("anthropic-ratelimit-requests-reset", "2026-11-25T00:00:07Z"),
             ("anthropic-ratelimit-tokens-reset", "2026-11-25T00:00:03Z"),
         ]);
-        let names = [
-            "anthropic-ratelimit-requests-reset",
-            "anthropic-ratelimit-tokens-reset",
-        ];
+        let names = ["anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset"];
         assert_eq!(
             reset_headers(&h, &names, now),
             Some(Duration::from_secs(7)),
@@ -183,10 +171,7 @@ mod tests {
             ("x-ratelimit-reset-tokens", "20ms"),
         ]);
         let names = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"];
-        assert_eq!(
-            reset_headers(&h, &names, now),
-            Some(Duration::from_secs_f64(90.5))
-        );
+        assert_eq!(reset_headers(&h, &names, now), Some(Duration::from_secs_f64(90.5)));
         assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
         assert_eq!(go_duration("abc"), None);
     }

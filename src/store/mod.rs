@@ -60,8 +60,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 impl RequestLog {
     /// Open (creating and migrating) the database and start the writer thread.
     pub fn open(path: &Path, retention: Duration, queue: usize) -> Result<Arc<Self>, String> {
-        let conn =
-            schema::open(path).map_err(|e| format!("request log {}: {e}", path.display()))?;
+        let conn = schema::open(path).map_err(|e| format!("request log {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::sync_channel(queue);
         std::thread::Builder::new()
             .name("request-log".into())
@@ -88,10 +87,7 @@ impl RequestLog {
                         .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok()
                 {
-                    tracing::warn!(
-                        dropped_total = total,
-                        "request log queue full: rows dropped"
-                    );
+                    tracing::warn!(dropped_total = total, "request log queue full: rows dropped");
                 }
             }
         }
@@ -225,12 +221,10 @@ pub fn rebuild_ledgers(path: &Path, states: &States) -> Result<u64, String> {
     for row in rows {
         let (pool, account, minute, cost, tokens, count) = row.map_err(|e| e.to_string())?;
         let count = u64::try_from(count).unwrap_or(0);
-        states.account(&pool, &account).ledger.record(
-            minute * 60_000,
-            cost,
-            u64::try_from(tokens).unwrap_or(0),
-            count,
-        );
+        states
+            .account(&pool, &account)
+            .ledger
+            .record(minute * 60_000, cost, u64::try_from(tokens).unwrap_or(0), count);
         replayed += count;
     }
     Ok(replayed)

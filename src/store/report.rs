@@ -102,11 +102,7 @@ pub fn query(db: &Path, since: Duration, by: By) -> Result<Vec<Group>, String> {
         g.p95_ms = percentile(&g.durations, 0.95);
         g.durations = Vec::new();
     }
-    out.sort_by(|a, b| {
-        b.cost_usd
-            .total_cmp(&a.cost_usd)
-            .then(b.requests.cmp(&a.requests))
-    });
+    out.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then(b.requests.cmp(&a.requests)));
     Ok(out)
 }
 

@@ -155,11 +155,7 @@ mod tests {
         assert_eq!(block_start(h + 4), h, "04:xx is in the 00 block");
         assert_eq!(block_start(h + 5), h + 5);
         assert_eq!(block_start(h + 14), h + 10);
-        assert_eq!(
-            block_start(h + 23),
-            h + 20,
-            "the last block of the day is 20-24"
-        );
+        assert_eq!(block_start(h + 23), h + 20, "the last block of the day is 20-24");
     }
 
     #[test]
@@ -187,10 +183,7 @@ mod tests {
         l.record(DAY, 1.0, 1, 1);
         l.record(DAY + 7 * 24 * H, 2.0, 2, 1); // same ring slot, a week later
         let v = l.view(DAY + 7 * 24 * H);
-        assert!(
-            (v.week_cost - 2.0).abs() < 1e-9,
-            "the old hour was replaced: {v:?}"
-        );
+        assert!((v.week_cost - 2.0).abs() < 1e-9, "the old hour was replaced: {v:?}");
         assert_eq!(
             Ledger::default().view(DAY),
             LedgerView::default(),

@@ -26,14 +26,8 @@ pub struct Meter {
 }
 
 enum Mode {
-    Json {
-        parts: Vec<Bytes>,
-        size: usize,
-    },
-    Sse {
-        framer: Framer,
-        strip: Option<Strip>,
-    },
+    Json { parts: Vec<Bytes>, size: usize },
+    Sse { framer: Framer, strip: Option<Strip> },
 }
 
 /// Bytes of the current, unfinished event (strip mode only).
@@ -84,10 +78,7 @@ impl Meter {
                     parts.clear();
                 }
             }
-            Mode::Sse {
-                framer,
-                strip: None,
-            } => {
+            Mode::Sse { framer, strip: None } => {
                 framer.feed(chunk, &mut |name, data, _| {
                     flags.note(provider.sse_event(name, data, reading))
                 });

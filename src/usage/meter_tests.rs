@@ -12,12 +12,7 @@ fn meter(kind: ProviderKind, sse: bool, strip: bool) -> Meter {
 }
 
 /// Feed `chunks`; return what the client would receive and the final reading.
-fn run(
-    kind: ProviderKind,
-    sse: bool,
-    strip: bool,
-    chunks: &[&[u8]],
-) -> (Vec<u8>, Reading, Source, Meter) {
+fn run(kind: ProviderKind, sse: bool, strip: bool, chunks: &[&[u8]]) -> (Vec<u8>, Reading, Source, Meter) {
     let mut m = meter(kind, sse, strip);
     let mut out = Vec::new();
     for c in chunks {
@@ -34,9 +29,7 @@ fn run(
 
 /// Every split of `stream` into two chunks, and byte by byte, gives `expect`.
 fn all_splits(kind: ProviderKind, strip: bool, stream: &[u8], expect: &Usage, expect_out: &[u8]) {
-    let mut cases: Vec<Vec<&[u8]>> = (1..stream.len())
-        .map(|i| vec![&stream[..i], &stream[i..]])
-        .collect();
+    let mut cases: Vec<Vec<&[u8]>> = (1..stream.len()).map(|i| vec![&stream[..i], &stream[i..]]).collect();
     cases.push(stream.chunks(1).collect());
     cases.push(vec![stream]);
     for chunks in cases {
@@ -123,12 +116,7 @@ fn anthropic_stream_cut_after_message_start_is_partial_with_its_input() {
 #[test]
 fn anthropic_json_and_in_band_error() {
     let body = br#"{"id":"m","model":"claude-haiku-4-5","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":12,"output_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":null}}"#;
-    let (_, r, source, _) = run(
-        ProviderKind::Anthropic,
-        false,
-        false,
-        &[&body[..10], &body[10..]],
-    );
+    let (_, r, source, _) = run(ProviderKind::Anthropic, false, false, &[&body[..10], &body[10..]]);
     assert_eq!(
         r.usage,
         Usage {
@@ -176,18 +164,8 @@ fn openai_stream_reads_the_usage_chunk_and_can_strip_it() {
     );
     let s = stream.as_bytes();
     all_splits(ProviderKind::Openai, false, s, &openai_expected(), s);
-    let stripped = format!(
-        "{}{}data: [DONE]\n\n",
-        openai_chunk("Hel"),
-        openai_chunk("lo")
-    );
-    all_splits(
-        ProviderKind::Openai,
-        true,
-        s,
-        &openai_expected(),
-        stripped.as_bytes(),
-    );
+    let stripped = format!("{}{}data: [DONE]\n\n", openai_chunk("Hel"), openai_chunk("lo"));
+    all_splits(ProviderKind::Openai, true, s, &openai_expected(), stripped.as_bytes());
     let (_, r, source, _) = run(ProviderKind::Openai, true, true, &[s]);
     assert_eq!(
         (source, r.model.as_deref()),
@@ -221,11 +199,7 @@ fn openai_json_responses_api_and_openrouter_cost() {
         (r.usage.input, r.usage.cache_read, r.usage.output),
         (Some(12033), Some(11904), Some(44))
     );
-    assert_eq!(
-        r.usage.uncached_input(),
-        129,
-        "cached tokens come out of the input"
-    );
+    assert_eq!(r.usage.uncached_input(), 129, "cached tokens come out of the input");
     let sse = concat!(
         "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-5\",\"usage\":null}}\n\n",
         "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n",
@@ -244,12 +218,7 @@ fn openai_json_responses_api_and_openrouter_cost() {
         (Some(0.95), Some(100), 94)
     );
     let keepalive = format!(": OPENROUTER PROCESSING\n\n{}", OPENAI_USAGE);
-    let (out, r, _, _) = run(
-        ProviderKind::Openrouter,
-        true,
-        false,
-        &[keepalive.as_bytes()],
-    );
+    let (out, r, _, _) = run(ProviderKind::Openrouter, true, false, &[keepalive.as_bytes()]);
     assert_eq!(
         (r.usage.input, out.len()),
         (Some(66), keepalive.len()),
@@ -289,9 +258,7 @@ fn include_usage_is_added_only_when_needed() {
     );
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert!(
-        strip
-            && v["stream_options"]["include_usage"] == true
-            && v["stream_options"]["include_obfuscation"] == false,
+        strip && v["stream_options"]["include_usage"] == true && v["stream_options"]["include_obfuscation"] == false,
         "{out}"
     );
     let asked = r#"{"stream":true,"stream_options":{"include_usage":true}}"#;
@@ -301,10 +268,7 @@ fn include_usage_is_added_only_when_needed() {
         "client asked itself: untouched"
     );
     let no_stream = r#"{"stream":false}"#;
-    assert_eq!(
-        prep("/v1/chat/completions", no_stream),
-        (no_stream.to_string(), false)
-    );
+    assert_eq!(prep("/v1/chat/completions", no_stream), (no_stream.to_string(), false));
     let responses = r#"{"stream":true}"#;
     assert_eq!(
         prep("/v1/responses", responses),
@@ -328,10 +292,7 @@ fn gemini_json_array_and_cumulative_stream() {
         },
         "thinking counted as output"
     );
-    assert_eq!(
-        (s, r.model.as_deref()),
-        (Source::Reported, Some("gemini-2.5-flash"))
-    );
+    assert_eq!((s, r.model.as_deref()), (Source::Reported, Some("gemini-2.5-flash")));
     let many = br#"[{"candidates":[{"content":{}}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":1}},{"candidates":[{"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":7}}]"#;
     let (_, r, _, _) = run(ProviderKind::Gemini, false, false, &[many]);
     assert_eq!(
@@ -340,19 +301,10 @@ fn gemini_json_array_and_cumulative_stream() {
         "array form: last chunk"
     );
     let chunk = |cand: u64, fin: bool| {
-        let finish = if fin {
-            ",\"finishReason\":\"STOP\""
-        } else {
-            ""
-        };
+        let finish = if fin { ",\"finishReason\":\"STOP\"" } else { "" };
         format!("data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":\"x\"}}]}}{finish}}}],\"usageMetadata\":{{\"promptTokenCount\":4,\"candidatesTokenCount\":{cand},\"thoughtsTokenCount\":2042}}}}\r\n\r\n")
     };
-    let stream = format!(
-        "{}{}{}",
-        chunk(49, false),
-        chunk(3000, false),
-        chunk(5947, true)
-    );
+    let stream = format!("{}{}{}", chunk(49, false), chunk(3000, false), chunk(5947, true));
     let expect = Usage {
         input: Some(4),
         output: Some(5947 + 2042),
@@ -380,10 +332,7 @@ fn events_are_classified_for_the_preamble() {
     let mut r = Reading::default();
     let a = ProviderKind::Anthropic.get();
     assert_eq!(a.sse_event(b"ping", b"{}", &mut r), Event::Other);
-    assert_eq!(
-        a.sse_event(b"content_block_delta", b"{}", &mut r),
-        Event::Content
-    );
+    assert_eq!(a.sse_event(b"content_block_delta", b"{}", &mut r), Event::Content);
     assert_eq!(a.sse_event(b"message_stop", b"{}", &mut r), Event::Done);
     let o = ProviderKind::Openai.get();
     assert_eq!(o.sse_event(b"", b"[DONE]", &mut r), Event::Done);

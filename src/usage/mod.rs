@@ -29,10 +29,7 @@ pub struct Usage {
 
 impl Usage {
     pub fn is_empty(&self) -> bool {
-        self.input.is_none()
-            && self.output.is_none()
-            && self.cache_read.is_none()
-            && self.cache_write.is_none()
+        self.input.is_none() && self.output.is_none() && self.cache_read.is_none() && self.cache_write.is_none()
     }
 
     /// Merge a later report of the same response: per field, the larger value. Counts are
@@ -67,10 +64,7 @@ impl Usage {
 
     /// Every token counted once.
     pub fn total_tokens(&self) -> u64 {
-        self.uncached_input()
-            + self.cache_read.unwrap_or(0)
-            + self.cache_write.unwrap_or(0)
-            + self.output.unwrap_or(0)
+        self.uncached_input() + self.cache_read.unwrap_or(0) + self.cache_write.unwrap_or(0) + self.output.unwrap_or(0)
     }
 }
 

@@ -70,14 +70,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn price(
-        model: &str,
-        input: f64,
-        output: f64,
-        cr: Option<f64>,
-        cw: Option<f64>,
-        cw1h: Option<f64>,
-    ) -> Price {
+    fn price(model: &str, input: f64, output: f64, cr: Option<f64>, cw: Option<f64>, cw1h: Option<f64>) -> Price {
         Price {
             model: model.into(),
             input,
@@ -102,14 +95,7 @@ mod tests {
 
     #[test]
     fn anthropic_cost_counts_cache_separately_and_prices_one_hour_writes() {
-        let prices = [price(
-            "claude-sonnet-*",
-            3.0,
-            15.0,
-            Some(0.3),
-            Some(3.75),
-            Some(6.0),
-        )];
+        let prices = [price("claude-sonnet-*", 3.0, 15.0, Some(0.3), Some(3.75), Some(6.0))];
         let u = Usage {
             input: Some(1000),
             output: Some(500),
@@ -119,8 +105,7 @@ mod tests {
             ..Usage::default()
         };
         let c = cost(&prices, Some("claude-sonnet-5"), &u).expect("priced");
-        let expected =
-            (1000.0 * 3.0 + 500.0 * 15.0 + 10_000.0 * 0.3 + 1500.0 * 3.75 + 500.0 * 6.0) / 1e6;
+        let expected = (1000.0 * 3.0 + 500.0 * 15.0 + 10_000.0 * 0.3 + 1500.0 * 3.75 + 500.0 * 6.0) / 1e6;
         assert!((c - expected).abs() < 1e-12, "{c} vs {expected}");
     }
 
@@ -149,11 +134,7 @@ mod tests {
             output: Some(1),
             ..Usage::default()
         };
-        assert_eq!(
-            cost(&prices, Some("mystery-1"), &u),
-            None,
-            "unpriced is None, not 0"
-        );
+        assert_eq!(cost(&prices, Some("mystery-1"), &u), None, "unpriced is None, not 0");
         assert_eq!(cost(&prices, None, &u), None, "no model, no price");
         let reported = Usage {
             cost: Some(0.0123),
@@ -177,10 +158,6 @@ mod tests {
             input: Some(1_000_000),
             ..Usage::default()
         };
-        assert_eq!(
-            cost(&first, Some("gpt-4.1-mini"), &one),
-            Some(0.4),
-            "first match wins"
-        );
+        assert_eq!(cost(&first, Some("gpt-4.1-mini"), &one), Some(0.4), "first match wins");
     }
 }

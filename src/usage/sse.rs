@@ -126,18 +126,11 @@ mod tests {
 
     #[test]
     fn split_anywhere_gives_the_same_events() {
-        let s: &[u8] =
-            b"event: message_start\r\ndata: {\"a\":\r\n\r\n: ping comment\n\ndata: x\rdata: y\r\r";
-        let whole: Vec<(String, String)> = events(&[s])
-            .into_iter()
-            .map(|(e, d, _, _)| (e, d))
-            .collect();
+        let s: &[u8] = b"event: message_start\r\ndata: {\"a\":\r\n\r\n: ping comment\n\ndata: x\rdata: y\r\r";
+        let whole: Vec<(String, String)> = events(&[s]).into_iter().map(|(e, d, _, _)| (e, d)).collect();
         assert_eq!(
             whole,
-            [
-                ("message_start".into(), "{\"a\":".into()),
-                ("".into(), "x\ny".into())
-            ]
+            [("message_start".into(), "{\"a\":".into()), ("".into(), "x\ny".into())]
         );
         for cut in 1..s.len() {
             let split: Vec<(String, String)> = events(&[&s[..cut], &s[cut..]])
@@ -147,10 +140,7 @@ mod tests {
             assert_eq!(split, whole, "split at {cut}");
         }
         let bytewise: Vec<&[u8]> = s.chunks(1).collect();
-        let got: Vec<(String, String)> = events(&bytewise)
-            .into_iter()
-            .map(|(e, d, _, _)| (e, d))
-            .collect();
+        let got: Vec<(String, String)> = events(&bytewise).into_iter().map(|(e, d, _, _)| (e, d)).collect();
         assert_eq!(got, whole, "one byte at a time");
     }
 

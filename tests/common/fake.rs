@@ -74,11 +74,7 @@ impl Fake {
         Self::start(move |_, _| reply.clone()).await
     }
 
-    pub(crate) fn serve(
-        listener: TcpListener,
-        script: Script,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> Fake {
+    pub(crate) fn serve(listener: TcpListener, script: Script, tls: Option<tokio_rustls::TlsAcceptor>) -> Fake {
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = Arc::clone(&seen);
@@ -90,11 +86,9 @@ impl Fake {
                 let (script, seen) = (Arc::clone(&script), Arc::clone(&seen2));
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        handle(req, Arc::clone(&script), Arc::clone(&seen))
-                    });
-                    let builder =
-                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let service =
+                        hyper::service::service_fn(move |req| handle(req, Arc::clone(&script), Arc::clone(&seen)));
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     match tls {
                         Some(acceptor) => {
                             if let Ok(s) = acceptor.accept(stream).await {
@@ -102,9 +96,7 @@ impl Fake {
                             }
                         }
                         None => {
-                            let _ = builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                         }
                     }
                 });
@@ -134,17 +126,10 @@ async fn handle(
     seen: Arc<Mutex<Vec<Seen>>>,
 ) -> Result<Response<Body>, std::io::Error> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
+    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
     let s = Seen {
         method: parts.method.to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or("/".into(), |p| p.to_string()),
+        path: parts.uri.path_and_query().map_or("/".into(), |p| p.to_string()),
         version: parts.version,
         headers: parts.headers,
         body,
@@ -164,11 +149,7 @@ async fn handle(
             Reply::Reset => return Err(std::io::Error::other("reset")),
             Reply::Json(status, v) => {
                 let bytes = Bytes::from(v.to_string());
-                return Ok(full(
-                    status,
-                    vec![("content-type", "application/json".into())],
-                    bytes,
-                ));
+                return Ok(full(status, vec![("content-type", "application/json".into())], bytes));
             }
             Reply::Raw(status, headers, bytes) => return Ok(full(status, headers, bytes)),
             Reply::Sse(events) => return Ok(sse(events, false)),
@@ -187,17 +168,16 @@ fn full(status: u16, headers: Vec<(&'static str, String)>, bytes: Bytes) -> Resp
 }
 
 fn sse(events: Vec<(Duration, String)>, cut: bool) -> Response<Body> {
-    let stream =
-        futures_util::stream::unfold((events.into_iter(), cut), |(mut it, cut)| async move {
-            match it.next() {
-                Some((delay, text)) => {
-                    tokio::time::sleep(delay).await;
-                    Some((Ok(Frame::data(Bytes::from(text))), (it, cut)))
-                }
-                None if cut => Some((Err(std::io::Error::other("cut")), (it, false))),
-                None => None,
+    let stream = futures_util::stream::unfold((events.into_iter(), cut), |(mut it, cut)| async move {
+        match it.next() {
+            Some((delay, text)) => {
+                tokio::time::sleep(delay).await;
+                Some((Ok(Frame::data(Bytes::from(text))), (it, cut)))
             }
-        });
+            None if cut => Some((Err(std::io::Error::other("cut")), (it, false))),
+            None => None,
+        }
+    });
     Response::builder()
         .status(200)
         .header("content-type", "text/event-stream")

@@ -26,8 +26,7 @@ pub fn free_port() -> u16 {
 
 /// Every log line written by this test process (tracing and Pingora's `log`).
 pub fn logs() -> String {
-    String::from_utf8_lossy(&LOG.get_or_init(Default::default).lock().expect("log lock"))
-        .into_owned()
+    String::from_utf8_lossy(&LOG.get_or_init(Default::default).lock().expect("log lock")).into_owned()
 }
 
 static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -82,9 +81,7 @@ impl Proxy {
     pub fn start(yaml: &str) -> Proxy {
         init_logs();
         let (port, admin_port) = (free_port(), free_port());
-        let yaml = format!(
-            "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n{yaml}"
-        );
+        let yaml = format!("listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n{yaml}");
         let states = llm_sidecar::state::States::default();
         let snap = match config::load_str(&yaml, &states) {
             Ok(s) => s,
@@ -130,10 +127,7 @@ impl Drop for Proxy {
 pub fn wait_listening(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{addr} did not start listening within 10 s"
-        );
+        assert!(Instant::now() < deadline, "{addr} did not start listening within 10 s");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -150,12 +144,7 @@ pub fn client() -> reqwest::Client {
 pub fn pool_yaml(pool: &str, provider: &str, upstreams: &[String], extra: &str) -> String {
     let mut out = format!("  {pool}:\n    provider: {provider}\n{extra}    accounts:\n");
     for (i, url) in upstreams.iter().enumerate() {
-        let var = format!(
-            "LLMS_TEST_{}_{}_{}",
-            pool.to_uppercase(),
-            i,
-            std::process::id()
-        );
+        let var = format!("LLMS_TEST_{}_{}_{}", pool.to_uppercase(), i, std::process::id());
         std::env::set_var(&var, format!("REAL-KEY-{pool}-{i}"));
         out.push_str(&format!(
             "      - {{ name: acct-{i}, base_url: \"{url}\", key_env: {var} }}\n"

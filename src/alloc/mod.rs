@@ -1,0 +1,7 @@
+//! Allocation: which account of a pool serves a request. Sessions stick to their account (prompt
+//! caches are per account); new sessions and requests without one go to the best-scoring
+//! available account; budgets and caps are respected; idle sessions are rebalanced.
+
+pub mod rebalance;
+pub mod score;
+pub mod sessions;

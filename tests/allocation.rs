@@ -1,0 +1,437 @@
+//! Allocation through the real proxy: sticky sessions spread by score, caps and budgets that
+//! hold under concurrency, sessions that move when their account fails, rebalancing, and the
+//! webhook hearing each event once.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Three equal accounts answering with usage worth `cost` USD at $3/M input tokens.
+async fn accounts(n: usize, input_tokens: u64) -> Vec<Fake> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let reply = json!({"model": "claude-sonnet-5", "content": [], "usage": {"input_tokens": input_tokens, "output_tokens": 0}});
+        out.push(Fake::always(Reply::Json(200, reply)).await);
+    }
+    out
+}
+
+fn config(urls: &[String], pool_extra: &str, account_extra: &str, top: &str) -> String {
+    let mut accounts = String::new();
+    for (i, u) in urls.iter().enumerate() {
+        let var = format!("LLMS_ALLOC_{}_{i}", std::process::id());
+        std::env::set_var(&var, format!("KEY-{i}"));
+        accounts.push_str(&format!(
+            "      - {{ name: acct-{i}, base_url: \"{u}\", key_env: {var}{account_extra} }}\n"
+        ));
+    }
+    format!(
+        "{top}prices:\n  - {{ model: \"claude-*\", input: 3.0, output: 15.0 }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    retry: {{ backoff: 1ms }}\n{pool_extra}    accounts:\n{accounts}"
+    )
+}
+
+async fn send(proxy: &Proxy, session: Option<&str>) -> reqwest::Response {
+    let mut req = client()
+        .post(proxy.url("/a/v1/messages"))
+        .json(&json!({"model": "claude-sonnet-5"}));
+    if let Some(s) = session {
+        req = req.header("x-session-id", s);
+    }
+    req.send().await.expect("request")
+}
+
+fn account_of(resp: &reqwest::Response) -> String {
+    resp.headers()["x-llm-sidecar-account"]
+        .to_str()
+        .expect("ascii")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_sessions_stick_to_one_account_each_and_spread_evenly() {
+    let ups = accounts(3, 10).await;
+    let urls: Vec<String> = ups.iter().map(Fake::url).collect();
+    let proxy = Proxy::start(&config(&urls, "", "", ""));
+    let mut placed: HashMap<String, HashSet<String>> = HashMap::new();
+    for round in 0..5 {
+        for s in 0..12 {
+            let id = format!("sess-{s}");
+            let resp = send(&proxy, Some(&id)).await;
+            assert_eq!(resp.status(), 200, "round {round} {id}");
+            placed.entry(id).or_default().insert(account_of(&resp));
+        }
+    }
+    for (id, accts) in &placed {
+        assert_eq!(accts.len(), 1, "{id}: all 5 requests on one account, got {accts:?}");
+    }
+    let mut per_account: HashMap<String, usize> = HashMap::new();
+    for accts in placed.values() {
+        for a in accts {
+            *per_account.entry(a.clone()).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<usize> = per_account.values().copied().collect();
+    counts.sort();
+    assert_eq!(counts, [4, 4, 4], "sessions spread 4/4/4: {per_account:?}");
+    for (i, up) in ups.iter().enumerate() {
+        assert_eq!(up.count(), 20, "acct-{i}: 4 sessions x 5 requests");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_new_sessions_never_exceed_the_cap_and_the_seventh_is_still_served() {
+    let ups = accounts(3, 10).await;
+    let urls: Vec<String> = ups.iter().map(Fake::url).collect();
+    let proxy = Proxy::start(&config(&urls, "    session: { max_per_account: 2 }\n", "", ""));
+    let sends = (0..7).map(|s| {
+        let id = format!("new-{s}");
+        let proxy = &proxy;
+        async move { (id.clone(), send(proxy, Some(&id)).await) }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    assert!(results.iter().all(|(_, r)| r.status() == 200), "all seven are served");
+    let snap = proxy.core.snapshot();
+    let pool = &snap.pools[0];
+    for a in &pool.accounts {
+        let n = a.state.sessions.load(std::sync::atomic::Ordering::Acquire);
+        assert!(n <= 2, "{}: {n} sessions bound, cap is 2", a.name);
+    }
+    assert_eq!(
+        pool.state.sessions.len(),
+        6,
+        "six bound, the seventh served without binding"
+    );
+    // The unbound session is not bound by its next request either while caps are full.
+    let bound: HashSet<String> = pool.state.sessions.list().into_iter().map(|(id, _, _)| id).collect();
+    let unbound = (0..7)
+        .map(|s| format!("new-{s}"))
+        .find(|id| !bound.contains(id))
+        .expect("one unbound");
+    assert_eq!(send(&proxy, Some(&unbound)).await.status(), 200);
+    assert_eq!(pool.state.sessions.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_first_requests_of_one_session_bind_it_once() {
+    let ups = accounts(3, 10).await;
+    let urls: Vec<String> = ups.iter().map(Fake::url).collect();
+    let proxy = Proxy::start(&config(&urls, "", "", ""));
+    let sends = (0..24).map(|_| send(&proxy, Some("one-conversation")));
+    let results = futures_util::future::join_all(sends).await;
+    let used: HashSet<String> = results.iter().map(account_of).collect();
+    assert_eq!(used.len(), 1, "one binding, one account: {used:?}");
+    let snap = proxy.core.snapshot();
+    let total: u32 = snap.pools[0]
+        .accounts
+        .iter()
+        .map(|a| a.state.sessions.load(std::sync::atomic::Ordering::Acquire))
+        .sum();
+    assert_eq!(total, 1, "counted once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard() {
+    let hook = Fake::always(Reply::Json(200, json!({}))).await;
+    std::env::set_var("LLMS_HOOK_1", format!("{}/hooks/llm", hook.url()));
+    let flaky = Fake::start(|_, n| {
+        if n < 2 {
+            Reply::Json(
+                200,
+                json!({"content": [], "usage": {"input_tokens": 1, "output_tokens": 1}}),
+            )
+        } else {
+            Reply::Json(
+                503,
+                json!({"type": "error", "error": {"type": "api_error", "message": "down"}}),
+            )
+        }
+    })
+    .await;
+    let steady = Fake::always(Reply::Json(
+        200,
+        json!({"content": [], "usage": {"input_tokens": 1, "output_tokens": 1}}),
+    ))
+    .await;
+    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_1, timeout: 2s }\n";
+    let proxy = Proxy::start(&config(
+        &[flaky.url(), steady.url()],
+        "    breaker: { failures: 1, cooldown: 60s }\n",
+        "",
+        top,
+    ));
+    // Find a session that lands on the flaky account.
+    let mut sid = String::new();
+    for s in 0..10 {
+        let id = format!("conv-{s}");
+        if account_of(&send(&proxy, Some(&id)).await) == "acct-0" {
+            sid = id;
+            break;
+        }
+    }
+    assert!(!sid.is_empty(), "a session bound to acct-0");
+    for _ in 0..4 {
+        let resp = send(&proxy, Some(&sid)).await;
+        assert_eq!(resp.status(), 200, "the session continues");
+    }
+    let last = send(&proxy, Some(&sid)).await;
+    assert_eq!(account_of(&last), "acct-1", "re-bound to the healthy account");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let events = || -> Vec<Value> { hook.seen().iter().map(Seen::json).collect() };
+    while !events().iter().any(|e| e["event"] == "session_rebound") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ev = events();
+    let opened: Vec<&Value> = ev.iter().filter(|e| e["event"] == "breaker_open").collect();
+    assert_eq!(opened.len(), 1, "breaker_open heard once: {ev:#?}");
+    assert_eq!(
+        (opened[0]["pool"].clone(), opened[0]["account"].clone()),
+        (json!("p"), json!("acct-0"))
+    );
+    assert!(
+        opened[0]["at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "RFC 3339 time"
+    );
+    assert_eq!(
+        ev.iter().filter(|e| e["event"] == "session_rebound").count(),
+        1,
+        "the move heard once: {ev:#?}"
+    );
+    assert_eq!(hook.seen()[0].path, "/hooks/llm");
+    assert_eq!(hook.seen()[0].header("content-type"), Some("application/json"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_stop_new_sessions_at_the_threshold_and_all_traffic_at_the_limit() {
+    let hook = Fake::always(Reply::Json(200, json!({}))).await;
+    std::env::set_var("LLMS_HOOK_2", hook.url());
+    // Each request costs 3 USD (1M input tokens at $3/M); budgets of 30 USD, threshold 50%.
+    let ups = accounts(2, 1_000_000).await;
+    let urls: Vec<String> = ups.iter().map(Fake::url).collect();
+    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_2 }\n  thresholds: [0.5]\n";
+    let proxy = Proxy::start(&config(&urls, "", ", budget: { weekly_usd: 30, threshold: 0.5 }", top));
+    let snap = proxy.core.snapshot();
+    let (acct0, acct1) = (&snap.pools[0].accounts[0], &snap.pools[0].accounts[1]);
+    let now = llm_sidecar::usage::ledger::now_ms;
+    acct0.state.ledger.record(now(), 18.0, 0, 6); // 60%: past its threshold
+    let fresh = send(&proxy, Some("after-threshold")).await;
+    assert_eq!(
+        account_of(&fresh),
+        "acct-1",
+        "no new session on an account past its threshold"
+    );
+    acct0.state.ledger.record(now(), 13.0, 0, 1); // 103%: past its budget
+    let before = ups[0].count();
+    for _ in 0..6 {
+        assert_eq!(account_of(&send(&proxy, None).await), "acct-1");
+    }
+    assert_eq!(ups[0].count(), before, "an account past its budget receives nothing");
+    // acct-1 went from 3 to 21 USD through real traffic, crossing 15: the webhook hears it once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let count = || {
+        hook.seen()
+            .iter()
+            .filter(|s| s.json()["event"] == "budget_threshold" && s.json()["account"] == "acct-1")
+            .count()
+    };
+    while count() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        count(),
+        1,
+        "budget_threshold once per threshold per week, not per request"
+    );
+    acct1.state.ledger.record(now(), 10.0, 0, 1);
+    // Past 100% on both: nothing can serve.
+    let last = send(&proxy, None).await;
+    assert_eq!(
+        (
+            last.status().as_u16(),
+            last.headers()["x-llm-sidecar-error"].to_str().ok()
+        ),
+        (503, Some("no_account"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalancing_moves_idle_sessions_from_the_hottest_to_the_coolest() {
+    let ups = accounts(2, 10).await;
+    let urls: Vec<String> = ups.iter().map(Fake::url).collect();
+    let pool_extra = "    session: { idle_after: 1s }\n    rebalance: { every: 1h, cost_gap_usd: 5, max_moves: 2 }\n";
+    let proxy = Proxy::start(&config(&urls, pool_extra, "", ""));
+    for s in 0..6 {
+        let _ = send(&proxy, Some(&format!("r-{s}"))).await;
+    }
+    let snap = proxy.core.snapshot();
+    let pool = &snap.pools[0];
+    let on = |name: &str| {
+        pool.state
+            .sessions
+            .list()
+            .iter()
+            .filter(|(_, a, _)| &**a == name)
+            .count()
+    };
+    let (hot0, cool0) = (on("acct-0"), on("acct-1"));
+    assert_eq!(hot0 + cool0, 6);
+    pool.accounts[0]
+        .state
+        .ledger
+        .record(llm_sidecar::usage::ledger::now_ms(), 9.0, 0, 1);
+    assert_eq!(
+        llm_sidecar::alloc::rebalance::rebalance(&proxy.core, pool),
+        0,
+        "sessions are not idle yet"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        llm_sidecar::alloc::rebalance::rebalance(&proxy.core, pool),
+        2,
+        "max_moves idle sessions move"
+    );
+    assert_eq!((on("acct-0"), on("acct-1")), (hot0 - 2, cool0 + 2));
+    let counts: Vec<u32> = pool
+        .accounts
+        .iter()
+        .map(|a| a.state.sessions.load(std::sync::atomic::Ordering::Acquire))
+        .collect();
+    assert_eq!(
+        counts,
+        [(hot0 - 2) as u32, (cool0 + 2) as u32],
+        "bound-session counts follow the moves"
+    );
+    pool.accounts[1]
+        .state
+        .ledger
+        .record(llm_sidecar::usage::ledger::now_ms(), 8.0, 0, 1);
+    assert_eq!(
+        llm_sidecar::alloc::rebalance::rebalance(&proxy.core, pool),
+        0,
+        "a gap under cost_gap_usd moves nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_hears_each_event_once() {
+    let hook = Fake::always(Reply::Json(204, json!({}))).await;
+    std::env::set_var("LLMS_HOOK_3", hook.url());
+    let ok = json!({"content": [], "usage": {"input_tokens": 1, "output_tokens": 1}});
+    let bad_key = Fake::always(Reply::Json(
+        401,
+        json!({"type": "error", "error": {"type": "authentication_error", "message": "no"}}),
+    ))
+    .await;
+    let blip = Fake::start({
+        let ok = ok.clone();
+        move |_, n| {
+            if n == 0 {
+                Reply::Json(503, json!({}))
+            } else {
+                Reply::Json(200, ok.clone())
+            }
+        }
+    })
+    .await;
+    let backup = Fake::always(Reply::Json(200, ok.clone())).await;
+    let var = |i: usize| {
+        let v = format!("LLMS_HOOK_KEY_{i}");
+        std::env::set_var(&v, "k");
+        v
+    };
+    let yaml = format!(
+        "notifications:\n  webhook: {{ url_env: LLMS_HOOK_3 }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\n  - {{ name: b, match: {{ path_prefix: /b }}, pool: q }}\npools:\n  p:\n    provider: anthropic\n    fallback: [backup]\n    accounts:\n      - {{ name: bad, base_url: \"{}\", key_env: {} }}\n  q:\n    provider: anthropic\n    retry: {{ attempts: 1 }}\n    breaker: {{ failures: 1, cooldown: 200ms }}\n    accounts:\n      - {{ name: blip, base_url: \"{}\", key_env: {} }}\n  backup:\n    provider: anthropic\n    accounts:\n      - {{ name: spare, base_url: \"{}\", key_env: {} }}\n",
+        bad_key.url(), var(0), blip.url(), var(1), backup.url(), var(2)
+    );
+    let proxy = Proxy::start(&yaml);
+    let c = client();
+    for _ in 0..3 {
+        let r = c
+            .post(proxy.url("/a/v1/messages"))
+            .body("{}")
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(r.status(), 200, "served by the fallback pool");
+    }
+    let first = c
+        .post(proxy.url("/b/v1/messages"))
+        .body("{}")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(
+        first.status(),
+        503,
+        "one try: the upstream's 503 as is; the breaker opens"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = c
+        .post(proxy.url("/b/v1/messages"))
+        .body("{}")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(
+        probe.status(),
+        200,
+        "the half-open probe succeeds and closes the breaker"
+    );
+    let want = ["key_broken", "fallback_used", "breaker_open", "breaker_closed"];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let events = || -> Vec<String> {
+        hook.seen()
+            .iter()
+            .map(|s| s.json()["event"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    while !want.iter().all(|w| events().iter().any(|e| e == w)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ev = events();
+    for w in want {
+        assert_eq!(
+            ev.iter().filter(|e| *e == w).count(),
+            1,
+            "{w} heard exactly once: {ev:?}"
+        );
+    }
+    assert_eq!(proxy.core.notifier.dropped(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_never_delays_requests_and_its_failures_are_counted() {
+    let hook = Fake::always(Reply::Delay(
+        Duration::from_secs(30),
+        Box::new(Reply::Json(200, json!({}))),
+    ))
+    .await;
+    std::env::set_var("LLMS_HOOK_4", hook.url());
+    let bad_key = Fake::always(Reply::Json(401, json!({}))).await;
+    let good = Fake::always(Reply::Json(200, json!({"content": []}))).await;
+    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_4, timeout: 100ms }\n";
+    let proxy = Proxy::start(&config(&[bad_key.url(), good.url()], "", "", top));
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(send(&proxy, None).await.status(), 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "requests never wait for the webhook"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proxy.core.notifier.dropped() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        proxy.core.notifier.dropped(),
+        1,
+        "key_broken given up after its retries, counted"
+    );
+    assert!(hook.count() >= 2, "it was retried: {}", hook.count());
+}

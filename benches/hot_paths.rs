@@ -121,6 +121,7 @@ fn header_rewrite(c: &mut Criterion) {
         upstream: parse_base_url("https://api.anthropic.com").expect("fixture"),
         credential: AuthStyle::XApiKey.header(&Secret::new("sk-ant-real")).expect("fixture"),
         state: Default::default(),
+        metrics: Default::default(),
     };
     let mut template = RequestHeader::build("POST", b"/anthropic/v1/messages", None).expect("fixture");
     for (n, v) in [

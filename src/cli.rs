@@ -105,13 +105,15 @@ pub fn main() -> i32 {
                     return 1;
                 }
             };
-            match crate::server::run(Arc::clone(&core)) {
+            let code = match crate::server::run(Arc::clone(&core)) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("llm-sidecar: {e}");
                     1
                 }
-            }
+            };
+            crate::observe::flush_logs();
+            code
         }
     }
 }

@@ -99,6 +99,7 @@ mod tests {
             upstream: parse_base_url(base).expect("url"),
             credential: auth.header(&Secret::new("REAL")).expect("header"),
             state: Default::default(),
+            metrics: Default::default(),
         }
     }
 

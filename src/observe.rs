@@ -14,9 +14,14 @@ use crate::store::Row;
 use crate::usage::ledger::now_ms;
 use crate::usage::{price, Meter};
 
+/// Keeps the log writer's thread alive; dropping it flushes what is buffered.
+static LOG_WRITER: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> = std::sync::Mutex::new(None);
+
 /// Install the global subscriber: `LOG_FORMAT=json` for JSON lines, `RUST_LOG` to filter
-/// (default `info`). Pingora logs through the `log` crate; it is bridged here, and held at `info`
-/// unless `RUST_LOG` names a pingora crate: its debug output prints request and body bytes.
+/// (default `info`). Lines are written by a background thread, so a slow stdout never blocks a
+/// proxy thread (past 128k waiting lines, new ones are dropped rather than wait). Pingora logs
+/// through the `log` crate; it is bridged here, and held at `info` unless `RUST_LOG` names a
+/// pingora crate: its debug output prints request and body bytes.
 pub fn init() {
     use tracing_subscriber::{fmt, EnvFilter};
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
@@ -28,15 +33,31 @@ pub fn init() {
             }
         }
     }
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    if let Ok(mut slot) = LOG_WRITER.lock() {
+        *slot = Some(guard);
+    }
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let result = if json {
-        fmt().json().with_env_filter(filter).with_current_span(false).try_init()
+        fmt()
+            .json()
+            .with_writer(writer)
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .try_init()
     } else {
-        fmt().with_env_filter(filter).try_init()
+        fmt().with_writer(writer).with_env_filter(filter).try_init()
     };
     // `try_init` also installs the `log` bridge for Pingora's records.
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
+    }
+}
+
+/// Write out buffered log lines (before the process exits).
+pub fn flush_logs() {
+    if let Ok(mut slot) = LOG_WRITER.lock() {
+        drop(slot.take());
     }
 }
 
@@ -68,7 +89,8 @@ pub fn status(session: &Session, ctx: &Ctx) -> u16 {
 pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
     let (reading, source) = ctx.meter.as_mut().map(Meter::finish).unwrap_or_default();
     let usage = reading.usage;
-    let model = reading.model.or_else(|| ctx.req_model.take());
+    // Client- or upstream-supplied: cut to 500 bytes, control characters removed.
+    let model = reading.model.or_else(|| ctx.req_model.take()).map(|m| sanitize(&m));
     let snap = ctx.snap.clone();
     let cost = snap
         .as_deref()
@@ -91,6 +113,39 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
         }
     }
     let status = status(session, ctx);
+    // The cause, else the note that a retry was refused for lack of budget.
+    let error_kind = ctx.error.or(ctx
+        .budget_exhausted
+        .then_some(crate::respond::ErrorKind::RetryBudgetExhausted));
+    let elapsed = ctx.started().elapsed();
+    let upstream = ctx
+        .link
+        .as_ref()
+        .map_or(std::time::Duration::ZERO, |l| l.upstream_time());
+    let route_metrics = snap
+        .as_deref()
+        .zip(ctx.route)
+        .and_then(|(s, i)| s.routes[i].metrics.get());
+    if let Some(m) = route_metrics.or_else(|| core.metrics.unrouted.get()) {
+        m.by_class[crate::metrics::class_index(status)].inc();
+        m.duration.observe(elapsed.as_secs_f64());
+        if let Some(t) = ctx.ttfb {
+            m.ttfb.observe(t.as_secs_f64());
+        }
+        m.overhead.observe(elapsed.saturating_sub(upstream).as_secs_f64());
+    }
+    if let Some(m) = ctx.account().and_then(|a| a.metrics.get()) {
+        for (counter, n) in m
+            .tokens
+            .iter()
+            .zip([usage.input, usage.output, usage.cache_read, usage.cache_write])
+        {
+            counter.inc_by(n.unwrap_or(0));
+        }
+        if let Some(c) = cost {
+            m.cost.inc_by(c);
+        }
+    }
     let req = session.req_header();
     let route = snap
         .as_deref()
@@ -98,7 +153,7 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
         .map(|(s, i)| Arc::clone(&s.routes[i].name));
     let pool = ctx.pool().map(|p| Arc::clone(&p.name));
     let account = ctx.account().map(|a| Arc::clone(&a.name));
-    let duration_ms = ctx.started().elapsed().as_secs_f64() * 1000.0;
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let ttfb_ms = ctx.ttfb.map(|d| d.as_secs_f64() * 1000.0);
     let request_id = ctx.request_id().to_str().unwrap_or("-");
     tracing::info!(
@@ -121,7 +176,7 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
         cache_write_tokens = usage.cache_write,
         cost_usd = cost,
         usage_source = source.as_str(),
-        error_kind = ctx.error.map(|k| k.as_str()),
+        error_kind = error_kind.map(|k| k.as_str()),
         "request"
     );
     if let Some(log) = &core.log {
@@ -145,7 +200,7 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
             cost_usd: cost,
             usage_source: source.as_str(),
             attempts: ctx.attempts,
-            error_kind: ctx.error.map(|k| k.as_str()),
+            error_kind: error_kind.map(|k| k.as_str()),
         });
     }
 }

@@ -65,6 +65,7 @@ mod tests {
             header: header.map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v))),
             strip_prefix: strip,
             pool: 0,
+            metrics: Default::default(),
         }
     }
 

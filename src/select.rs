@@ -6,6 +6,7 @@
 //! (caps) or has no session takes the best account with a free slot; failing all that, it waits in
 //! the FIFO queue of the best account whose queue has room.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,29 @@ fn over_rate(account: &Account, ms: i64) -> bool {
         || l.tpm.is_some_and(|tpm| s.ledger.view(ms).tokens_last_minute >= tpm)
 }
 
+/// Past 100% of its weekly budget: no requests at all.
+fn over_budget(account: &Account, view: &crate::usage::ledger::LedgerView) -> bool {
+    account.budget.is_some_and(|b| b.weekly_usd > 0.0) && weekly_used(view, account.budget.as_ref()) >= 1.0
+}
+
+/// Whether `account` could take an attempt now, and if not, until when (the one predicate both
+/// ranking and retry decisions use).
+fn serveable(account: &Account, now: Instant, ms: i64, gone: &mut Unavailable) -> bool {
+    if over_rate(account, ms) {
+        gone.note(Some(now + Duration::from_secs(1)), true);
+        return false;
+    }
+    if let Availability::Unavailable { until, rate_limited } = account.state.health.peek(now) {
+        gone.note(until, rate_limited);
+        return false;
+    }
+    if over_budget(account, &account.state.ledger.view(ms)) {
+        gone.note(None, false);
+        return false;
+    }
+    true
+}
+
 /// A ranked candidate.
 struct Candidate {
     index: usize,
@@ -112,27 +136,17 @@ fn rank(pool: &Pool, tried: u64, gone: &mut Unavailable) -> Vec<Candidate> {
     let start = if n == 0 {
         0
     } else {
-        pool.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n
+        pool.next.fetch_add(1, Ordering::Relaxed) % n
     };
     let mut out = Vec::with_capacity(n);
     for i in (0..n).map(|i| (start + i) % n).filter(|i| tried & (1 << i) == 0) {
         let a = &pool.accounts[i];
-        if over_rate(a, ms) {
-            gone.note(Some(now + Duration::from_secs(1)), true);
-            continue;
-        }
-        if let Availability::Unavailable { until, rate_limited } = a.state.health.peek(now) {
-            gone.note(until, rate_limited);
+        if !serveable(a, now, ms, gone) {
             continue;
         }
         let view = a.state.ledger.view(ms);
-        let used = weekly_used(&view, a.budget.as_ref());
-        if a.budget.is_some_and(|b| b.weekly_usd > 0.0) && used >= 1.0 {
-            gone.note(None, false);
-            continue;
-        }
-        let sessions = a.state.sessions.load(std::sync::atomic::Ordering::Acquire);
-        let bindable = a.budget.is_none_or(|b| used < b.threshold);
+        let sessions = a.state.sessions.load(Ordering::Acquire);
+        let bindable = a.budget.is_none_or(|b| weekly_used(&view, Some(&b)) < b.threshold);
         out.push(Candidate {
             index: i,
             score: score(&view, a.budget.as_ref(), sessions, a.weight),
@@ -162,7 +176,7 @@ pub async fn pick(core: &Sidecar, snap: &Snapshot, walk: &mut Walk, session: Opt
         let ranked = rank(pool, walk.tried, &mut gone);
         let mut queue_at = None;
         if let Some(id) = session {
-            if let Some((ai, permit, probe)) = bind(core, pool, &ranked, id, &mut queue_at) {
+            if let Some((ai, permit, probe)) = bind(core, pool, &ranked, id, walk.tried, &mut queue_at) {
                 return Ok(Pick {
                     pool: pi,
                     account: ai,
@@ -196,15 +210,29 @@ pub async fn pick(core: &Sidecar, snap: &Snapshot, walk: &mut Walk, session: Opt
                 .wait(account.limits.max_queue as usize, account.limits.queue_timeout)
                 .await
             {
-                Ok(permit) => {
-                    let probe = account.state.health.check(Instant::now()) == Availability::Probe;
-                    return Ok(Pick {
-                        pool: pi,
-                        account: ai,
-                        permit,
-                        probe,
-                    });
-                }
+                Ok(permit) => match account.state.health.check(Instant::now()) {
+                    Availability::Available => {
+                        return Ok(Pick {
+                            pool: pi,
+                            account: ai,
+                            permit,
+                            probe: false,
+                        })
+                    }
+                    Availability::Probe => {
+                        return Ok(Pick {
+                            pool: pi,
+                            account: ai,
+                            permit,
+                            probe: true,
+                        })
+                    }
+                    // It went bad while we waited: look again, without it.
+                    Availability::Unavailable { .. } => {
+                        walk.tried |= 1 << ai;
+                        continue;
+                    }
+                },
                 Err(QueueError::Timeout) => {
                     tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, "queue timeout");
                     walk.tried |= 1 << ai;
@@ -239,6 +267,7 @@ fn bind(
     pool: &Pool,
     ranked: &[Candidate],
     id: &str,
+    tried: u64,
     queue_at: &mut Option<usize>,
 ) -> Option<(usize, OwnedSemaphorePermit, bool)> {
     let ms = now_ms();
@@ -247,11 +276,19 @@ fn bind(
     let bound_ix = bound
         .as_ref()
         .and_then(|b| pool.accounts.iter().position(|a| Arc::ptr_eq(&a.state, &b.state)));
-    if let Some(ai) = bound_ix.filter(|ai| ranked.iter().any(|c| c.index == *ai)) {
-        if let Some((permit, probe)) = take(&pool.accounts[ai]) {
-            return Some((ai, permit, probe));
+    if let Some(ai) = bound_ix {
+        if ranked.iter().any(|c| c.index == ai) {
+            if let Some((permit, probe)) = take(&pool.accounts[ai]) {
+                return Some((ai, permit, probe));
+            }
+        } else if tried & (1 << ai) != 0 && pool.accounts[ai].state.health.could_serve(Instant::now()) {
+            // This request's earlier attempt failed there, but the account still serves: a
+            // retry goes elsewhere without moving the session.
+            return None;
         }
     }
+    let mut rebound = None;
+    let mut picked = None;
     for c in ranked.iter().filter(|c| c.bindable && Some(c.index) != bound_ix) {
         let account = &pool.accounts[c.index];
         if !reserve(&account.state.sessions, pool.session.max_per_account) {
@@ -260,48 +297,57 @@ fn bind(
         match take(account) {
             Some((permit, probe)) => {
                 table.bind(id, Arc::clone(&account.name), Arc::clone(&account.state), ms);
-                if let Some(old) = bound {
-                    tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, from = &*old.account, to = &*account.name, "session re-bound");
-                    core.notifier.emit(
-                        core.webhook_on(),
-                        "session_rebound",
-                        &pool.name,
-                        Some(&account.name),
-                        format!("from {} (unavailable or full)", old.account),
-                    );
-                }
-                return Some((c.index, permit, probe));
+                rebound = bound
+                    .as_ref()
+                    .map(|old| (Arc::clone(&old.account), Arc::clone(&account.name)));
+                picked = Some((c.index, permit, probe));
+                break;
             }
             None => {
-                let _ = account.state.sessions.fetch_update(
-                    std::sync::atomic::Ordering::AcqRel,
-                    std::sync::atomic::Ordering::Acquire,
-                    |n| n.checked_sub(1),
-                );
+                let _ = account
+                    .state
+                    .sessions
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
             }
         }
     }
-    // Nothing with room to bind: a bound account still available waits for its own slot.
-    if let Some(ai) = bound_ix.filter(|ai| ranked.iter().any(|c| c.index == *ai)) {
-        let a = &pool.accounts[ai];
-        if a.state.slots.can_queue(a.limits.max_queue as usize) {
-            *queue_at = Some(ai);
+    if picked.is_none() {
+        // Nothing with room to bind: a bound account still available waits for its own slot.
+        if let Some(ai) = bound_ix.filter(|ai| ranked.iter().any(|c| c.index == *ai)) {
+            let a = &pool.accounts[ai];
+            if a.state.slots.can_queue(a.limits.max_queue as usize) {
+                *queue_at = Some(ai);
+            }
         }
     }
-    None
+    drop(table);
+    if let Some((from, to)) = rebound {
+        tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, from = &*from, to = &*to, "session re-bound");
+        core.notifier.emit(
+            core.webhook_on(),
+            "session_rebound",
+            &pool.name,
+            Some(&to),
+            format!("from {from} (unavailable or full)"),
+        );
+    }
+    picked
 }
 
-/// Whether another attempt could find an account (no side effects).
+/// Whether another attempt could find an account (no side effects): one that could serve and
+/// has a free slot or room in its queue.
 pub fn any_left(snap: &Snapshot, walk: &Walk) -> bool {
     let (now, ms) = (Instant::now(), now_ms());
+    let mut gone = Unavailable::default();
     let mut step = walk.step;
     let mut tried = walk.tried;
     while let Some(pi) = walk.pool_at(snap, step) {
-        let usable = snap.pools[pi]
-            .accounts
-            .iter()
-            .enumerate()
-            .any(|(ai, a)| tried & (1 << ai) == 0 && !over_rate(a, ms) && a.state.health.could_serve(now));
+        let usable = snap.pools[pi].accounts.iter().enumerate().any(|(ai, a)| {
+            tried & (1 << ai) == 0
+                && serveable(a, now, ms, &mut gone)
+                && (a.state.slots.in_use() < a.state.slots.capacity()
+                    || a.state.slots.can_queue(a.limits.max_queue as usize))
+        });
         if usable {
             return true;
         }

@@ -16,6 +16,7 @@ use crate::admin::Admin;
 use crate::alloc::rebalance::Rebalancer;
 use crate::notify::WebhookSender;
 use crate::proxy::SidecarProxy;
+use crate::reload::ReloadService;
 use crate::resilience::check::HealthChecks;
 use crate::sidecar::Sidecar;
 
@@ -62,6 +63,10 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
     server.add_service(background_service(
         "llm-sidecar webhook",
         WebhookSender::new(Arc::clone(core)),
+    ));
+    server.add_service(background_service(
+        "llm-sidecar reload",
+        ReloadService::new(Arc::clone(core)),
     ));
     Ok(server)
 }
@@ -125,6 +130,7 @@ fn drain_then_exit(core: Arc<Sidecar>, grace: Duration) {
                 if core.inflight() == 0 {
                     tracing::info!(drained_in_ms = started.elapsed().as_millis() as u64, "drained; exiting");
                     core.flush();
+                    crate::observe::flush_logs();
                     std::process::exit(0);
                 }
                 if started.elapsed() > grace {
@@ -136,6 +142,7 @@ fn drain_then_exit(core: Arc<Sidecar>, grace: Duration) {
                         _ = tick => {},
                         _ = int.recv() => {
                             core.flush();
+                            crate::observe::flush_logs();
                             std::process::exit(0)
                         }
                     },

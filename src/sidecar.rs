@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::config::Snapshot;
+use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::resilience::limits::ClientLimiter;
 use crate::state::States;
@@ -29,6 +30,9 @@ pub struct Sidecar {
     /// Per-client request windows (`clients.limit`).
     pub clients: ClientLimiter,
     pub notifier: Notifier,
+    pub metrics: Arc<Metrics>,
+    /// One reload at a time.
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
     inflight: AtomicUsize,
 }
 
@@ -45,7 +49,8 @@ impl Sidecar {
             }
             None => None,
         };
-        apply_limits(&snapshot);
+        let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
+        install(&snapshot, &metrics);
         Ok(Arc::new(Sidecar {
             config: ArcSwap::from_pointee(snapshot),
             config_path,
@@ -53,6 +58,8 @@ impl Sidecar {
             log,
             clients: ClientLimiter::new(CLIENT_CAP),
             notifier: Notifier::default(),
+            metrics,
+            reload_lock: tokio::sync::Mutex::new(()),
             inflight: AtomicUsize::new(0),
         }))
     }
@@ -62,6 +69,11 @@ impl Sidecar {
         self.config.load_full()
     }
 
+    /// Put a new, installed snapshot in service. Requests in flight keep the one they started with.
+    pub(crate) fn swap(&self, snapshot: Snapshot) {
+        self.config.store(Arc::new(snapshot));
+    }
+
     /// Requests between `request_filter` and `logging`.
     pub fn inflight(&self) -> usize {
         self.inflight.load(Ordering::Acquire)
@@ -69,7 +81,7 @@ impl Sidecar {
 
     pub(crate) fn enter(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
-        InflightGuard(Arc::clone(self))
+        InflightGuard(Arc::clone(self), None)
     }
 
     /// Whether notifications go to a webhook.
@@ -87,8 +99,20 @@ impl Sidecar {
     }
 }
 
-/// Bring the long-lived account state in line with a snapshot about to be used.
-fn apply_limits(snapshot: &Snapshot) {
+/// Make a snapshot ready to serve: metric handles resolved, long-lived state (session table
+/// capacity, concurrency slots) in line with it.
+pub(crate) fn install(snapshot: &Snapshot, metrics: &Metrics) {
+    for route in &snapshot.routes {
+        let _ = route
+            .metrics
+            .set(metrics.route(&route.name, &snapshot.pools[route.pool].name));
+    }
+    for pool in &snapshot.pools {
+        let _ = pool.inflight.set(metrics.pool_inflight(&pool.name));
+        for a in &pool.accounts {
+            let _ = a.metrics.set(metrics.account(&pool.name, &a.name));
+        }
+    }
     for pool in &snapshot.pools {
         pool.state.sessions.set_capacity(pool.session.max_sessions);
     }
@@ -101,17 +125,29 @@ fn apply_limits(snapshot: &Snapshot) {
     }
 }
 
-/// Counts a request as in flight until dropped (also when Pingora drops the context early).
-pub struct InflightGuard(Arc<Sidecar>);
+/// Counts a request as in flight until dropped (also when Pingora drops the context early):
+/// for the drain on SIGTERM, and in its pool's `inflight_requests` once routed.
+pub struct InflightGuard(Arc<Sidecar>, Option<prometheus::IntGauge>);
 
 impl InflightGuard {
     pub fn core(&self) -> &Arc<Sidecar> {
         &self.0
+    }
+
+    /// Count the request in its pool's gauge too.
+    pub fn count_in(&mut self, gauge: Option<&prometheus::IntGauge>) {
+        if let Some(g) = gauge {
+            g.inc();
+            self.1 = Some(g.clone());
+        }
     }
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(g) = &self.1 {
+            g.dec();
+        }
     }
 }

@@ -167,6 +167,7 @@ async fn a_silent_stream_is_ended_by_the_idle_timeout() {
     let start = Instant::now();
     let resp = client()
         .post(proxy.url("/p/v1/messages"))
+        .header("x-request-id", "idle-timeout-test")
         .json(&json!({"stream": true}))
         .send()
         .await
@@ -192,8 +193,14 @@ async fn a_silent_stream_is_ended_by_the_idle_timeout() {
         format!("{}{}", event(0), event(1)),
         "what was sent arrived"
     );
-    let line = logs().lines().filter(|l| l.contains("idle_timeout")).count();
-    assert!(line >= 1, "the access log names the idle timeout");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !logged(&["idle-timeout-test", "\"error_kind\":\"idle_timeout\""]) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        logged(&["idle-timeout-test", "\"error_kind\":\"idle_timeout\""]),
+        "the access log names the idle timeout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,6 +211,7 @@ async fn the_total_timeout_bounds_a_trickling_stream() {
     let start = Instant::now();
     let resp = client()
         .post(proxy.url("/p/v1/messages"))
+        .header("x-request-id", "total-timeout-test")
         .json(&json!({"stream": true}))
         .send()
         .await
@@ -214,6 +222,14 @@ async fn the_total_timeout_bounds_a_trickling_stream() {
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
         "cut at the total limit: {took:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !logged(&["total-timeout-test", "\"error_kind\":\"total_timeout\""]) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        logged(&["total-timeout-test", "\"error_kind\":\"total_timeout\""]),
+        "ended by the total limit, not another one"
     );
 }
 

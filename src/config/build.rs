@@ -130,6 +130,32 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
         .webhook
         .as_ref()
         .and_then(|w| build_webhook(w, &mut p));
+    let admin_token = raw
+        .admin
+        .token_env
+        .as_deref()
+        .and_then(|var| read_secret("admin", "token", Some(var), None, &mut p));
+    if let Some(addr) = admin_listen {
+        if !addr.ip().is_loopback() && raw.admin.token_env.is_none() {
+            p.add(
+                "admin.listen",
+                format!("{addr} is not a loopback address: set admin.token_env so that /admin/* needs a token"),
+            );
+        }
+    }
+    let key_files: Vec<std::path::PathBuf> = raw
+        .pools
+        .values()
+        .flat_map(|pool| pool.accounts.iter().filter_map(|a| a.key_file.as_deref()))
+        .chain(
+            raw.clients
+                .tokens
+                .iter()
+                .flatten()
+                .filter_map(|t| t.token_file.as_deref()),
+        )
+        .map(std::path::PathBuf::from)
+        .collect();
     for (i, t) in raw.notifications.thresholds.iter().enumerate() {
         if !(*t > 0.0 && *t <= 1.0) {
             p.add(
@@ -163,6 +189,9 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
             client_rpm: raw.clients.limit.as_ref().map(|l| l.rpm),
             webhook,
             thresholds: raw.notifications.thresholds.clone(),
+            admin_token,
+            fingerprint: 0,
+            key_files,
         }),
         _ => Err(p.0),
     }
@@ -217,6 +246,7 @@ fn build_route(path: &str, r: &RawRoute, pools: &[&str], p: &mut Problems) -> Op
         header,
         strip_prefix: r.strip_prefix,
         pool: pool.unwrap_or_default(),
+        metrics: Default::default(),
     })
 }
 

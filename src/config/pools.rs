@@ -192,6 +192,7 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
         session,
         rebalance,
         state: states.pool(name),
+        inflight: Default::default(),
     })
 }
 
@@ -256,6 +257,7 @@ fn build_account(path: &str, a: &RawAccount, auth: AuthStyle, p: &mut Problems) 
             weight: a.weight,
             budget,
             state: Default::default(),
+            metrics: Default::default(),
         }),
         _ => None,
     }

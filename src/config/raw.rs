@@ -14,9 +14,20 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim()).map(Dur).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 250ms, 2s, 10m"))
-        })
+        // Bounded, so time arithmetic on it can never overflow.
+        const MAX: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+        humantime::parse_duration(text.trim())
+            .map_err(|e| e.to_string())
+            .and_then(|d| {
+                if d <= MAX {
+                    Ok(Dur(d))
+                } else {
+                    Err("longer than 10 years".into())
+                }
+            })
+            .map_err(|e| {
+                serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 250ms, 2s, 10m"))
+            })
     }
 }
 
@@ -58,12 +69,15 @@ fn default_listen() -> String {
 pub struct RawAdmin {
     #[serde(default = "default_admin_listen")]
     pub listen: String,
+    /// Environment variable holding the bearer token `/admin/*` requires.
+    pub token_env: Option<String>,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
         RawAdmin {
             listen: default_admin_listen(),
+            token_env: None,
         }
     }
 }

@@ -3,19 +3,21 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 
 use crate::alloc::score::Budget;
 use crate::dns::DnsCache;
+use crate::metrics::{AccountMetrics, RouteMetrics};
 use crate::notify::Webhook;
 use crate::provider::Provider;
 use crate::resilience::health::BreakerConf;
 use crate::secret::Secret;
 use crate::state::{AccountState, PoolState};
 use crate::usage::price::Price;
+use prometheus::IntGauge;
 
 /// One loaded configuration. Immutable; a reload builds a new one and swaps it in.
 pub struct Snapshot {
@@ -35,6 +37,12 @@ pub struct Snapshot {
     pub webhook: Option<Webhook>,
     /// Shares of the weekly budget that trigger `budget_threshold`.
     pub thresholds: Vec<f64>,
+    /// Bearer token for `/admin/*`.
+    pub admin_token: Option<Secret>,
+    /// A hash of the file's text and every secret it read: equal when nothing changed.
+    pub fingerprint: u64,
+    /// Files the config reads keys from (watched for rotation).
+    pub key_files: Vec<std::path::PathBuf>,
 }
 
 /// Where and how the request log is kept.
@@ -59,6 +67,8 @@ pub struct Route {
     pub strip_prefix: bool,
     /// Index into [`Snapshot::pools`].
     pub pool: usize,
+    /// Metric handles, resolved when the snapshot is installed.
+    pub metrics: OnceLock<RouteMetrics>,
 }
 
 pub struct Pool {
@@ -79,6 +89,8 @@ pub struct Pool {
     pub rebalance: Option<RebalanceConf>,
     /// What outlives this snapshot (retry budget, sessions).
     pub state: Arc<PoolState>,
+    /// `inflight_requests{pool}`, resolved when the snapshot is installed.
+    pub inflight: OnceLock<IntGauge>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +156,8 @@ pub struct Account {
     pub budget: Option<Budget>,
     /// What outlives this snapshot (ledger, health, limits), shared with the next one.
     pub state: Arc<AccountState>,
+    /// Metric handles, resolved when the snapshot is installed.
+    pub metrics: OnceLock<AccountMetrics>,
 }
 
 /// Where an account's requests go, pre-parsed from `base_url`.

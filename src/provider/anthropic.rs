@@ -132,13 +132,33 @@ impl Provider for Anthropic {
     }
 
     fn rate_limit_wait(&self, headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<std::time::Duration> {
-        const RESETS: [&str; 4] = [
-            "anthropic-ratelimit-requests-reset",
-            "anthropic-ratelimit-tokens-reset",
-            "anthropic-ratelimit-input-tokens-reset",
-            "anthropic-ratelimit-output-tokens-reset",
+        const LIMITS: [(&str, &str); 4] = [
+            (
+                "anthropic-ratelimit-requests-remaining",
+                "anthropic-ratelimit-requests-reset",
+            ),
+            (
+                "anthropic-ratelimit-tokens-remaining",
+                "anthropic-ratelimit-tokens-reset",
+            ),
+            (
+                "anthropic-ratelimit-input-tokens-remaining",
+                "anthropic-ratelimit-input-tokens-reset",
+            ),
+            (
+                "anthropic-ratelimit-output-tokens-remaining",
+                "anthropic-ratelimit-output-tokens-reset",
+            ),
         ];
-        crate::resilience::retry_after(headers, now).or_else(|| crate::resilience::reset_headers(headers, &RESETS, now))
+        crate::resilience::retry_after(headers, now).or_else(|| crate::resilience::reset_headers(headers, &LIMITS, now))
+    }
+
+    fn in_band_rate_limited(&self, kind: &str) -> bool {
+        matches!(kind, "overloaded_error" | "rate_limit_error")
+    }
+
+    fn check_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[("anthropic-version", "2023-06-01")]
     }
 
     fn body_session(&self, info: &BodyInfo) -> Option<String> {

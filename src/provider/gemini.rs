@@ -109,6 +109,14 @@ impl Provider for Gemini {
         body.to_string().into_bytes()
     }
 
+    fn streams_by_path(&self, path: &str) -> bool {
+        path.contains(":streamGenerateContent")
+    }
+
+    fn in_band_rate_limited(&self, kind: &str) -> bool {
+        matches!(kind, "RESOURCE_EXHAUSTED" | "UNAVAILABLE" | "429" | "503")
+    }
+
     fn json_usage(&self, body: &[u8], reading: &mut Reading) {
         let chunks = match parse::<JsonBody>(body) {
             Some(JsonBody::One(c)) => vec![c],

@@ -118,6 +118,22 @@ pub trait Provider: Send + Sync {
         crate::resilience::retry_after(headers, now)
     }
 
+    /// Whether the request path itself asks for a stream (Gemini `:streamGenerateContent`).
+    fn streams_by_path(&self, _path: &str) -> bool {
+        false
+    }
+
+    /// Whether an in-band error kind means "rate limited / overloaded" rather than a failure.
+    fn in_band_rate_limited(&self, kind: &str) -> bool {
+        let k = kind.to_ascii_lowercase();
+        k.contains("rate_limit") || k == "429"
+    }
+
+    /// Headers an active health check sends besides the key.
+    fn check_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// A session named inside the request body (Anthropic `metadata.user_id`).
     fn body_session(&self, _info: &BodyInfo) -> Option<String> {
         None

@@ -166,8 +166,11 @@ impl Provider for OpenAiCompat {
     }
 
     fn rate_limit_wait(&self, headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<std::time::Duration> {
-        const RESETS: [&str; 2] = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"];
-        crate::resilience::retry_after(headers, now).or_else(|| crate::resilience::reset_headers(headers, &RESETS, now))
+        const LIMITS: [(&str, &str); 2] = [
+            ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+            ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+        ];
+        crate::resilience::retry_after(headers, now).or_else(|| crate::resilience::reset_headers(headers, &LIMITS, now))
     }
 
     /// A streaming chat request that did not ask for usage is asked for it upstream; the
@@ -197,19 +200,22 @@ impl Provider for OpenAiCompat {
             }
             return (body, false);
         }
-        // stream_options present without include_usage: edit the object.
+        // stream_options present (an object without include_usage, or null): edit the body.
         let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
             return (body, false);
         };
-        match v.get_mut("stream_options").and_then(|o| o.as_object_mut()) {
+        let Some(options) = v.get_mut("stream_options") else {
+            return (body, false);
+        };
+        match options.as_object_mut() {
             Some(o) => {
                 o.insert("include_usage".into(), serde_json::Value::Bool(true));
-                match serde_json::to_vec(&v) {
-                    Ok(out) => (Bytes::from(out), true),
-                    Err(_) => (body, false),
-                }
             }
-            None => (body, false),
+            None => *options = serde_json::json!({ "include_usage": true }),
+        }
+        match serde_json::to_vec(&v) {
+            Ok(out) => (Bytes::from(out), true),
+            Err(_) => (body, false),
         }
     }
 }

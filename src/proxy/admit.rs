@@ -54,6 +54,9 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) ->
     ctx.pool = Some(route.pool);
     ctx.walk = Walk::new(route.pool);
     let pool = &snap.pools[route.pool];
+    if let Some(g) = ctx._inflight.as_mut() {
+        g.count_in(pool.inflight.get());
+    }
 
     if !snap.client_tokens.is_empty() {
         match client_name(&snap.client_tokens, req) {
@@ -72,6 +75,7 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) ->
         };
         let v = core.clients.check(key, u64::from(rpm), now_ms());
         if !v.allowed {
+            core.metrics.ratelimited("client");
             let wait = v.retry_after_ms.div_ceil(1000).max(1);
             tracing::info!(target: "llm_sidecar::decision", client = ctx.client.as_deref().unwrap_or("-"), rpm, "client over its rate");
             return Ok(Some(Refusal {
@@ -91,7 +95,7 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) ->
         }
         ctx.session = sid.to_str().ok().map(String::from);
     }
-    ctx.stream = req.uri.path().contains(":streamGenerateContent");
+    ctx.stream = pool.provider.streams_by_path(req.uri.path());
     ctx.upstream_path = route::upstream_path(route, req.uri.path(), req.uri.query());
 
     let mut body = match read_body(session, &snap, pool.timeouts.idle).await? {

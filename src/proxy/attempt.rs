@@ -10,15 +10,18 @@ use pingora::{Error, ErrorType};
 use super::ctx::Ctx;
 use crate::observe;
 use crate::resilience::{self, Verdict, DEFAULT_COOLDOWN};
-use crate::respond::ErrorKind;
 use crate::select;
 use crate::usage::ledger::now_ms;
 
 /// How an attempt failed, for the account's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Connect error, 5xx, first-byte timeout, stream cut: counts toward the breaker.
+    /// 5xx, an error event, a stream cut: counts toward the breaker.
     Failed,
+    /// Could not connect (refused, TLS, timed out): counts toward the breaker.
+    Connect,
+    /// No answer in time: counts toward the breaker.
+    Timeout,
     /// 429, 529, overloaded: cool down for the given time.
     RateLimited(std::time::Duration),
     /// 401/403.
@@ -32,8 +35,23 @@ pub fn account_failed(ctx: &mut Ctx, failure: Failure, reason: &str) {
     };
     let health = &account.state.health;
     let now = Instant::now();
+    if let Some(m) = account.metrics.get() {
+        let i = match failure {
+            Failure::Failed => 1,
+            Failure::RateLimited(_) => 2,
+            Failure::KeyBroken => 3,
+            Failure::Connect => 4,
+            Failure::Timeout => 5,
+        };
+        m.outcomes[i].inc();
+    }
+    if matches!(failure, Failure::RateLimited(_)) {
+        if let Some(core) = ctx.core() {
+            core.metrics.ratelimited("account");
+        }
+    }
     let t = match failure {
-        Failure::Failed => health.failure(&pool.breaker, now),
+        Failure::Failed | Failure::Connect | Failure::Timeout => health.failure(&pool.breaker, now),
         Failure::RateLimited(d) => health.rate_limited(d, &pool.breaker, now),
         Failure::KeyBroken => health.key_broken(),
     };
@@ -48,10 +66,22 @@ pub fn account_fine(ctx: &mut Ctx) {
     let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) else {
         return;
     };
+    if let Some(m) = account.metrics.get() {
+        m.outcomes[0].inc();
+    }
     if let (Some(t), Some(core)) = (account.state.health.success(), ctx.core()) {
         observe::transition(core, &pool.name, &account.name, t, "request succeeded");
     }
     ctx.probe = false;
+}
+
+/// Give back the breaker probe the current attempt holds, if it got no outcome.
+pub fn release_probe(ctx: &mut Ctx) {
+    if std::mem::take(&mut ctx.probe) {
+        if let Some(a) = ctx.account() {
+            a.state.health.release_probe();
+        }
+    }
 }
 
 /// May the request try again? Counts the retry against the budget when it may.
@@ -64,8 +94,14 @@ pub fn may_retry(ctx: &mut Ctx, reason: &str) -> bool {
     }
     if !primary.state.budget.try_withdraw(primary.retry.budget, now_ms()) {
         tracing::info!(target: "llm_sidecar::decision", pool = &*primary.name, %reason, "retry budget exhausted: answering as is");
-        ctx.error = Some(ErrorKind::RetryBudgetExhausted);
+        if let Some(core) = ctx.core() {
+            core.metrics.budget_exhausted(&primary.name);
+        }
+        ctx.budget_exhausted = true;
         return false;
+    }
+    if let Some(core) = ctx.core() {
+        core.metrics.retry(&primary.name);
     }
     let account = ctx.account().map_or("-", |a| &*a.name);
     tracing::info!(target: "llm_sidecar::decision", pool = &*primary.name, account, attempt = ctx.attempts, %reason, "retrying on another account");
@@ -113,7 +149,10 @@ fn status_reason(status: u16) -> &'static str {
 /// An error inside a stream before any content (e.g. `overloaded_error` in a 200): judge the
 /// account like the matching status; true when the request will try another account.
 pub fn on_in_band_error(ctx: &mut Ctx, kind: Option<&str>) -> bool {
-    let failure = if resilience::in_band_rate_limited(kind) {
+    let limited = kind
+        .zip(ctx.pool())
+        .is_some_and(|(k, p)| p.provider.in_band_rate_limited(k));
+    let failure = if limited {
         Failure::RateLimited(DEFAULT_COOLDOWN)
     } else {
         Failure::Failed

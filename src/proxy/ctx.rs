@@ -44,6 +44,10 @@ pub struct Ctx {
     pub retry_after: Option<Duration>,
     /// The response head went out but no body yet (a stream retried after an in-band error).
     pub head_sent_no_body: bool,
+    /// After such a retry the answer was not an event stream: its status, sent as an error event.
+    pub replace_body: Option<u16>,
+    /// A retry was refused because the pool's retry budget was spent.
+    pub budget_exhausted: bool,
     /// A stream's preamble, held until its first content or error.
     pub held: Option<Vec<Bytes>>,
     pub error: Option<ErrorKind>,

@@ -100,6 +100,11 @@ impl ProxyHttp for SidecarProxy {
         match admit::admit(&self.core, session, ctx).await? {
             None => Ok(false),
             Some(refusal) => {
+                // Refused before its body was read: do not let Pingora drain it (of any size,
+                // from anyone) to keep the connection: close it after answering.
+                if !session.is_body_done() {
+                    session.set_keepalive(None);
+                }
                 ctx.error = Some(refusal.kind);
                 let provider = ctx.pool().map(|p| p.provider);
                 let mut reply = Reply::new(refusal.kind, &refusal.message);
@@ -115,12 +120,14 @@ impl ProxyHttp for SidecarProxy {
         let Some(snap) = ctx.snap.clone() else {
             return Err(Error::explain(ErrorType::InternalError, "no config"));
         };
+        // A retry first gives back the previous account's slot and any probe it still holds.
+        ctx.permit = None;
+        attempt::release_probe(ctx);
         if ctx.attempts > 0 && !std::mem::take(&mut ctx.stale_retry) {
             if let Some(p) = ctx.primary() {
                 tokio::time::sleep(resilience::backoff(p.retry.backoff, p.retry.max_backoff, ctx.attempts)).await;
             }
         }
-        ctx.permit = None; // a retry releases the previous account's slot first
         let pick = match select::pick(&self.core, &snap, &mut ctx.walk, ctx.session.as_deref()).await {
             Ok(p) => p,
             Err(no) => {
@@ -133,6 +140,9 @@ impl ProxyHttp for SidecarProxy {
                     NoPick::QueueFull => (ErrorKind::QueueFull, Duration::from_secs(1)),
                     NoPick::QueueTimeout => (ErrorKind::QueueTimeout, Duration::from_secs(1)),
                 };
+                if kind == ErrorKind::RateLimited {
+                    self.core.metrics.ratelimited("pool");
+                }
                 ctx.error = Some(kind);
                 ctx.retry_after = Some(wait);
                 return Err(Error::explain(ErrorType::HTTPStatus(kind.status()), kind.describe()));
@@ -145,7 +155,7 @@ impl ProxyHttp for SidecarProxy {
         ctx.probe = pick.probe;
         ctx.attempts += 1;
         if let Some(link) = &ctx.link {
-            link.attempt_started();
+            link.attempt_started(&snap.pools[pick.pool].timeouts);
         }
         let pool = &snap.pools[pick.pool];
         let account = &pool.accounts[pick.account];
@@ -189,8 +199,8 @@ impl ProxyHttp for SidecarProxy {
         attempt::on_head(ctx, resp.status.as_u16(), &resp.headers)
     }
 
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        stream::response_head(resp, ctx)
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        stream::response_head(resp, session.response_written().is_some(), ctx)
     }
 
     fn upstream_response_body_filter(
@@ -225,7 +235,12 @@ impl ProxyHttp for SidecarProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         // Nothing reached the upstream: always safe to try another account.
-        attempt::account_failed(ctx, Failure::Failed, "connect failed");
+        let failure = if *e.etype() == ErrorType::ConnectTimedout {
+            Failure::Timeout
+        } else {
+            Failure::Connect
+        };
+        attempt::account_failed(ctx, failure, "connect failed");
         e.set_retry(attempt::may_retry(ctx, "connect failed"));
         e
     }
@@ -249,11 +264,16 @@ impl ProxyHttp for SidecarProxy {
             if let Some(ai) = ctx.account {
                 ctx.walk.tried &= !(1 << ai);
             }
+            attempt::release_probe(ctx);
             ctx.stale_retry = true;
             return e;
         }
         let retry = if upstream_fault(&e, ctx) {
-            attempt::account_failed(ctx, Failure::Failed, classify(&e, ctx).as_str());
+            let failure = match ctx.link.as_ref().and_then(|l| l.expired()) {
+                Some(Expired::FirstByte | Expired::Idle) => Failure::Timeout,
+                _ => Failure::Failed,
+            };
+            attempt::account_failed(ctx, failure, classify(&e, ctx).as_str());
             nothing_sent && attempt::may_retry(ctx, classify(&e, ctx).as_str())
         } else {
             false
@@ -301,12 +321,8 @@ impl ProxyHttp for SidecarProxy {
         if let Some(link) = &ctx.link {
             link.restore(&mut session.downstream_session);
         }
-        if ctx.probe {
-            // The probe ended without an outcome (the client left first): let another probe.
-            if let Some(a) = ctx.account() {
-                a.state.health.release_probe();
-            }
-        }
+        // A probe that ended without an outcome (the client left first) lets another probe.
+        attempt::release_probe(ctx);
         if let (Some(e), None) = (e, ctx.error) {
             ctx.error = outcome(e, ctx);
         }

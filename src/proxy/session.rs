@@ -25,6 +25,10 @@ use crate::config::Timeouts;
 
 const WAITING_FOR_HEAD: u64 = u64::MAX;
 
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2)
+}
+
 /// Which of our deadlines ended the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expired {
@@ -44,6 +48,13 @@ pub struct Link {
     last_data: AtomicU64,
     /// 0 none, 1 first byte, 2 idle, 3 total.
     expired: AtomicU8,
+    /// The current attempt's first-byte and idle limits, in nanoseconds.
+    first_byte: AtomicU64,
+    idle: AtomicU64,
+    /// Nanoseconds spent in earlier attempts (connecting, waiting, receiving).
+    upstream_done: AtomicU64,
+    /// An attempt has started.
+    attempted: std::sync::atomic::AtomicBool,
     returned: Mutex<Option<ServerSession>>,
 }
 
@@ -52,9 +63,35 @@ impl Link {
         u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
-    /// A new attempt starts waiting for a response head.
-    pub fn attempt_started(&self) {
-        self.attempt_start.store(self.nanos(Instant::now()), Ordering::Relaxed);
+    /// Time spent in the current attempt so far: to its last data, or to now while waiting.
+    fn current_attempt(&self, now: u64) -> u64 {
+        if !self.attempted.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let start = self.attempt_start.load(Ordering::Relaxed);
+        let end = match self.last_data.load(Ordering::Relaxed) {
+            WAITING_FOR_HEAD => now,
+            last => last,
+        };
+        end.saturating_sub(start)
+    }
+
+    /// Time the upstreams took for this request, all attempts together.
+    pub fn upstream_time(&self) -> Duration {
+        let now = self.nanos(Instant::now());
+        Duration::from_nanos(self.upstream_done.load(Ordering::Relaxed) + self.current_attempt(now))
+    }
+
+    /// A new attempt starts waiting for a response head, under its pool's first-byte and idle
+    /// limits (a fallback pool has its own); the total limit stays the request's.
+    pub fn attempt_started(&self, timeouts: &Timeouts) {
+        self.first_byte.store(nanos(timeouts.first_byte), Ordering::Relaxed);
+        self.idle.store(nanos(timeouts.idle), Ordering::Relaxed);
+        let now = self.nanos(Instant::now());
+        self.upstream_done
+            .fetch_add(self.current_attempt(now), Ordering::Relaxed);
+        self.attempted.store(true, Ordering::Relaxed);
+        self.attempt_start.store(now, Ordering::Relaxed);
         self.last_data.store(WAITING_FOR_HEAD, Ordering::Relaxed);
         self.expired.store(0, Ordering::Relaxed);
     }
@@ -80,12 +117,11 @@ impl Link {
         let last = self.last_data.load(Ordering::Relaxed);
         let phase = if last == WAITING_FOR_HEAD {
             let start = Duration::from_nanos(self.attempt_start.load(Ordering::Relaxed));
-            (self.origin + start + self.timeouts.first_byte, Expired::FirstByte)
+            let limit = Duration::from_nanos(self.first_byte.load(Ordering::Relaxed));
+            (self.origin + start + limit, Expired::FirstByte)
         } else {
-            (
-                self.origin + Duration::from_nanos(last) + self.timeouts.idle,
-                Expired::Idle,
-            )
+            let limit = Duration::from_nanos(self.idle.load(Ordering::Relaxed));
+            (self.origin + Duration::from_nanos(last) + limit, Expired::Idle)
         };
         if phase.0 < total.0 {
             phase
@@ -121,6 +157,10 @@ pub fn wrap(slot: &mut ServerSession, body: Bytes, timeouts: Timeouts, origin: I
         attempt_start: AtomicU64::new(0),
         last_data: AtomicU64::new(WAITING_FOR_HEAD),
         expired: AtomicU8::new(0),
+        first_byte: AtomicU64::new(nanos(timeouts.first_byte)),
+        idle: AtomicU64::new(nanos(timeouts.idle)),
+        upstream_done: AtomicU64::new(0),
+        attempted: std::sync::atomic::AtomicBool::new(false),
         returned: Mutex::new(None),
     });
     let inner = std::mem::replace(slot, ServerSession::new_custom(Box::new(())));
@@ -226,8 +266,10 @@ impl CustomSession for Replay {
     async fn finish(&mut self) -> Result<()> {
         self.inner.finish_body().await
     }
+    /// Judged on the buffered body: a chunked or HTTP/2 request whose body turned out empty
+    /// must go upstream as an empty body, not as one Pingora waits to forward.
     fn is_body_empty(&mut self) -> bool {
-        self.inner.is_body_empty()
+        self.body.is_empty()
     }
 
     /// Pingora polls this while it waits for the upstream, in both the h1 and h2 paths; it is
@@ -277,8 +319,8 @@ impl CustomSession for Replay {
     fn retry_buffer_truncated(&self) -> bool {
         false
     }
-    /// The whole buffered body, on every attempt. `None` for an empty body: Pingora then sends
-    /// an empty one by itself.
+    /// The whole buffered body, on every attempt. `None` for an empty body, which
+    /// `is_body_empty` reports, so Pingora ends the upstream request by itself.
     fn get_retry_buffer(&self) -> Option<Bytes> {
         (!self.body.is_empty()).then(|| self.body.clone())
     }

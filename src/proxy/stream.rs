@@ -11,17 +11,26 @@ use super::attempt;
 use super::ctx::Ctx;
 use crate::usage::Meter;
 
-/// The response head (each attempt's, though only the first reaches the client).
-pub fn response_head(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+/// The response head of an attempt. `written`: a head already reached the client (after an
+/// in-band error the first attempt's head may or may not have been written: Pingora drops a
+/// batch of upstream events, head included, when a filter in it fails).
+pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut Ctx) -> Result<()> {
     resp.insert_header("x-request-id", ctx.request_id().clone())?;
     if let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) {
         resp.insert_header("x-llm-sidecar-pool", pool.name_header.clone())?;
         resp.insert_header("x-llm-sidecar-account", account.name_header.clone())?;
     }
-    ctx.sse = resp
+    let sse = resp
         .headers
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if ctx.head_sent_no_body && written && !(sse && resp.status.is_success()) {
+        // The client already has a 200 event stream from the first attempt: this answer cannot
+        // be passed as it is; it becomes an error event in the provider's stream format.
+        ctx.replace_body = Some(resp.status.as_u16());
+        return Ok(());
+    }
+    ctx.sse = sse;
     if ctx.sse {
         resp.insert_header(CACHE_CONTROL, HeaderValue::from_static("no-cache"))?;
         resp.insert_header("x-accel-buffering", HeaderValue::from_static("no"))?;
@@ -42,9 +51,15 @@ pub fn response_head(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
 
 /// One body chunk on its way to the client.
 pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
-    let Some(meter) = ctx.meter.as_mut() else {
+    if let Some(status) = ctx.replace_body {
+        *body = end.then(|| {
+            let p = ctx.pool().map(|p| p.provider);
+            let message = format!("the upstream answered {status} after a retry");
+            Bytes::from(p.map(|p| p.sse_error(status, &message)).unwrap_or_default())
+        });
         return Ok(());
-    };
+    }
+    let Some(meter) = ctx.meter.as_mut() else { return Ok(()) };
     meter.feed(body);
     if end {
         if let Some(rest) = meter.take_pending() {
@@ -53,10 +68,13 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
     }
     let (content, error) = (meter.saw_content, meter.error_before_content);
     let Some(held) = ctx.held.as_mut() else {
+        if content {
+            ctx.head_sent_no_body = false;
+        }
         return Ok(());
     };
     if error {
-        let kind = ctx.meter.as_mut().and_then(|m| m.finish().0.error);
+        let kind = ctx.meter.as_ref().and_then(Meter::in_band_error);
         if attempt::on_in_band_error(ctx, kind.as_deref()) {
             ctx.held = None;
             ctx.meter = None;
@@ -71,6 +89,7 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
         return Ok(());
     }
     // Content (or the end, or an error we pass on): release what was held, in order.
+    ctx.head_sent_no_body = false;
     if let Some(mut held) = ctx.held.take().filter(|h| !h.is_empty()) {
         if let Some(b) = body.take() {
             held.push(b);

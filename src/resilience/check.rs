@@ -31,25 +31,20 @@ impl HealthChecks {
     }
 }
 
-fn request(account: &Account, path: &str) -> Result<RequestHeader, String> {
+fn request(pool: &Pool, account: &Account, path: &str) -> Result<RequestHeader, String> {
     let up = &account.upstream;
     let full = format!("{}{}", up.base_path, path);
     let mut req = RequestHeader::build("GET", full.as_bytes(), None).map_err(|e| e.to_string())?;
     let (name, value) = &account.credential;
-    let set = |req: &mut RequestHeader, n, v: http::HeaderValue| req.insert_header(n, v).map_err(|e| e.to_string());
-    set(&mut req, http::header::HOST, up.host_header.clone())?;
-    set(&mut req, name.clone(), value.clone())?;
-    set(
-        &mut req,
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static("llm-sidecar-health-check"),
-    )?;
-    // Anthropic refuses requests without a version; the other providers ignore the header.
-    set(
-        &mut req,
-        http::HeaderName::from_static("anthropic-version"),
-        http::HeaderValue::from_static("2023-06-01"),
-    )?;
+    let e = |e: pingora::BError| e.to_string();
+    req.insert_header(http::header::HOST, up.host_header.clone())
+        .map_err(e)?;
+    req.insert_header(name.clone(), value.clone()).map_err(e)?;
+    req.insert_header(http::header::USER_AGENT, "llm-sidecar-health-check")
+        .map_err(e)?;
+    for (n, v) in pool.provider.check_headers() {
+        req.insert_header(*n, *v).map_err(e)?;
+    }
     Ok(req)
 }
 
@@ -59,7 +54,7 @@ async fn check(core: &Sidecar, client: &Outbound, pool: &Pool, account: &Account
         return;
     };
     let up = &account.upstream;
-    let result = match (up.addr().await, request(account, &conf.path)) {
+    let result = match (up.addr().await, request(pool, account, &conf.path)) {
         (Ok(addr), Ok(req)) => {
             let peer = crate::proxy::peer::build(addr, up, &pool.timeouts);
             client.send(&peer, req, None, conf.timeout).await.map(|r| r.status)

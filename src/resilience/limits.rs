@@ -48,12 +48,19 @@ impl Slots {
 
     /// Wait in line for a slot, at most `timeout`; refused at once when `max_queue` are waiting.
     pub async fn wait(&self, max_queue: usize, timeout: Duration) -> Result<OwnedSemaphorePermit, QueueError> {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= max_queue {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        /// Leaves the queue however the wait ends (also when the request is dropped).
+        struct InQueue<'a>(&'a AtomicUsize);
+        impl Drop for InQueue<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _in_queue = InQueue(&self.waiting);
+        if queued >= max_queue {
             return Err(QueueError::Full);
         }
         let got = tokio::time::timeout(timeout, Arc::clone(&self.sem).acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
         match got {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(QueueError::Timeout),
@@ -64,6 +71,10 @@ impl Slots {
         self.capacity
             .load(Ordering::Acquire)
             .saturating_sub(self.sem.available_permits())
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity.load(Ordering::Acquire)
     }
 
     pub fn queued(&self) -> usize {
@@ -303,6 +314,11 @@ mod tests {
         assert_eq!(
             s.wait(1, Duration::from_millis(30)).await.err(),
             Some(QueueError::Timeout)
+        );
+        let abandoned = tokio::time::timeout(Duration::from_millis(10), s.wait(5, Duration::from_secs(5))).await;
+        assert!(
+            abandoned.is_err() && s.queued() == 0,
+            "a dropped waiter leaves the queue"
         );
         s.resize(3);
         assert_eq!(s.in_use(), 1, "one of three in use");

@@ -33,18 +33,6 @@ pub fn verdict(status: u16) -> Verdict {
     }
 }
 
-/// Whether an in-band error kind means "rate limited / overloaded" rather than a failure.
-pub fn in_band_rate_limited(kind: Option<&str>) -> bool {
-    kind.is_some_and(|k| {
-        let k = k.to_ascii_lowercase();
-        k.contains("overloaded")
-            || k.contains("rate_limit")
-            || k.contains("resource_exhausted")
-            || k == "429"
-            || k == "529"
-    })
-}
-
 /// Cooldown when a rate-limited answer says nothing about when to come back.
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(5);
 
@@ -52,25 +40,35 @@ pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(5);
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     httpdate::parse_http_date(v).ok()?.duration_since(now).ok()
 }
 
-/// The latest of the reset times in `names`, each an RFC 3339 time (Anthropic) or a Go-style
-/// duration such as `6m0s`, `1.5s`, `20ms` (OpenAI).
-pub fn reset_headers(headers: &HeaderMap, names: &[&str], now: SystemTime) -> Option<Duration> {
-    names
+/// When the exhausted limit resets. `limits` pairs each limit's `remaining` header with its
+/// `reset` header; a reset is an RFC 3339 time (Anthropic) or a Go-style duration such as
+/// `6m0s`, `1.5s`, `20ms` (OpenAI). The limits at 0 decide (the latest of them); when none says
+/// 0, the soonest reset.
+pub fn reset_headers(headers: &HeaderMap, limits: &[(&str, &str)], now: SystemTime) -> Option<Duration> {
+    let reset = |name: &str| {
+        let v = headers.get(name)?.to_str().ok()?.trim();
+        match humantime::parse_rfc3339_weak(v) {
+            Ok(at) => Some(at.duration_since(now).unwrap_or(Duration::ZERO)),
+            Err(_) => go_duration(v),
+        }
+    };
+    let exhausted = |remaining: &str| {
+        headers
+            .get(remaining)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0")
+    };
+    let at_zero = limits
         .iter()
-        .filter_map(|n| headers.get(*n)?.to_str().ok())
-        .filter_map(|v| {
-            let v = v.trim();
-            match humantime::parse_rfc3339_weak(v) {
-                Ok(at) => Some(at.duration_since(now).unwrap_or(Duration::ZERO)),
-                Err(_) => go_duration(v),
-            }
-        })
-        .max()
+        .filter(|(rem, _)| exhausted(rem))
+        .filter_map(|(_, r)| reset(r))
+        .max();
+    at_zero.or_else(|| limits.iter().filter_map(|(_, r)| reset(r)).min())
 }
 
 /// `1h2m3.5s`, `20ms`, `6m0s`.
@@ -99,7 +97,7 @@ fn go_duration(text: &str) -> Option<Duration> {
         total += value * scale;
         rest = &rest[unit_end..];
     }
-    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Exponential backoff with jitter before retry number `retry` (1 for the first retry).
@@ -156,24 +154,56 @@ mod tests {
     #[test]
     fn provider_reset_headers() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_564_800);
-        let h = headers(&[
+        let a = [
+            (
+                "anthropic-ratelimit-requests-remaining",
+                "anthropic-ratelimit-requests-reset",
+            ),
+            (
+                "anthropic-ratelimit-tokens-remaining",
+                "anthropic-ratelimit-tokens-reset",
+            ),
+        ];
+        let mut h = headers(&[
             ("anthropic-ratelimit-requests-reset", "2026-11-25T00:00:07Z"),
             ("anthropic-ratelimit-tokens-reset", "2026-11-25T00:00:03Z"),
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-tokens-remaining", "500"),
         ]);
-        let names = ["anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset"];
         assert_eq!(
-            reset_headers(&h, &names, now),
+            reset_headers(&h, &a, now),
             Some(Duration::from_secs(7)),
-            "the latest reset"
+            "the exhausted limit decides"
         );
+        h.remove("anthropic-ratelimit-requests-remaining");
+        assert_eq!(
+            reset_headers(&h, &a, now),
+            Some(Duration::from_secs(3)),
+            "none at 0: the soonest"
+        );
+        let o = [
+            ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+            ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+        ];
         let h = headers(&[
             ("x-ratelimit-reset-requests", "1m30.5s"),
             ("x-ratelimit-reset-tokens", "20ms"),
+            ("x-ratelimit-remaining-requests", "0"),
         ]);
-        let names = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"];
-        assert_eq!(reset_headers(&h, &names, now), Some(Duration::from_secs_f64(90.5)));
+        assert_eq!(
+            reset_headers(&h, &o, now),
+            Some(Duration::from_secs_f64(90.5)),
+            "requests exhausted"
+        );
         assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
         assert_eq!(go_duration("abc"), None);
+        assert_eq!(
+            go_duration("9999999999999999999999h"),
+            None,
+            "absurd values do not panic"
+        );
+        let huge = headers(&[("retry-after", "1e300")]);
+        assert_eq!(retry_after(&huge, now), None, "absurd values do not panic");
     }
 
     #[test]

@@ -115,6 +115,11 @@ impl Meter {
         }
     }
 
+    /// The kind of the error reported inside the stream, if any (the reading stays).
+    pub fn in_band_error(&self) -> Option<String> {
+        self.reading.error.clone()
+    }
+
     /// Bytes still held in strip mode when the stream ends (an unfinished event).
     pub fn take_pending(&mut self) -> Option<Bytes> {
         match &mut self.mode {

@@ -261,6 +261,13 @@ fn include_usage_is_added_only_when_needed() {
         strip && v["stream_options"]["include_usage"] == true && v["stream_options"]["include_obfuscation"] == false,
         "{out}"
     );
+    let (out, strip) = prep("/v1/chat/completions", r#"{"stream":true,"stream_options":null}"#);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(
+        strip && v["stream_options"]["include_usage"] == true,
+        "null options replaced, no duplicate key: {out}"
+    );
+    assert_eq!(out.matches("stream_options").count(), 1, "{out}");
     let asked = r#"{"stream":true,"stream_options":{"include_usage":true}}"#;
     assert_eq!(
         prep("/v1/chat/completions", asked),

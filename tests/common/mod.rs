@@ -24,6 +24,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether one log line contains all of `needles` (tests of one binary share the log, so a
+/// check names something only its own test produces: a pool, a request id).
+pub fn logged(needles: &[&str]) -> bool {
+    logs().lines().any(|l| needles.iter().all(|n| l.contains(n)))
+}
+
 /// Every log line written by this test process (tracing and Pingora's `log`).
 pub fn logs() -> String {
     String::from_utf8_lossy(&LOG.get_or_init(Default::default).lock().expect("log lock")).into_owned()

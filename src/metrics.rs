@@ -1,0 +1,227 @@
+//! Prometheus metrics (prefix `llm_sidecar_`, base units, labels from small fixed sets: route,
+//! pool, account, status class, outcome, kind, state, scope, result). Per-request counters use
+//! handles resolved once per route and per account; gauges describing accounts are computed when
+//! scraped, from the current snapshot.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use prometheus::{
+    Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::alloc::score::{score, weekly_used};
+use crate::config::Snapshot;
+use crate::usage::ledger::now_ms;
+
+/// Buckets from 1 ms to 10 min.
+const SECONDS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 180.0, 600.0,
+];
+/// The sidecar's own time: 10 µs to 1 s.
+const OVERHEAD: [f64; 12] = [
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 0.1, 1.0,
+];
+
+pub const OUTCOMES: [&str; 6] = [
+    "ok",
+    "failure",
+    "rate_limited",
+    "key_broken",
+    "connect_error",
+    "timeout",
+];
+pub const STATES: [&str; 5] = ["healthy", "cooling_down", "open", "half_open", "broken_key"];
+
+pub struct Metrics {
+    pub registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    ttfb: HistogramVec,
+    overhead: HistogramVec,
+    attempts: IntCounterVec,
+    tokens: IntCounterVec,
+    cost: CounterVec,
+    inflight: IntGaugeVec,
+    retries: IntCounterVec,
+    budget_exhausted: IntCounterVec,
+    ratelimited: IntCounterVec,
+    pub reloads: IntCounterVec,
+    pub last_reload: Gauge,
+    queue: IntGaugeVec,
+    state: IntGaugeVec,
+    score: GaugeVec,
+    budget_used: GaugeVec,
+    sessions: IntGaugeVec,
+    log_dropped: IntCounter,
+    notify_dropped: IntCounter,
+    /// Handles for requests that matched no route.
+    pub unrouted: OnceLock<RouteMetrics>,
+}
+
+fn help(name: &str, text: &str) -> Opts {
+    Opts::new(format!("llm_sidecar_{name}"), text)
+}
+
+fn hist(name: &str, text: &str, buckets: &[f64]) -> HistogramOpts {
+    HistogramOpts::new(format!("llm_sidecar_{name}"), text).buckets(buckets.to_vec())
+}
+
+/// Per-request handles for one route (its own pool).
+pub struct RouteMetrics {
+    /// 1xx..5xx, and 0 for requests that got no answer.
+    pub by_class: [IntCounter; 6],
+    pub duration: Histogram,
+    pub ttfb: Histogram,
+    pub overhead: Histogram,
+}
+
+/// Per-request handles for one account.
+pub struct AccountMetrics {
+    pub outcomes: [IntCounter; 6],
+    /// input, output, cache_read, cache_write.
+    pub tokens: [IntCounter; 4],
+    pub cost: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Arc<Self>, prometheus::Error> {
+        let registry = Registry::new();
+        let m = Metrics {
+            requests: IntCounterVec::new(help("requests_total", "Requests answered, by route, pool and status class (0: no answer)."), &["route", "pool", "status_class"])?,
+            duration: HistogramVec::new(hist("request_duration_seconds", "Time from the request's arrival to the end of its answer.", &SECONDS), &["route", "pool"])?,
+            ttfb: HistogramVec::new(hist("upstream_ttfb_seconds", "Time from the request's arrival to the upstream's response head.", &SECONDS), &["route", "pool"])?,
+            overhead: HistogramVec::new(hist("overhead_seconds", "Time spent in the sidecar itself: the request's duration minus the time upstreams took.", &OVERHEAD), &["route", "pool"])?,
+            attempts: IntCounterVec::new(help("upstream_attempts_total", "Upstream attempts, by account and outcome."), &["pool", "account", "outcome"])?,
+            tokens: IntCounterVec::new(help("tokens_total", "Tokens reported by the providers, by account and kind."), &["pool", "account", "kind"])?,
+            cost: CounterVec::new(help("cost_usd_total", "Cost in US dollars of the priced requests, by account."), &["pool", "account"])?,
+            inflight: IntGaugeVec::new(help("inflight_requests", "Requests being handled, by the route's pool."), &["pool"])?,
+            retries: IntCounterVec::new(help("retries_total", "Attempts on another account after a failed one, by the route's pool."), &["pool"])?,
+            budget_exhausted: IntCounterVec::new(help("retry_budget_exhausted_total", "Retries refused because the pool's retry budget was spent."), &["pool"])?,
+            ratelimited: IntCounterVec::new(help("ratelimited_total", "Rate limiting, by scope: client (our per-client limit), account (upstream 429/529) or pool (every account limited)."), &["scope"])?,
+            reloads: IntCounterVec::new(help("config_reloads_total", "Configuration reloads, by result."), &["result"])?,
+            last_reload: Gauge::with_opts(help("config_last_reload_success_timestamp_seconds", "Unix time of the last configuration load that succeeded."))?,
+            queue: IntGaugeVec::new(help("queue_depth", "Requests waiting for a concurrency slot of the account."), &["pool", "account"])?,
+            state: IntGaugeVec::new(help("account_state", "The account's state: 1 for the current one."), &["pool", "account", "state"])?,
+            score: GaugeVec::new(help("account_health_score", "The account's health score, 0 to 100."), &["pool", "account"])?,
+            budget_used: GaugeVec::new(help("account_budget_used_ratio", "Share of the account's weekly budget used (0 without a budget)."), &["pool", "account"])?,
+            sessions: IntGaugeVec::new(help("sessions", "Sessions bound to the account."), &["pool", "account"])?,
+            log_dropped: IntCounter::with_opts(help("request_log_dropped_total", "Request-log rows dropped because the writer's queue was full."))?,
+            notify_dropped: IntCounter::with_opts(help("notifications_dropped_total", "Notifications dropped: queue full or webhook failing after retries."))?,
+            unrouted: OnceLock::new(),
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.requests.clone()))?;
+        r.register(Box::new(m.duration.clone()))?;
+        r.register(Box::new(m.ttfb.clone()))?;
+        r.register(Box::new(m.overhead.clone()))?;
+        r.register(Box::new(m.attempts.clone()))?;
+        r.register(Box::new(m.tokens.clone()))?;
+        r.register(Box::new(m.cost.clone()))?;
+        r.register(Box::new(m.inflight.clone()))?;
+        r.register(Box::new(m.retries.clone()))?;
+        r.register(Box::new(m.budget_exhausted.clone()))?;
+        r.register(Box::new(m.ratelimited.clone()))?;
+        r.register(Box::new(m.reloads.clone()))?;
+        r.register(Box::new(m.last_reload.clone()))?;
+        r.register(Box::new(m.queue.clone()))?;
+        r.register(Box::new(m.state.clone()))?;
+        r.register(Box::new(m.score.clone()))?;
+        r.register(Box::new(m.budget_used.clone()))?;
+        r.register(Box::new(m.sessions.clone()))?;
+        r.register(Box::new(m.log_dropped.clone()))?;
+        r.register(Box::new(m.notify_dropped.clone()))?;
+        for result in ["success", "error"] {
+            m.reloads.with_label_values(&[result]);
+        }
+        let _ = m.unrouted.set(m.route("-", "-"));
+        Ok(Arc::new(m))
+    }
+
+    pub fn route(&self, route: &str, pool: &str) -> RouteMetrics {
+        let c = |class| self.requests.with_label_values(&[route, pool, class]);
+        RouteMetrics {
+            by_class: [c("0"), c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")],
+            duration: self.duration.with_label_values(&[route, pool]),
+            ttfb: self.ttfb.with_label_values(&[route, pool]),
+            overhead: self.overhead.with_label_values(&[route, pool]),
+        }
+    }
+
+    pub fn account(&self, pool: &str, account: &str) -> AccountMetrics {
+        AccountMetrics {
+            outcomes: OUTCOMES.map(|o| self.attempts.with_label_values(&[pool, account, o])),
+            tokens: ["input", "output", "cache_read", "cache_write"]
+                .map(|k| self.tokens.with_label_values(&[pool, account, k])),
+            cost: self.cost.with_label_values(&[pool, account]),
+        }
+    }
+
+    pub fn pool_inflight(&self, pool: &str) -> prometheus::IntGauge {
+        self.inflight.with_label_values(&[pool])
+    }
+
+    pub fn retry(&self, pool: &str) {
+        self.retries.with_label_values(&[pool]).inc();
+    }
+
+    pub fn budget_exhausted(&self, pool: &str) {
+        self.budget_exhausted.with_label_values(&[pool]).inc();
+    }
+
+    pub fn ratelimited(&self, scope: &'static str) {
+        self.ratelimited.with_label_values(&[scope]).inc();
+    }
+
+    /// The text exposition, with the account gauges brought up to date first.
+    pub fn render(&self, snap: &Snapshot, log_dropped: u64, notify_dropped: u64) -> Vec<u8> {
+        for g in [&self.queue, &self.state, &self.sessions] {
+            g.reset();
+        }
+        self.score.reset();
+        self.budget_used.reset();
+        let (now, ms) = (Instant::now(), now_ms());
+        for pool in &snap.pools {
+            for a in &pool.accounts {
+                let labels = [&*pool.name, &*a.name];
+                let s = &a.state;
+                self.queue.with_label_values(&labels).set(s.slots.queued() as i64);
+                let current = s.health.state(now).name();
+                for st in STATES {
+                    self.state
+                        .with_label_values(&[&*pool.name, &*a.name, st])
+                        .set(i64::from(st == current));
+                }
+                let sessions = s.sessions.load(std::sync::atomic::Ordering::Acquire);
+                self.sessions.with_label_values(&labels).set(i64::from(sessions));
+                let view = s.ledger.view(ms);
+                self.score
+                    .with_label_values(&labels)
+                    .set(score(&view, a.budget.as_ref(), sessions, a.weight));
+                self.budget_used
+                    .with_label_values(&labels)
+                    .set(weekly_used(&view, a.budget.as_ref()));
+            }
+        }
+        // Counted where they happen; brought here as counters.
+        self.log_dropped
+            .inc_by(log_dropped.saturating_sub(self.log_dropped.get()));
+        self.notify_dropped
+            .inc_by(notify_dropped.saturating_sub(self.notify_dropped.get()));
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// The label of a status code's class.
+pub fn class_index(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100),
+        _ => 0,
+    }
+}

@@ -1,0 +1,156 @@
+//! Limits through the real proxy: per-account concurrency slots and their FIFO queue, per-account
+//! rpm, and per-client windows under concurrent load.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn config(pools: &[(&str, &str, Vec<String>, &str)]) -> String {
+    let mut out = format!(
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: {} }}\npools:\n",
+        pools[0].0
+    );
+    for (name, provider, urls, extra) in pools {
+        out.push_str(&pool_yaml(name, provider, urls, extra));
+    }
+    out
+}
+
+async fn post(proxy: &Proxy) -> reqwest::Response {
+    client()
+        .post(proxy.url("/a/v1/messages"))
+        .json(&json!({"model": "claude-sonnet-5"}))
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_and_a_queue_timeout_are_503s() {
+    let slow = Fake::always(Reply::Delay(
+        Duration::from_millis(1500),
+        Box::new(Reply::Json(200, anthropic_reply())),
+    ))
+    .await;
+    let proxy = Proxy::start(&format!(
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: queue-p }}\npools:\n  queue-p:\n    provider: anthropic\n    accounts:\n      - {{ name: only, base_url: \"{}\", key_env: LLMS_Q_KEY, max_concurrent: 1, max_queue: 1, queue_timeout: 400ms }}\n",
+        slow.url()
+    ).replace("LLMS_Q_KEY", &{ std::env::set_var("LLMS_Q_KEY", "k"); "LLMS_Q_KEY".to_string() }));
+    let c = client();
+    let first = tokio::spawn({
+        let (c, url) = (c.clone(), proxy.url("/a/v1/messages"));
+        async move { c.post(url).body("{}").send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = tokio::spawn({
+        let (c, url) = (c.clone(), proxy.url("/a/v1/messages"));
+        async move {
+            let r = c.post(url).body("{}").send().await.expect("request");
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("x-llm-sidecar-error")
+                    .map(|v| v.to_str().unwrap_or("").to_string()),
+                r.headers().contains_key("retry-after"),
+            )
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let full = c
+        .post(proxy.url("/a/v1/messages"))
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(full.status(), 503, "queue of one already taken");
+    assert_eq!(full.headers()["x-llm-sidecar-error"], "queue_full");
+    assert!(full.headers().contains_key("retry-after"));
+    let (status, kind, retry_after) = queued.await.expect("join");
+    assert_eq!(
+        (status, kind.as_deref(), retry_after),
+        (503, Some("queue_timeout"), true),
+        "waited 400 ms, no slot"
+    );
+    assert_eq!(
+        first.await.expect("join").expect("first"),
+        200,
+        "the one in flight finishes"
+    );
+    assert_eq!(slow.count(), 1, "only one request reached the upstream");
+    assert!(
+        logged(&["waiting for a slot", "\"pool\":\"queue-p\""]),
+        "queue waits are logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_has_its_own_window_under_concurrent_load() {
+    let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    std::env::set_var("LLMS_CL_A", "tok-a");
+    std::env::set_var("LLMS_CL_B", "tok-b");
+    let yaml = format!(
+        "clients:\n  tokens:\n    - {{ name: svc-a, token_env: LLMS_CL_A }}\n    - {{ name: svc-b, token_env: LLMS_CL_B }}\n  limit: {{ rpm: 5 }}\n{}",
+        config(&[("p", "anthropic", vec![up.url()], "")])
+    );
+    let proxy = Proxy::start(&yaml);
+    let c = client();
+    let sends = (0..20).map(|i| {
+        let token = if i % 2 == 0 { "tok-a" } else { "tok-b" };
+        c.post(proxy.url("/a/v1/messages"))
+            .header("x-api-key", token)
+            .body("{}")
+            .send()
+    });
+    let results: Vec<reqwest::Response> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.expect("request"))
+        .collect();
+    for (client, parity) in [("svc-a", 0), ("svc-b", 1)] {
+        let mine: Vec<&reqwest::Response> = results
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, r)| r)
+            .collect();
+        let ok = mine.iter().filter(|r| r.status() == 200).count();
+        assert_eq!(ok, 5, "{client}: exactly its 5 per minute");
+        for r in mine.iter().filter(|r| r.status() == 429) {
+            assert_eq!(r.headers()["x-llm-sidecar-error"], "client_rate_limited");
+            assert_eq!(r.headers()["x-ratelimit-limit"], "5");
+            assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+            let reset: u64 = r.headers()["x-ratelimit-reset"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("n");
+            let after: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("n");
+            assert!(
+                (1..=60).contains(&reset) && after == reset,
+                "reset {reset}, retry-after {after}"
+            );
+        }
+    }
+    assert_eq!(up.count(), 10, "limited requests never reach an upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_at_its_rpm_is_skipped() {
+    let limited = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let spare = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    std::env::set_var("LLMS_RPM_KEY", "k");
+    let yaml = format!(
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    accounts:\n      - {{ name: limited, base_url: \"{}\", key_env: LLMS_RPM_KEY, rpm: 2 }}\n      - {{ name: spare, base_url: \"{}\", key_env: LLMS_RPM_KEY }}\n",
+        limited.url(),
+        spare.url()
+    );
+    let proxy = Proxy::start(&yaml);
+    for _ in 0..10 {
+        assert_eq!(post(&proxy).await.status(), 200);
+    }
+    assert_eq!(limited.count(), 2, "two requests per minute, no more");
+    assert_eq!(spare.count(), 8);
+}

@@ -1,0 +1,347 @@
+//! The request log through the real proxy: one row per request whatever happens to it, a full
+//! queue that drops and counts without blocking, the ledger rebuilt from the log, and the usage
+//! report agreeing with the rows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+const PRICES: &str = "prices:\n  - { model: \"claude-sonnet-*\", input: 3.0, output: 15.0, cache_read: 0.30, cache_write: 3.75 }\n  - { model: \"gpt-4.1*\", input: 2.0, output: 8.0, cache_read: 0.5 }\n";
+
+struct Setup {
+    proxy: Proxy,
+    db: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn start(pools: &[(&str, &str, String)], extra: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("requests.db");
+    let mut routes = String::from("routes:\n");
+    let mut pool_text = String::from("pools:\n");
+    for (name, provider, url) in pools {
+        routes.push_str(&format!(
+            "  - {{ name: {name}, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
+        ));
+        pool_text.push_str(&pool_yaml(
+            name,
+            provider,
+            std::slice::from_ref(url),
+            "    timeouts: { first_byte: 3s, idle: 2s }\n",
+        ));
+    }
+    let yaml = format!(
+        "log: {{ sqlite: \"{}\"{extra} }}\n{PRICES}{routes}{pool_text}",
+        db.display()
+    );
+    Setup {
+        proxy: Proxy::start(&yaml),
+        db,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    /// All rows, oldest first, after the writer caught up.
+    fn rows(&self) -> Vec<Value> {
+        assert!(
+            self.proxy
+                .core
+                .log
+                .as_ref()
+                .expect("log on")
+                .flush(Duration::from_secs(5)),
+            "flushed"
+        );
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").expect("query");
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let rows = stmt
+            .query_map([], |r| {
+                let mut m = serde_json::Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let v = match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(x) => json!(x),
+                        rusqlite::types::ValueRef::Real(x) => json!(x),
+                        rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+                        rusqlite::types::ValueRef::Blob(_) => Value::Null,
+                    };
+                    m.insert(n.clone(), v);
+                }
+                Ok(Value::Object(m))
+            })
+            .expect("rows");
+        rows.map(|r| r.expect("row")).collect()
+    }
+
+    /// Wait until there are `n` rows (a disconnect is logged when Pingora notices it).
+    async fn wait_rows(&self, n: usize) -> Vec<Value> {
+        for _ in 0..100 {
+            let rows = self.rows();
+            if rows.len() >= n {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.rows()
+    }
+}
+
+fn anthropic_events() -> Vec<(Duration, String)> {
+    let ev = |name: &str, data: Value| (Duration::from_millis(5), format!("event: {name}\ndata: {data}\n\n"));
+    vec![
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 1200, "cache_read_input_tokens": 5000, "cache_creation_input_tokens": 300, "output_tokens": 1}}}),
+        ),
+        ev("ping", json!({"type": "ping"})),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        ),
+        ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 87}}),
+        ),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ]
+}
+
+async fn read_all(resp: reqwest::Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = resp.bytes_stream();
+    while let Some(Ok(c)) = s.next().await {
+        out.extend_from_slice(&c);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outcome_leaves_exactly_one_row() {
+    let ok = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let failing = Fake::always(Reply::Json(
+        500,
+        json!({"type": "error", "error": {"type": "api_error", "message": "boom"}}),
+    ))
+    .await;
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let s = start(
+        &[
+            ("ok", "anthropic", ok.url()),
+            ("failing", "anthropic", failing.url()),
+            ("dead", "anthropic", dead),
+        ],
+        "",
+    );
+    let c = client();
+    let cases: [(&str, &str, u16, Option<&str>); 6] = [
+        ("/ok/v1/messages", "{\"model\":\"claude-sonnet-5\"}", 200, None),
+        ("/ok/v1/messages", "{not json", 400, Some("invalid_json")),
+        ("/nowhere/v1/messages", "{}", 404, Some("no_route")),
+        ("/failing/v1/messages", "{}", 500, None),
+        ("/dead/v1/messages", "{}", 502, Some("connect_refused")),
+        ("/ok/v1/messages", &"x".repeat(64), 400, Some("invalid_body")),
+    ];
+    for (path, body, status, _) in cases {
+        let resp = c
+            .post(s.proxy.url(path))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(resp.status(), status, "{path}");
+    }
+    let rows = s.wait_rows(cases.len()).await;
+    assert_eq!(rows.len(), cases.len(), "one row per request: {rows:#?}");
+    for (row, (path, _, status, kind)) in rows.iter().zip(cases) {
+        assert_eq!(row["status"], status, "{path}: {row}");
+        assert_eq!(row["error_kind"], json!(kind), "{path}: {row}");
+        assert_eq!(row["path"], path, "{row}");
+    }
+    assert_eq!(rows[0]["usage_source"], "reported", "success metered");
+    assert_eq!(rows[2]["route"], Value::Null, "no route, no route name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_and_an_upstream_that_cuts_each_leave_a_partial_row() {
+    let mut slow = anthropic_events();
+    slow.truncate(3); // message_start, ping, first content
+    slow.extend((0..50).map(|_| (Duration::from_millis(100), "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n".to_string())));
+    let mut cut = anthropic_events();
+    cut.truncate(3);
+    let up = Fake::start(move |seen, _| {
+        if seen.path.contains("cut") {
+            Reply::SseCut(cut.clone())
+        } else {
+            Reply::Sse(slow.clone())
+        }
+    })
+    .await;
+    let s = start(&[("anthropic", "anthropic", up.url())], "");
+    let c = client();
+
+    let resp = c
+        .post(s.proxy.url("/anthropic/v1/messages"))
+        .json(&json!({"stream": true}))
+        .send()
+        .await
+        .expect("req");
+    let mut stream = resp.bytes_stream();
+    let first = stream.next().await.expect("some bytes").expect("chunk");
+    assert!(!first.is_empty());
+    drop(stream); // the client hangs up mid-stream
+
+    let resp = c
+        .post(s.proxy.url("/anthropic/v1/messages/cut"))
+        .json(&json!({"stream": true}))
+        .send()
+        .await
+        .expect("req");
+    let _ = read_all(resp).await;
+
+    let rows = s.wait_rows(2).await;
+    assert_eq!(rows.len(), 2, "one row each: {rows:#?}");
+    let hangup = rows
+        .iter()
+        .find(|r| r["path"] == "/anthropic/v1/messages")
+        .expect("hang-up row");
+    let upstream_cut = rows
+        .iter()
+        .find(|r| r["path"] == "/anthropic/v1/messages/cut")
+        .expect("cut row");
+    for (what, r) in [("hang-up", hangup), ("upstream cut", upstream_cut)] {
+        assert_eq!(r["status"], 200, "{what}: status as sent: {r}");
+        assert_eq!(r["usage_source"], "partial", "{what}: {r}");
+        assert_eq!(r["input_tokens"], 1200, "{what}: input from message_start billed: {r}");
+        assert_eq!(r["cache_read_tokens"], 5000, "{what}: {r}");
+        assert!(r["error_kind"].is_string(), "{what}: the cause is recorded: {r}");
+    }
+    assert_eq!(hangup["error_kind"], "client_closed");
+    assert_eq!(upstream_cut["error_kind"], "upstream_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_against_a_full_queue_drops_and_counts_never_blocks() {
+    let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let s = start(&[("anthropic", "anthropic", up.url())], ", queue: 4");
+    // Another process holds the database: the writer waits, the queue fills.
+    let blocker = rusqlite::Connection::open(&s.db).expect("open");
+    blocker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let c = client();
+    let started = std::time::Instant::now();
+    let sends = (0..40).map(|_| c.post(s.proxy.url("/anthropic/v1/messages")).body("{}").send());
+    let results = futures_util::future::join_all(sends).await;
+    assert!(
+        results.iter().all(|r| r.as_ref().is_ok_and(|r| r.status() == 200)),
+        "requests never wait for the log"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "no request blocked on the locked database"
+    );
+    let log = s.proxy.core.log.as_ref().expect("log");
+    for _ in 0..100 {
+        if log.dropped() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dropped = log.dropped();
+    assert!(dropped > 0, "rows were dropped while the queue was full");
+    blocker.execute_batch("COMMIT").expect("unlock");
+    drop(blocker);
+    let mut rows = s.rows();
+    for _ in 0..100 {
+        if rows.len() as u64 + dropped >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        rows = s.rows();
+    }
+    assert_eq!(
+        rows.len() as u64 + log.dropped(),
+        40,
+        "every request is either written or counted as dropped"
+    );
+    assert!(logs().contains("request log queue full"), "the drop is said in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
+    let up = Fake::always(Reply::Sse(anthropic_events())).await;
+    let s = start(&[("anthropic", "anthropic", up.url())], "");
+    let c = client();
+    for session in ["a", "a", "b"] {
+        let resp = c
+            .post(s.proxy.url("/anthropic/v1/messages"))
+            .header("x-session-id", session)
+            .json(&json!({"stream": true}))
+            .send()
+            .await
+            .expect("req");
+        let _ = read_all(resp).await;
+    }
+    let rows = s.wait_rows(3).await;
+    let total_cost: f64 = rows.iter().map(|r| r["cost_usd"].as_f64().expect("priced")).sum();
+
+    // A restarted sidecar replays the week into its ledgers.
+    let states = llm_sidecar::state::States::default();
+    let replayed = llm_sidecar::store::rebuild_ledgers(&s.db, &states).expect("rebuild");
+    assert_eq!(replayed, 3);
+    let view = states
+        .account("anthropic", "acct-0")
+        .ledger
+        .view(llm_sidecar::usage::ledger::now_ms());
+    assert!(
+        (view.week_cost - total_cost).abs() < 1e-9 && view.week_tokens == 3 * 6587,
+        "{view:?}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
+        .args(["usage", "--db"])
+        .arg(&s.db)
+        .args(["--since", "1h", "--by", "account", "--json"])
+        .output()
+        .expect("usage");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let groups: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let g = &groups[0];
+    assert_eq!(
+        (g["key"].clone(), g["requests"].clone()),
+        (json!("anthropic/acct-0"), json!(3)),
+        "{groups}"
+    );
+    assert_eq!(
+        (
+            g["input_tokens"].clone(),
+            g["output_tokens"].clone(),
+            g["cache_read_tokens"].clone()
+        ),
+        (json!(3600), json!(261), json!(15000))
+    );
+    assert!((g["cost_usd"].as_f64().expect("cost") - total_cost).abs() < 1e-9, "{g}");
+    let by_session = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
+        .args(["usage", "--db"])
+        .arg(&s.db)
+        .args(["--by", "session"])
+        .output()
+        .expect("usage");
+    let table = String::from_utf8_lossy(&by_session.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("a ") && l.split_whitespace().nth(1) == Some("2")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("TOTAL") && l.split_whitespace().nth(1) == Some("3")),
+        "{table}"
+    );
+}

@@ -137,6 +137,9 @@ impl Metrics {
             m.reloads.with_label_values(&[result]);
         }
         let _ = m.unrouted.set(m.route("-", "-"));
+        for scope in ["client", "account", "pool"] {
+            m.ratelimited.with_label_values(&[scope]);
+        }
         Ok(Arc::new(m))
     }
 
@@ -159,7 +162,10 @@ impl Metrics {
         }
     }
 
+    /// The pool's handles; its counters show 0 from the start.
     pub fn pool_inflight(&self, pool: &str) -> prometheus::IntGauge {
+        self.retries.with_label_values(&[pool]);
+        self.budget_exhausted.with_label_values(&[pool]);
         self.inflight.with_label_values(&[pool])
     }
 

@@ -30,7 +30,48 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// A response being read as it arrives.
+pub struct Streaming {
+    pub status: u16,
+    session: pingora::protocols::http::client::HttpSession,
+}
+
+impl Streaming {
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, String> {
+        self.session.read_response_body().await.map_err(|e| e.to_string())
+    }
+}
+
 impl Outbound {
+    /// Send `req` and return as soon as the response head arrives (within `timeout`).
+    pub async fn open(
+        &self,
+        peer: &HttpPeer,
+        req: RequestHeader,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<Streaming, String> {
+        let start = async {
+            let (mut session, _) = self.connector.get_http_session(peer).await.map_err(|e| e.to_string())?;
+            session
+                .write_request_header(Box::new(req))
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(b) = body {
+                session.write_request_body(b, true).await.map_err(|e| e.to_string())?;
+            }
+            session.finish_request_body().await.map_err(|e| e.to_string())?;
+            session.read_response_header().await.map_err(|e| e.to_string())?;
+            let status = session.response_header().map_or(0, |h| h.status.as_u16());
+            Ok(Streaming { status, session })
+        };
+        match tokio::time::timeout(timeout, start).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {}", humantime::format_duration(timeout))),
+        }
+    }
+
     /// Send `req` (with `body`) to `peer`; the whole exchange is bounded by `timeout`.
     pub async fn send(
         &self,

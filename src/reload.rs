@@ -142,12 +142,19 @@ fn watched(config: &Path, snap: &Snapshot) -> (HashSet<std::ffi::OsString>, Hash
     (names, dirs)
 }
 
-/// A change to one of our files, or Kubernetes' `..data` symlink swap.
+/// A change to one of our files, or Kubernetes' `..data` symlink swap. Reads (ours included)
+/// are not changes.
 fn relevant(event: &notify::Event, names: &HashSet<std::ffi::OsString>) -> bool {
-    event.paths.iter().any(|p| {
-        p.file_name()
-            .is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
-    })
+    use notify::EventKind;
+    let change = matches!(
+        event.kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any
+    );
+    change
+        && event.paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
+        })
 }
 
 #[async_trait]

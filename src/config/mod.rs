@@ -48,12 +48,35 @@ pub fn load(path: &Path, states: &States) -> Result<Snapshot, Vec<Problem>> {
             message: format!("cannot read {}: {e}", path.display()),
         }]
     })?;
-    build::build(parse(&text)?, states)
+    load_str(&text, states)
 }
 
 /// Parse, validate and build from text.
 pub fn load_str(text: &str, states: &States) -> Result<Snapshot, Vec<Problem>> {
-    build::build(parse(text)?, states)
+    let mut snap = build::build(parse(text)?, states)?;
+    snap.fingerprint = fingerprint(text, &snap);
+    Ok(snap)
+}
+
+/// Equal for the same text and the same secrets (kept in memory only, never printed).
+fn fingerprint(text: &str, snap: &Snapshot) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    for a in snap.pools.iter().flat_map(|p| &p.accounts) {
+        a.credential.1.as_bytes().hash(&mut h);
+    }
+    for t in &snap.client_tokens {
+        t.token.expose().hash(&mut h);
+    }
+    if let Some(t) = &snap.admin_token {
+        t.expose().hash(&mut h);
+    }
+    if let Some(w) = &snap.webhook {
+        w.path.hash(&mut h);
+        w.target.host_header.as_bytes().hash(&mut h);
+    }
+    h.finish()
 }
 
 #[cfg(test)]

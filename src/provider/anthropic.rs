@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{parse, AuthStyle, Dialect, Provider, ProviderKind};
+use super::{parse, AuthStyle, ChatEvent, Dialect, Provider, ProviderKind, Turn};
 use crate::usage::{Event, Reading, Usage};
 use crate::validate::BodyInfo;
 
@@ -159,6 +159,33 @@ impl Provider for Anthropic {
 
     fn check_headers(&self) -> &'static [(&'static str, &'static str)] {
         &[("anthropic-version", "2023-06-01")]
+    }
+
+    fn chat_model(&self) -> &'static str {
+        "claude-sonnet-4-6"
+    }
+
+    fn chat_request(&self, model: &str, turns: &[Turn]) -> (String, serde_json::Value) {
+        let messages: Vec<_> = turns
+            .iter()
+            .map(|t| serde_json::json!({ "role": if t.user { "user" } else { "assistant" }, "content": t.text }))
+            .collect();
+        let body = serde_json::json!({ "model": model, "max_tokens": 4096, "stream": true, "messages": messages });
+        ("/v1/messages".into(), body)
+    }
+
+    fn chat_event(&self, name: &[u8], data: &[u8]) -> ChatEvent {
+        let Some(v) = parse::<serde_json::Value>(data) else {
+            return ChatEvent::Other;
+        };
+        match name {
+            b"content_block_delta" => match v["delta"]["text"].as_str() {
+                Some(t) => ChatEvent::Text(t.to_string()),
+                None => ChatEvent::Other,
+            },
+            b"error" => ChatEvent::Error(super::error_message(&v).unwrap_or_default()),
+            _ => ChatEvent::Other,
+        }
     }
 
     fn body_session(&self, info: &BodyInfo) -> Option<String> {

@@ -4,7 +4,7 @@
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::{parse, AuthStyle, Dialect, Provider, ProviderKind};
+use super::{parse, AuthStyle, ChatEvent, Dialect, Provider, ProviderKind, Turn};
 use crate::usage::{Event, Reading, Usage};
 
 pub struct Gemini;
@@ -115,6 +115,42 @@ impl Provider for Gemini {
 
     fn in_band_rate_limited(&self, kind: &str) -> bool {
         matches!(kind, "RESOURCE_EXHAUSTED" | "UNAVAILABLE" | "429" | "503")
+    }
+
+    fn chat_model(&self) -> &'static str {
+        "gemini-2.5-flash"
+    }
+
+    fn chat_request(&self, model: &str, turns: &[Turn]) -> (String, serde_json::Value) {
+        let contents: Vec<_> = turns
+            .iter()
+            .map(
+                |t| serde_json::json!({ "role": if t.user { "user" } else { "model" }, "parts": [{ "text": t.text }] }),
+            )
+            .collect();
+        (
+            format!("/v1beta/models/{model}:streamGenerateContent?alt=sse"),
+            serde_json::json!({ "contents": contents }),
+        )
+    }
+
+    fn chat_event(&self, _name: &[u8], data: &[u8]) -> ChatEvent {
+        let Some(v) = parse::<serde_json::Value>(data) else {
+            return ChatEvent::Other;
+        };
+        if let Some(m) = super::error_message(&v) {
+            return ChatEvent::Error(m);
+        }
+        let parts = v["candidates"][0]["content"]["parts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let text: String = parts.iter().filter_map(|p| p["text"].as_str()).collect();
+        if text.is_empty() {
+            ChatEvent::Other
+        } else {
+            ChatEvent::Text(text)
+        }
     }
 
     fn json_usage(&self, body: &[u8], reading: &mut Reading) {

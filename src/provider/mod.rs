@@ -79,6 +79,21 @@ pub enum Dialect {
     Gemini,
 }
 
+/// What one stream event means to `llm-sidecar chat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    Text(String),
+    Error(String),
+    Other,
+}
+
+/// A turn of a conversation: who spoke, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub user: bool,
+    pub text: String,
+}
+
 /// Provider behaviour used on the request path.
 pub trait Provider: Send + Sync {
     fn kind(&self) -> ProviderKind;
@@ -134,6 +149,15 @@ pub trait Provider: Send + Sync {
         &[]
     }
 
+    /// `llm-sidecar chat`: the model used when none is given.
+    fn chat_model(&self) -> &'static str;
+
+    /// `llm-sidecar chat`: path and body of a streaming request for the conversation so far.
+    fn chat_request(&self, model: &str, turns: &[Turn]) -> (String, serde_json::Value);
+
+    /// `llm-sidecar chat`: the text or error one stream event carries.
+    fn chat_event(&self, name: &[u8], data: &[u8]) -> ChatEvent;
+
     /// A session named inside the request body (Anthropic `metadata.user_id`).
     fn body_session(&self, _info: &BodyInfo) -> Option<String> {
         None
@@ -148,6 +172,16 @@ pub(crate) fn error_kind(data: &[u8]) -> Option<String> {
         .iter()
         .find_map(|k| e.get(*k).filter(|x| !x.is_null()))?;
     Some(crate::observe::sanitize(&kind.to_string().replace('"', "")))
+}
+
+/// The `error.message` of an error object, for `chat`.
+pub(crate) fn error_message(v: &serde_json::Value) -> Option<String> {
+    let e = v.get("error")?;
+    Some(
+        e.get("message")
+            .and_then(|m| m.as_str())
+            .map_or_else(|| e.to_string(), String::from),
+    )
 }
 
 /// Parse `data` as `T`, or `None` when it is not that JSON (a malformed event is ignored).

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::{parse, AuthStyle, Dialect, Provider, ProviderKind};
+use super::{parse, AuthStyle, ChatEvent, Dialect, Provider, ProviderKind, Turn};
 use crate::usage::{Event, Reading, Usage};
 use crate::validate::BodyInfo;
 
@@ -171,6 +171,34 @@ impl Provider for OpenAiCompat {
             ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
         ];
         crate::resilience::retry_after(headers, now).or_else(|| crate::resilience::reset_headers(headers, &LIMITS, now))
+    }
+
+    fn chat_model(&self) -> &'static str {
+        "gpt-4.1"
+    }
+
+    fn chat_request(&self, model: &str, turns: &[Turn]) -> (String, serde_json::Value) {
+        let messages: Vec<_> = turns
+            .iter()
+            .map(|t| serde_json::json!({ "role": if t.user { "user" } else { "assistant" }, "content": t.text }))
+            .collect();
+        (
+            "/v1/chat/completions".into(),
+            serde_json::json!({ "model": model, "stream": true, "messages": messages }),
+        )
+    }
+
+    fn chat_event(&self, _name: &[u8], data: &[u8]) -> ChatEvent {
+        let Some(v) = parse::<serde_json::Value>(data) else {
+            return ChatEvent::Other;
+        };
+        if let Some(m) = super::error_message(&v) {
+            return ChatEvent::Error(m);
+        }
+        match v["choices"][0]["delta"]["content"].as_str() {
+            Some(t) if !t.is_empty() => ChatEvent::Text(t.to_string()),
+            _ => ChatEvent::Other,
+        }
     }
 
     /// A streaming chat request that did not ask for usage is asked for it upstream; the

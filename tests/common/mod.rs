@@ -78,6 +78,10 @@ pub struct Proxy {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub core: Arc<Sidecar>,
+    /// The config file, for sidecars started from one (reload tests rewrite it).
+    pub file: Option<std::path::PathBuf>,
+    /// The file's first lines (listen and admin), to keep when rewriting it.
+    pub head: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -85,15 +89,42 @@ pub struct Proxy {
 impl Proxy {
     /// Start the sidecar with `yaml` (its `listen` and `admin` are chosen here).
     pub fn start(yaml: &str) -> Proxy {
+        Self::launch(yaml, None, "")
+    }
+
+    /// Like [`Proxy::start`], from a file in `dir` (so it can be reloaded); `admin_extra` goes
+    /// into the `admin:` mapping (e.g. `, token_env: X`).
+    pub fn start_file(dir: &std::path::Path, yaml: &str, admin_extra: &str) -> Proxy {
+        Self::launch(yaml, Some(dir.join("sidecar.yaml")), admin_extra)
+    }
+
+    /// Replace the config file's body (its listen and admin lines are kept).
+    pub fn rewrite(&self, yaml: &str) {
+        let file = self.file.as_ref().expect("started from a file");
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}{yaml}", self.head)).expect("write config");
+        std::fs::rename(&tmp, file).expect("replace config");
+    }
+
+    fn launch(yaml: &str, file: Option<std::path::PathBuf>, admin_extra: &str) -> Proxy {
         init_logs();
         let (port, admin_port) = (free_port(), free_port());
-        let yaml = format!("listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n{yaml}");
+        let head =
+            format!("listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin_port}\"{admin_extra} }}\n");
+        let yaml = format!("{head}{yaml}");
         let states = llm_sidecar::state::States::default();
-        let snap = match config::load_str(&yaml, &states) {
+        if let Some(f) = &file {
+            std::fs::write(f, &yaml).expect("write config");
+        }
+        let snap = match &file {
+            Some(f) => config::load(f, &states),
+            None => config::load_str(&yaml, &states),
+        };
+        let snap = match snap {
             Ok(s) => s,
             Err(p) => panic!("test config invalid: {p:#?}\n{yaml}"),
         };
-        let core = Sidecar::new(states, snap, None).expect("sidecar");
+        let core = Sidecar::new(states, snap, file.clone()).expect("sidecar");
         let server = server::build(&core).expect("build server");
         let (tx, rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {
@@ -109,6 +140,8 @@ impl Proxy {
             addr,
             admin,
             core,
+            file,
+            head,
             stop: Some(tx),
             thread: Some(thread),
         }

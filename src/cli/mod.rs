@@ -1,4 +1,7 @@
-//! The command line: `run` and `check` (and later `usage`, `status`, `chat`).
+//! The command line: `run`, `check`, `usage`, `status` and `chat`.
+
+mod chat;
+mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +34,26 @@ enum Command {
         #[arg(long, short, env = "LLM_SIDECAR_CONFIG", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Pools and accounts of a running sidecar, from its admin API.
+    Status {
+        /// The admin listener.
+        #[arg(long, default_value = "http://127.0.0.1:9901")]
+        admin: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An interactive chat through the sidecar, streaming replies.
+    Chat {
+        /// The sidecar route for the provider (default http://127.0.0.1:8080/<provider>).
+        #[arg(long)]
+        base: Option<String>,
+        #[arg(long, value_enum, default_value_t = ChatProvider::Anthropic)]
+        provider: ChatProvider,
+        /// Model name (default: a current model of the provider).
+        #[arg(long)]
+        model: Option<String>,
+    },
     /// Requests, tokens, cost, errors and latency per group, from the request log.
     Usage {
         /// The request log (log.sqlite in the config).
@@ -60,10 +83,48 @@ fn print_problems(path: &std::path::Path, problems: &[Problem]) {
     }
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ChatProvider {
+    Anthropic,
+    Openai,
+    Gemini,
+}
+
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
+        Command::Status { admin, json } => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("llm-sidecar status: {e}");
+                    return 1;
+                }
+            };
+            match rt.block_on(status::admin_get(&admin, "/admin/pools")) {
+                Ok(v) if json => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    0
+                }
+                Ok(v) => {
+                    print!("{}", status::table(&v));
+                    0
+                }
+                Err(e) => {
+                    eprintln!("llm-sidecar status: {e}");
+                    1
+                }
+            }
+        }
+        Command::Chat { base, provider, model } => {
+            let provider = match provider {
+                ChatProvider::Anthropic => crate::provider::ProviderKind::Anthropic,
+                ChatProvider::Openai => crate::provider::ProviderKind::Openai,
+                ChatProvider::Gemini => crate::provider::ProviderKind::Gemini,
+            };
+            chat::run(chat::Options { base, provider, model })
+        }
         Command::Usage { db, since, by, json } => match report::query(&db, since, by) {
             Ok(groups) if json => {
                 println!("{}", serde_json::to_string_pretty(&groups).unwrap_or_default());

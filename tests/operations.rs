@@ -1,0 +1,482 @@
+//! Operations through the real sidecar: metrics families after real traffic, the admin API and
+//! its token, and `llm-sidecar status`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
+
+fn config(pools: &[(&str, Vec<String>)]) -> String {
+    let mut out = String::from("prices:\n  - { model: \"claude-*\", input: 3.0, output: 15.0 }\nroutes:\n");
+    for (name, _) in pools {
+        out.push_str(&format!(
+            "  - {{ name: {name}-route, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
+        ));
+    }
+    out.push_str("pools:\n");
+    for (name, urls) in pools {
+        out.push_str(&pool_yaml(name, "anthropic", urls, "    retry: { backoff: 1ms }\n"));
+    }
+    out
+}
+
+/// `family{labels} value` lines of a Prometheus text exposition.
+fn samples(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                .collect();
+            Some((name.to_string(), labels, value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(all: &[(String, HashMap<String, String>, f64)], name: &str, want: &[(&str, &str)]) -> f64 {
+    all.iter()
+        .filter(|(n, l, _)| n == name && want.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
+    let usage = json!({"model": "claude-sonnet-5", "content": [], "usage": {"input_tokens": 1000, "output_tokens": 100, "cache_read_input_tokens": 50}});
+    let good = Fake::always(Reply::Json(200, usage)).await;
+    let bad = Fake::always(Reply::Raw(429, vec![("retry-after", "60".into())], "{}".into())).await;
+    let proxy = Proxy::start(&config(&[("m", vec![bad.url(), good.url()])]));
+    let c = client();
+    for i in 0..5 {
+        let r = c
+            .post(proxy.url("/m/v1/messages"))
+            .header("x-session-id", format!("secret-session-{i}"))
+            .body("{}")
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(r.status(), 200);
+    }
+    let _ = c.post(proxy.url("/nowhere")).body("{}").send().await;
+    let text = c
+        .get(format!("http://{}/metrics", proxy.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for family in [
+        "requests_total",
+        "request_duration_seconds",
+        "upstream_ttfb_seconds",
+        "upstream_attempts_total",
+        "tokens_total",
+        "cost_usd_total",
+        "inflight_requests",
+        "queue_depth",
+        "account_state",
+        "account_health_score",
+        "account_budget_used_ratio",
+        "sessions",
+        "retries_total",
+        "retry_budget_exhausted_total",
+        "ratelimited_total",
+        "config_reloads_total",
+        "config_last_reload_success_timestamp_seconds",
+        "request_log_dropped_total",
+        "notifications_dropped_total",
+        "overhead_seconds",
+    ] {
+        let name = format!("llm_sidecar_{family}");
+        assert!(
+            text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")),
+            "{name} is exposed with help and type"
+        );
+    }
+    let all = samples(&text);
+    let s = |n: &str, l: &[(&str, &str)]| value(&all, &format!("llm_sidecar_{n}"), l);
+    assert_eq!(
+        s(
+            "requests_total",
+            &[("route", "m-route"), ("pool", "m"), ("status_class", "2xx")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        s("requests_total", &[("route", "-"), ("status_class", "4xx")]),
+        1.0,
+        "unrouted requests are counted too"
+    );
+    assert_eq!(s("request_duration_seconds_count", &[("route", "m-route")]), 5.0);
+    assert_eq!(s("overhead_seconds_count", &[("route", "m-route")]), 5.0);
+    assert_eq!(
+        s("tokens_total", &[("account", "acct-1"), ("kind", "input")]),
+        5000.0,
+        "input tokens exactly"
+    );
+    assert_eq!(
+        s("tokens_total", &[("account", "acct-1"), ("kind", "cache_read")]),
+        250.0
+    );
+    assert!(
+        (s("cost_usd_total", &[("account", "acct-1")]) - 5.0 * (1000.0 * 3.0 + 100.0 * 15.0 + 50.0 * 3.0) / 1e6).abs()
+            < 1e-9,
+        "cost follows the prices (cache reads at the input price when none is set)"
+    );
+    assert_eq!(
+        s(
+            "upstream_attempts_total",
+            &[("account", "acct-0"), ("outcome", "rate_limited")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s("upstream_attempts_total", &[("account", "acct-1"), ("outcome", "ok")]),
+        5.0
+    );
+    assert_eq!(s("ratelimited_total", &[("scope", "account")]), 1.0);
+    assert_eq!(s("retries_total", &[("pool", "m")]), 1.0);
+    assert_eq!(
+        s("account_state", &[("account", "acct-0"), ("state", "cooling_down")]),
+        1.0
+    );
+    assert_eq!(s("account_state", &[("account", "acct-1"), ("state", "healthy")]), 1.0);
+    assert_eq!(s("sessions", &[("pool", "m")]), 5.0, "five sessions bound");
+    assert_eq!(s("inflight_requests", &[("pool", "m")]), 0.0, "nothing left in flight");
+    assert!(!text.contains("secret-session"), "never a session id as a label");
+    let max_quantile = all
+        .iter()
+        .filter(|(n, l, _)| {
+            n == "llm_sidecar_overhead_seconds_bucket"
+                && l.get("le").map(String::as_str) == Some("0.01")
+                && l.get("route").map(String::as_str) == Some("m-route")
+        })
+        .map(|x| x.2)
+        .sum::<f64>();
+    assert!(
+        max_quantile >= 4.0,
+        "the sidecar's own time stays under 10 ms for these requests: {max_quantile}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_token() {
+    let bad_key = Fake::always(Reply::Json(401, json!({}))).await;
+    let good = Fake::always(Reply::Json(200, json!({"content": []}))).await;
+    std::env::set_var("LLMS_ADMIN_TOKEN_1", "adm-secret");
+    let dir = tempfile::tempdir().expect("dir");
+    let proxy = Proxy::start_file(
+        dir.path(),
+        &config(&[("a", vec![bad_key.url(), good.url()])]),
+        ", token_env: LLMS_ADMIN_TOKEN_1",
+    );
+    let c = client();
+    for s in ["conv-1", "conv-2"] {
+        assert_eq!(
+            c.post(proxy.url("/a/v1/messages"))
+                .header("x-session-id", s)
+                .body("{}")
+                .send()
+                .await
+                .expect("req")
+                .status(),
+            200
+        );
+    }
+    let admin = |p: &str| format!("http://{}{p}", proxy.admin);
+    assert_eq!(
+        c.get(admin("/healthz")).send().await.expect("h").status(),
+        200,
+        "probes need no token"
+    );
+    assert_eq!(
+        c.get(admin("/admin/pools")).send().await.expect("p").status(),
+        401,
+        "no token, no admin"
+    );
+    assert_eq!(
+        c.get(admin("/admin/pools"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .expect("p")
+            .status(),
+        401
+    );
+    let pools: Value = c
+        .get(admin("/admin/pools"))
+        .bearer_auth("adm-secret")
+        .send()
+        .await
+        .expect("p")
+        .json()
+        .await
+        .expect("json");
+    let accounts = &pools["pools"][0]["accounts"];
+    assert_eq!(accounts[0]["state"], "broken_key", "{pools}");
+    assert_eq!(accounts[1]["state"], "healthy");
+    assert_eq!(accounts[1]["sessions"], 2);
+    assert!(accounts[1]["score"].as_f64().is_some_and(|s| s > 80.0));
+    assert!(!pools.to_string().contains("REAL-KEY"), "no key in any answer");
+    let sessions: Value = c
+        .get(admin("/admin/sessions?pool=a"))
+        .bearer_auth("adm-secret")
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = sessions["sessions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"conv-1") && ids.contains(&"conv-2"), "{sessions}");
+    assert_eq!(sessions["sessions"][0]["account"], "acct-1");
+    let ready = c.get(admin("/readyz")).send().await.expect("r");
+    assert_eq!(ready.status(), 200, "one account can still serve");
+    let reset = c
+        .post(admin("/admin/pools/a/accounts/acct-0/reset"))
+        .bearer_auth("adm-secret")
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(reset.status(), 200);
+    let pools: Value = c
+        .get(admin("/admin/pools"))
+        .bearer_auth("adm-secret")
+        .send()
+        .await
+        .expect("p")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        pools["pools"][0]["accounts"][0]["state"], "healthy",
+        "reset clears the broken key"
+    );
+    let missing = c
+        .post(admin("/admin/pools/a/accounts/nope/reset"))
+        .bearer_auth("adm-secret")
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(missing.status(), 404);
+
+    let status = |token: Option<&'static str>| {
+        let admin = format!("http://{}", proxy.admin);
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(BIN);
+            cmd.args(["status", "--admin", &admin])
+                .env_remove("LLM_SIDECAR_ADMIN_TOKEN");
+            if let Some(t) = token {
+                cmd.env("LLM_SIDECAR_ADMIN_TOKEN", t);
+            }
+            cmd.output().expect("status")
+        })
+    };
+    let out = status(Some("adm-secret")).await.expect("join");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("a ") && l.contains("acct-0") && l.contains("healthy")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("a ") && l.contains("acct-1") && l.contains(" 2 ")),
+        "{table}"
+    );
+    let denied = status(None).await.expect("join");
+    assert!(
+        !denied.status.success() && String::from_utf8_lossy(&denied.stderr).contains("LLM_SIDECAR_ADMIN_TOKEN"),
+        "says which token it needs"
+    );
+}
+
+#[test]
+fn a_non_loopback_admin_listener_needs_a_token() {
+    std::env::set_var("LLMS_OPS_KEY", "k");
+    let base = "routes: [{name: r, pool: p}]\npools:\n  p:\n    provider: openai\n    accounts: [{name: a, base_url: 'https://x', key_env: LLMS_OPS_KEY}]\n";
+    let open = format!("admin: {{ listen: \"0.0.0.0:9901\" }}\n{base}");
+    let problems: Vec<String> = llm_sidecar::config::load_str(&open, &Default::default())
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("admin.listen: 0.0.0.0:9901 is not a loopback address")),
+        "{problems:?}"
+    );
+    std::env::set_var("LLMS_OPS_ADMIN", "t");
+    let guarded = format!("admin: {{ listen: \"0.0.0.0:9901\", token_env: LLMS_OPS_ADMIN }}\n{base}");
+    assert!(llm_sidecar::config::load_str(&guarded, &Default::default()).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_why_a_pool_cannot_serve() {
+    let bad = Fake::always(Reply::Json(401, json!({}))).await;
+    let proxy = Proxy::start(&config(&[("r", vec![bad.url()])]));
+    let _ = client().post(proxy.url("/r/v1/messages")).body("{}").send().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let ready = client()
+        .get(format!("http://{}/readyz", proxy.admin))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let v: Value = ready.json().await.expect("json");
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("pool r") && r.contains("broken_key")),
+        "{v}"
+    );
+}
+
+fn chat_sse(words: &[&str]) -> Vec<(Duration, String)> {
+    let mut ev = vec![(
+        Duration::ZERO,
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n"
+            .to_string(),
+    )];
+    for w in words {
+        ev.push((Duration::from_millis(30), format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{w}\"}}}}\n\n")));
+    }
+    ev.push((
+        Duration::ZERO,
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".into(),
+    ));
+    ev
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_repl_streams_keeps_the_conversation_and_shows_the_raw_json() {
+    let up = Fake::start(|seen, n| {
+        if n == 2 {
+            return Reply::Sse(vec![(Duration::ZERO, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n".into())]);
+        }
+        let turns = seen.json()["messages"].as_array().map_or(0, Vec::len);
+        Reply::Sse(chat_sse(&["Hello", " there", &format!(" ({turns} turns)")]))
+    })
+    .await;
+    let proxy = Proxy::start(
+        &config(&[("anthropic", vec![up.url()])]).replace("retry: { backoff: 1ms }", "retry: { attempts: 1 }"),
+    );
+    let base = proxy.url("/anthropic");
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(BIN)
+            .args([
+                "chat",
+                "--provider",
+                "anthropic",
+                "--base",
+                &base,
+                "--model",
+                "claude-test",
+            ])
+            .env("HOME", std::env::temp_dir())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("chat");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"hi\nand again\n/see-json\nthis one fails\n/session\n/model other-model\n/new\n/bogus\n/quit\n")
+            .expect("write");
+        drop(stdin);
+        child.wait_with_output().expect("output")
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("assistant> Hello there (1 turns)"),
+        "streamed reply: {text}"
+    );
+    assert!(
+        text.contains("assistant> Hello there (3 turns)"),
+        "the conversation is kept: {text}"
+    );
+    assert!(
+        text.contains("event: content_block_delta") && text.contains("\"text\":\" there\""),
+        "/see-json shows the raw response: {text}"
+    );
+    assert!(
+        text.contains("error: the stream reported an error: Overloaded"),
+        "stream errors are shown: {text}"
+    );
+    assert!(text.contains("session chat-"), "/session: {text}");
+    assert!(
+        text.contains("model other-model") && text.contains("new conversation, session chat-"),
+        "{text}"
+    );
+    assert!(text.contains("unknown command /bogus"), "{text}");
+    let seen = up.seen();
+    let sessions: std::collections::HashSet<&str> = seen.iter().filter_map(|s| s.header("x-session-id")).collect();
+    assert_eq!(sessions.len(), 1, "one session id for the conversation");
+    assert_eq!(seen[0].json()["model"], "claude-test");
+    assert_eq!(
+        seen[0].header("x-api-key"),
+        Some("REAL-KEY-anthropic-0"),
+        "through the sidecar, which injected the key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_a_reply_not_the_repl() {
+    let up = Fake::always(Reply::Delay(
+        Duration::from_secs(10),
+        Box::new(Reply::Sse(chat_sse(&["late"]))),
+    ))
+    .await;
+    let proxy = Proxy::start(&config(&[("anthropic", vec![up.url()])]));
+    let base = proxy.url("/anthropic");
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(BIN)
+            .args(["chat", "--base", &base])
+            .env("HOME", std::env::temp_dir())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("chat");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"a slow question\n/session\n/quit\n").expect("write");
+        drop(stdin);
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        child.wait_with_output().expect("output")
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the REPL went on and ended with /quit: {text}");
+    assert!(text.contains("(cancelled)") && text.contains("session chat-"), "{text}");
+}

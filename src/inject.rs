@@ -1,32 +1,34 @@
 //! The upstream request's head: client credentials and hop-by-hop headers removed, the account's
 //! key and Host set, path rewritten, body length fixed. Pure over a `RequestHeader`.
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::Result;
 
 use crate::config::Account;
 
 /// Headers a client may use to carry a credential. All are removed before the account's is added.
-pub const CLIENT_CREDENTIALS: [&str; 5] = [
-    "authorization",
-    "x-api-key",
-    "x-goog-api-key",
-    "proxy-authorization",
-    "api-key",
+const CLIENT_CREDENTIALS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("api-key"),
 ];
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus `expect`: the sidecar has already read the body.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::EXPECT,
 ];
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Rewrite `req` for `account`. `path` is the route-relative path and query
 /// ([`crate::route::upstream_path`]); `body_len` is the length of the buffered body.
@@ -37,21 +39,19 @@ pub fn rewrite(
     body_len: usize,
     request_id: &HeaderValue,
 ) -> Result<()> {
-    // Headers the client nominated as hop-by-hop in `Connection` go too.
-    let nominated: Vec<String> = req
+    // Headers the client nominated as hop-by-hop in `Connection` go too (the usual
+    // `keep-alive` and `close` name none: no allocation then).
+    let nominated: Vec<HeaderName> = req
         .headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
-    for name in &nominated {
-        req.remove_header(name.as_str());
-    }
-    for name in HOP_BY_HOP.iter().chain(CLIENT_CREDENTIALS.iter()) {
-        req.remove_header(*name);
+    for name in nominated.iter().chain(&HOP_BY_HOP).chain(&CLIENT_CREDENTIALS) {
+        req.remove_header(name);
     }
 
     let up = &account.upstream;
@@ -66,11 +66,17 @@ pub fn rewrite(
     req.insert_header(header::HOST, up.host_header.clone())?;
     let (name, value) = &account.credential;
     req.insert_header(name.clone(), value.clone())?;
-    req.insert_header("x-request-id", request_id.clone())?;
+    // Headers already right (the client's own request id, an unchanged body length) are left
+    // as they are: each insert costs a parse and two map updates.
+    if req.headers.get(X_REQUEST_ID) != Some(request_id) {
+        req.insert_header("x-request-id", request_id.clone())?;
+    }
     // Usage is read from the response as it passes: ask for it uncompressed. (The client is on
     // loopback; compressing there would only cost CPU.)
     req.insert_header(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"))?;
-    if body_len > 0 || req.headers.contains_key(header::CONTENT_LENGTH) {
+    let declared = req.headers.get(header::CONTENT_LENGTH);
+    let same = declared.and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) == Some(body_len);
+    if (body_len > 0 || declared.is_some()) && !same {
         req.insert_header(header::CONTENT_LENGTH, body_len)?;
     }
     Ok(())

@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod inject;
+pub mod json;
+pub mod linebuf;
 pub mod metrics;
 pub mod notify;
 pub mod observe;

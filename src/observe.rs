@@ -15,29 +15,47 @@ use crate::usage::ledger::now_ms;
 use crate::usage::{price, Meter};
 
 /// Keeps the log writer's thread alive; dropping it flushes what is buffered.
-static LOG_WRITER: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> = std::sync::Mutex::new(None);
+static LOG_WRITER: std::sync::Mutex<Option<crate::linebuf::Flusher>> = std::sync::Mutex::new(None);
+
+/// Log lines waiting to be written at most; past it new ones are dropped (and the loss said).
+const LOG_BUFFER: usize = 8 << 20;
+/// How long lines gather before a write to stdout.
+const LOG_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Install the global subscriber: `LOG_FORMAT=json` for JSON lines, `RUST_LOG` to filter
-/// (default `info`). Lines are written by a background thread, so a slow stdout never blocks a
-/// proxy thread (past 128k waiting lines, new ones are dropped rather than wait). Pingora logs
+/// (default `info`). Lines are written by a background thread in batches, so a slow stdout never
+/// blocks a proxy thread (past 8 MiB waiting, new lines are dropped rather than wait). Pingora logs
 /// through the `log` crate; it is bridged here, and held at `info` unless `RUST_LOG` names a
 /// pingora crate: its debug output prints request and body bytes.
 pub fn init() {
     use tracing_subscriber::{fmt, EnvFilter};
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
-    if !spec.contains("pingora") {
+    // Cap Pingora at info only where the spec would let its debug through (adding the cap to
+    // a quieter spec would raise Pingora to info).
+    let verbose = filter
+        .max_level_hint()
+        .is_none_or(|l| l > tracing_subscriber::filter::LevelFilter::INFO);
+    if verbose && !spec.contains("pingora") {
         for cap in ["pingora_core=info", "pingora_proxy=info", "pingora=info"] {
             if let Ok(d) = cap.parse() {
                 filter = filter.add_directive(d);
             }
         }
     }
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let (writer, flusher) = match crate::linebuf::LineBuffer::start(std::io::stdout(), LOG_BUFFER, LOG_GATHER) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("cannot start the log writer: {e}");
+            return;
+        }
+    };
     if let Ok(mut slot) = LOG_WRITER.lock() {
-        *slot = Some(guard);
+        *slot = Some(flusher);
     }
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // Colours only for a person at a terminal, never into a file or a log pipeline.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let result = if json {
         fmt()
             .json()
@@ -46,7 +64,11 @@ pub fn init() {
             .with_current_span(false)
             .try_init()
     } else {
-        fmt().with_writer(writer).with_env_filter(filter).try_init()
+        fmt()
+            .with_writer(writer)
+            .with_ansi(ansi)
+            .with_env_filter(filter)
+            .try_init()
     };
     // `try_init` also installs the `log` bridge for Pingora's records.
     if let Err(e) = result {

@@ -1,17 +1,15 @@
 //! Hot reload: build the new snapshot completely (parse, validate, read keys from env and files,
 //! resolve) off the proxy threads, then swap it in, which cannot fail. Triggered by a change of
-//! the config file or of a key file (their directories are watched, which survives Kubernetes'
+//! the config file or of a key file (looked at ten times a second, which also sees Kubernetes'
 //! ConfigMap and Secret symlink swaps), by SIGHUP, or by `POST /admin/reload`. A bad file is
 //! refused: the running config stays. Account state, sessions, ledgers and limits carry over by
 //! name; a changed listen address or request-log file needs a restart and is reported.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use notify::{RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
@@ -114,7 +112,7 @@ pub async fn reload(
     })
 }
 
-/// Watches the config and key files' directories, and SIGHUP.
+/// Watches the config and key files, and SIGHUP.
 pub struct ReloadService {
     core: Arc<Sidecar>,
 }
@@ -125,72 +123,53 @@ impl ReloadService {
     }
 }
 
-/// The file names whose change means a reload, and the directories holding them.
-fn watched(config: &Path, snap: &Snapshot) -> (HashSet<std::ffi::OsString>, HashSet<PathBuf>) {
-    let mut names = HashSet::new();
-    let mut dirs = HashSet::new();
-    for f in std::iter::once(config).chain(snap.key_files.iter().map(PathBuf::as_path)) {
-        if let Some(n) = f.file_name() {
-            names.insert(n.to_os_string());
-        }
-        let dir = f
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        dirs.insert(dir.to_path_buf());
-    }
-    (names, dirs)
+/// What identifies a file's content cheaply: a rewrite, an atomic replace or Kubernetes'
+/// `..data` symlink swap (metadata follows symlinks) all change it. `None`: missing.
+type Stamp = Option<(u64, u64, u64, i64, i64, i64, i64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
 }
 
-/// A change to one of our files, or Kubernetes' `..data` symlink swap. Reads (ours included)
-/// are not changes.
-fn relevant(event: &notify::Event, names: &HashSet<std::ffi::OsString>) -> bool {
-    use notify::EventKind;
-    let change = matches!(
-        event.kind,
-        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any
-    );
-    change
-        && event.paths.iter().any(|p| {
-            p.file_name()
-                .is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
-        })
+/// The config file and every key file it names, with their stamps.
+fn stamps(config: &Path, snap: &Snapshot) -> Vec<(PathBuf, Stamp)> {
+    std::iter::once(config)
+        .chain(snap.key_files.iter().map(PathBuf::as_path))
+        .map(|p| (p.to_path_buf(), stamp(p)))
+        .collect()
 }
+
+/// How often the files are looked at. Ten stats a second cost a few microseconds, work on every
+/// filesystem, and, unlike inotify on their directories, are not woken by every write of other
+/// files there (a request log beside the config writes thousands of times a second).
+const POLL: Duration = Duration::from_millis(100);
+/// A changed file must look the same this much later before it is read: editors and Kubernetes
+/// write in several steps.
+const SETTLE: Duration = Duration::from_millis(100);
 
 #[async_trait]
 impl BackgroundService for ReloadService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hup = signal(SignalKind::hangup()).ok();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<notify::Event>(256);
         let config_path = self.core.config_path.clone();
-        let watcher = config_path.as_ref().and_then(|_| {
-            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if let Ok(ev) = res {
-                    let _ = tx.try_send(ev);
-                }
-            })
-            .map_err(
-                |e| tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or /admin/reload"),
-            )
-            .ok()
-        });
-        let mut watcher = watcher;
-        let mut watching: HashSet<PathBuf> = HashSet::new();
-        let mut names = HashSet::new();
+        let mut seen = config_path
+            .as_deref()
+            .map(|p| stamps(p, &self.core.snapshot()))
+            .unwrap_or_default();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if let (Some(w), Some(path)) = (watcher.as_mut(), config_path.as_ref()) {
-                let (n, dirs) = watched(path, &self.core.snapshot());
-                names = n;
-                for d in dirs.difference(&watching.clone()) {
-                    match w.watch(d, RecursiveMode::NonRecursive) {
-                        Ok(()) => {
-                            watching.insert(d.clone());
-                        }
-                        Err(e) => tracing::warn!(dir = %d.display(), error = %e, "cannot watch"),
-                    }
-                }
-            }
             let hangup = async {
                 match hup.as_mut() {
                     Some(h) => h.recv().await,
@@ -198,14 +177,20 @@ impl BackgroundService for ReloadService {
                 }
             };
             tokio::select! {
-                Some(ev) = rx.recv() => {
-                    if !relevant(&ev, &names) {
+                _ = tick.tick() => {
+                    let Some(path) = config_path.as_deref() else { continue };
+                    let now = stamps(path, &self.core.snapshot());
+                    if now == seen {
                         continue;
                     }
-                    // Debounce: editors and Kubernetes write in several steps.
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    while rx.try_recv().is_ok() {}
+                    tokio::time::sleep(SETTLE).await;
+                    let settled = stamps(path, &self.core.snapshot());
+                    if settled != now {
+                        continue; // still being written: look again at the next tick
+                    }
                     let _ = reload(&self.core, "file change", true).await;
+                    // Key files may have been added or dropped: stamp what the config names now.
+                    seen = stamps(path, &self.core.snapshot());
                 }
                 _ = hangup => {
                     let _ = reload(&self.core, "SIGHUP", false).await;

@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::json;
+
 /// What was wrong with a request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
@@ -70,41 +72,41 @@ fn scan(body: &[u8], max_depth: usize) -> Result<(), Invalid> {
             Some(_) => Err(Invalid::NotObject),
         };
     }
+    if memchr::memchr(0, body).is_some() || escaped_nul(body) {
+        return Err(Invalid::Nul);
+    }
     let mut depth = 0usize;
-    let mut in_string = false;
     let mut i = 0;
-    while i < body.len() {
-        let b = body[i];
-        if b == 0 {
-            return Err(Invalid::Nul);
-        }
-        if in_string {
-            match b {
-                b'\\' => {
-                    if body.get(i + 1) == Some(&b'u') && body.get(i + 2..i + 6) == Some(b"0000") {
-                        return Err(Invalid::Nul);
-                    }
-                    i += 1;
+    while let Some(&b) = body.get(i) {
+        match b {
+            // Strings are most of a request: cross them with memchr, not byte by byte.
+            b'"' => match json::string_end(body, i) {
+                Some(end) => {
+                    i = end;
+                    continue;
                 }
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b'{' | b'[' => {
-                    depth += 1;
-                    if depth > max_depth {
-                        return Err(Invalid::TooDeep(max_depth));
-                    }
+                None => return Ok(()), // unterminated: the parser says so
+            },
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(Invalid::TooDeep(max_depth));
                 }
-                b'}' | b']' => depth = depth.saturating_sub(1),
-                _ => {}
             }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
         }
         i += 1;
     }
     Ok(())
+}
+
+/// `\u0000` written as an escape (after an even number of backslashes, so not `\\u0000`).
+fn escaped_nul(body: &[u8]) -> bool {
+    memchr::memmem::find_iter(body, br"\u0000").any(|at| {
+        let before = body[..at].iter().rev().take_while(|b| **b == b'\\').count();
+        before % 2 == 0
+    })
 }
 
 /// Session and request ids: `^[A-Za-z0-9._:-]{1,128}$`.
@@ -173,6 +175,12 @@ mod tests {
         assert!(
             check_json(escaped.as_bytes(), 2).is_ok(),
             "escaped quote keeps string state"
+        );
+        let backslash_then_close = r#"{"a":"x\\\\","b":[[1]]}"#;
+        assert_eq!(
+            check_json(backslash_then_close.as_bytes(), 2).expect_err("3 levels"),
+            Invalid::TooDeep(2),
+            "an escaped backslash does not escape the closing quote"
         );
     }
 

@@ -70,14 +70,28 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
         assert_eq!(r.status(), 200);
     }
     let _ = c.post(proxy.url("/nowhere")).body("{}").send().await;
-    let text = c
-        .get(format!("http://{}/metrics", proxy.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    // A request is counted in `logging`, just after its answer went out: the client can be
+    // faster than that, so look until the last one shows (or give up after 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = c
+            .get(format!("http://{}/metrics", proxy.admin))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let unrouted = value(
+            &samples(&text),
+            "llm_sidecar_requests_total",
+            &[("route", "-"), ("status_class", "4xx")],
+        );
+        if unrouted > 0.0 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     for family in [
         "requests_total",
         "request_duration_seconds",

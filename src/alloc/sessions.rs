@@ -27,7 +27,7 @@ pub struct Sessions {
 impl Default for Sessions {
     fn default() -> Self {
         Sessions {
-            table: Mutex::new(LruCache::new(cap(100_000))),
+            table: Mutex::new(LruCache::sparse(cap(100_000))),
         }
     }
 }

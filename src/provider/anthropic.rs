@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::{parse, AuthStyle, ChatEvent, Dialect, Provider, ProviderKind, Turn};
+use crate::json;
 use crate::usage::{Event, Reading, Usage};
 use crate::validate::BodyInfo;
 
@@ -39,11 +40,21 @@ impl From<AUsage> for Usage {
 
 /// A message (the JSON body, or `message_start.message`) and `message_delta`, which has only
 /// `usage` at the top.
-#[derive(Deserialize)]
 struct Message {
     model: Option<String>,
     usage: Option<AUsage>,
     message: Option<Box<Message>>,
+}
+
+/// The fields of a message that matter, read without parsing the rest (its content is crossed
+/// by a scan, not parsed). `nested`: also look into `message` (one level).
+fn message(doc: &[u8], nested: bool) -> Message {
+    let [model, usage, inner] = json::members(doc, [b"model", b"usage", b"message"]);
+    Message {
+        model: model.and_then(parse),
+        usage: usage.and_then(parse),
+        message: inner.filter(|_| nested).map(|m| Box::new(message(m, false))),
+    }
 }
 
 fn apply(msg: Message, reading: &mut Reading) -> bool {
@@ -95,24 +106,18 @@ impl Provider for Anthropic {
     }
 
     fn json_usage(&self, body: &[u8], reading: &mut Reading) {
-        if let Some(msg) = parse::<Message>(body) {
-            reading.complete = apply(msg, reading);
-        }
+        reading.complete = apply(message(body, true), reading);
     }
 
     fn sse_event(&self, name: &[u8], data: &[u8], reading: &mut Reading) -> Event {
         match name {
             b"content_block_start" | b"content_block_delta" | b"content_block_stop" => Event::Content,
             b"message_start" => {
-                if let Some(msg) = parse::<Message>(data) {
-                    apply(msg, reading);
-                }
+                apply(message(data, true), reading);
                 Event::Other
             }
             b"message_delta" => {
-                if let Some(msg) = parse::<Message>(data) {
-                    reading.complete |= apply(msg, reading);
-                }
+                reading.complete |= apply(message(data, true), reading);
                 Event::Other
             }
             b"message_stop" => Event::Done,

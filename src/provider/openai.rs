@@ -3,10 +3,10 @@
 //! `response.completed` event. Streams that did not ask for usage are asked for it upstream.
 
 use bytes::Bytes;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::{parse, AuthStyle, ChatEvent, Dialect, Provider, ProviderKind, Turn};
+use crate::json;
 use crate::usage::{Event, Reading, Usage};
 use crate::validate::BodyInfo;
 
@@ -55,13 +55,30 @@ impl From<OUsage> for Usage {
 }
 
 /// A JSON body, a chat chunk, or a Responses event (whose response sits in `response`).
-#[derive(Deserialize)]
 struct Body {
     model: Option<String>,
     usage: Option<OUsage>,
-    choices: Option<Vec<IgnoredAny>>,
-    error: Option<IgnoredAny>,
+    /// `choices` is an array: whether it has any element.
+    choices: Option<bool>,
+    /// A non-null `error`.
+    error: bool,
     response: Option<Box<Body>>,
+}
+
+/// The fields of a body or chunk that matter, read without parsing the rest (choices and output
+/// are crossed by a scan). `nested`: also look into `response` (one level; Responses API events).
+fn body(doc: &[u8], nested: bool) -> Body {
+    let keys = [&b"model"[..], b"usage", b"choices", b"error", b"response"];
+    let [model, usage, choices, error, response] = json::members(doc, keys);
+    Body {
+        model: model.and_then(parse),
+        usage: usage.and_then(parse),
+        choices: choices
+            .filter(|c| c.starts_with(b"["))
+            .map(|c| !json::is_empty_array(c)),
+        error: error.is_some_and(|e| e != b"null"),
+        response: response.filter(|_| nested).map(|r| Box::new(body(r, false))),
+    }
 }
 
 fn apply(body: Body, reading: &mut Reading) -> bool {
@@ -112,9 +129,7 @@ impl Provider for OpenAiCompat {
     }
 
     fn json_usage(&self, body: &[u8], reading: &mut Reading) {
-        if let Some(b) = parse::<Body>(body) {
-            reading.complete = apply(b, reading);
-        }
+        reading.complete = apply(self::body(body, true), reading);
     }
 
     fn sse_event(&self, name: &[u8], data: &[u8], reading: &mut Reading) -> Event {
@@ -125,9 +140,7 @@ impl Provider for OpenAiCompat {
         if let Some(kind) = name.strip_prefix(b"response.") {
             return match kind {
                 b"completed" | b"incomplete" | b"failed" => {
-                    if let Some(b) = parse::<Body>(data) {
-                        reading.complete |= apply(b, reading);
-                    }
+                    reading.complete |= apply(body(data, true), reading);
                     if kind == b"failed" {
                         Event::Error
                     } else {
@@ -143,15 +156,13 @@ impl Provider for OpenAiCompat {
             return Event::Error;
         }
         // Chat Completions chunks.
-        let Some(chunk) = parse::<Body>(data) else {
-            return Event::Other;
-        };
-        if chunk.error.is_some() {
+        let chunk = body(data, false);
+        if chunk.error {
             reading.error = super::error_kind(data);
             return Event::Error;
         }
-        let no_choices = chunk.choices.as_ref().is_some_and(Vec::is_empty);
-        let has_choices = chunk.choices.as_ref().is_some_and(|c| !c.is_empty());
+        let no_choices = chunk.choices == Some(false);
+        let has_choices = chunk.choices == Some(true);
         if apply(chunk, reading) {
             reading.complete = true;
             if no_choices {

@@ -54,7 +54,10 @@ pub struct RequestLog {
     last_warn_ms: AtomicI64,
 }
 
-const BATCH: usize = 512;
+/// Rows per transaction at most.
+const BATCH: usize = 2048;
+/// How long rows gather before a write.
+const GATHER: Duration = Duration::from_millis(50);
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
 impl RequestLog {
@@ -121,26 +124,26 @@ impl RequestLog {
 
 fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Duration) {
     let mut last_cleanup: Option<Instant> = None;
-    let mut batch: Vec<Box<Row>> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut acks = Vec::new();
     while let Ok(first) = rx.recv() {
+        // Let rows gather: one transaction then holds many, and while this thread sleeps the
+        // proxy threads' sends wake nobody (only the first row after a quiet spell does).
+        if matches!(first, Msg::Row(_)) {
+            std::thread::sleep(GATHER);
+        }
         let mut next = Some(first);
-        while let Some(msg) = next.take() {
+        while let Some(msg) = next {
             match msg {
-                Msg::Row(r) => batch.push(r),
+                Msg::Row(r) => batch.push(*r),
                 Msg::Flush(ack) => acks.push(ack),
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            if batch.len() == BATCH {
+                commit(&mut conn, &mut batch, &mut acks);
             }
+            next = rx.try_recv().ok();
         }
-        if let Err(e) = insert(&mut conn, &batch) {
-            tracing::error!(error = %e, rows = batch.len(), "request log write failed; rows lost");
-        }
-        batch.clear();
-        for ack in acks.drain(..) {
-            let _ = ack.send(());
-        }
+        commit(&mut conn, &mut batch, &mut acks);
         if last_cleanup.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_cleanup = Some(Instant::now());
             let cutoff = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
@@ -153,7 +156,18 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Duration) {
     }
 }
 
-fn insert(conn: &mut Connection, rows: &[Box<Row>]) -> rusqlite::Result<()> {
+/// Write `batch` in one transaction, then answer the flushes that waited for it.
+fn commit(conn: &mut Connection, batch: &mut Vec<Row>, acks: &mut Vec<mpsc::Sender<()>>) {
+    if let Err(e) = insert(conn, batch) {
+        tracing::error!(error = %e, rows = batch.len(), "request log write failed; rows lost");
+    }
+    batch.clear();
+    for ack in acks.drain(..) {
+        let _ = ack.send(());
+    }
+}
+
+fn insert(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }

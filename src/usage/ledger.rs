@@ -1,6 +1,7 @@
 //! Per-account spend and tokens in time buckets: the current UTC 5-hour block (blocks start at
 //! 00, 05, 10, 15 and 20 h), a rolling 7 days, and the last 60 minutes (burn rate, tokens per
-//! minute). Fixed-size rings, so recording and reading cost the same whatever the traffic.
+//! minute). Fixed-size rings with running totals: recording and reading are O(1); the totals are
+//! summed afresh from the rings only when the hour or the minute turns.
 
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,6 +22,75 @@ struct Bucket {
 struct Rings {
     hours: [Bucket; HOURS],
     minutes: [Bucket; MINUTES],
+    /// Totals over the hour ring as of `hour` (`None`: to be summed again).
+    hour_totals: Option<HourTotals>,
+    /// Cost over the minute ring as of `minute`.
+    minute_totals: Option<(i64, f64)>,
+}
+
+#[derive(Clone, Copy)]
+struct HourTotals {
+    hour: i64,
+    week_cost: f64,
+    week_tokens: u64,
+    block_cost: f64,
+    block_tokens: u64,
+    block_requests: u64,
+}
+
+impl Rings {
+    fn hour_totals(&mut self, hour: i64) -> HourTotals {
+        if let Some(t) = self.hour_totals.filter(|t| t.hour == hour) {
+            return t;
+        }
+        let block = block_start(hour);
+        let mut t = HourTotals {
+            hour,
+            week_cost: 0.0,
+            week_tokens: 0,
+            block_cost: 0.0,
+            block_tokens: 0,
+            block_requests: 0,
+        };
+        for b in self
+            .hours
+            .iter()
+            .filter(|b| b.epoch > hour - HOURS as i64 && b.epoch <= hour)
+        {
+            t.week_cost += b.cost;
+            t.week_tokens += b.tokens;
+            if b.epoch >= block {
+                t.block_cost += b.cost;
+                t.block_tokens += b.tokens;
+                t.block_requests += b.requests;
+            }
+        }
+        self.hour_totals = Some(t);
+        t
+    }
+
+    fn minute_cost(&mut self, minute: i64) -> f64 {
+        if let Some((_, cost)) = self.minute_totals.filter(|(m, _)| *m == minute) {
+            return cost;
+        }
+        let cost = self
+            .minutes
+            .iter()
+            .filter(|b| b.epoch > minute - MINUTES as i64 && b.epoch <= minute)
+            .map(|b| b.cost)
+            .sum();
+        self.minute_totals = Some((minute, cost));
+        cost
+    }
+
+    fn minute_tokens(&self, minute: i64) -> u64 {
+        let b = &self.minutes[minute.rem_euclid(MINUTES as i64) as usize];
+        if b.epoch == minute {
+            b.tokens
+        } else {
+            0
+        }
+    }
 }
 
 /// Spend and tokens of one account over time.
@@ -66,6 +136,8 @@ impl Default for Ledger {
                     epoch: -1,
                     ..Bucket::default()
                 }; MINUTES],
+                hour_totals: None,
+                minute_totals: None,
             }),
         }
     }
@@ -102,41 +174,42 @@ impl Ledger {
             tokens,
             requests,
         );
+        // Keep the totals running when the record falls in the hour and minute they are as of
+        // (the usual case); anything else (a rebuild, a clock step) has them summed again.
+        match r.hour_totals.as_mut() {
+            Some(t) if t.hour == hour => {
+                t.week_cost += cost;
+                t.week_tokens += tokens;
+                t.block_cost += cost;
+                t.block_tokens += tokens;
+                t.block_requests += requests;
+            }
+            _ => r.hour_totals = None,
+        }
+        match r.minute_totals.as_mut() {
+            Some((m, total)) if *m == minute => *total += cost,
+            _ => r.minute_totals = None,
+        }
     }
 
     pub fn view(&self, now_ms: i64) -> LedgerView {
         let (minute, hour) = (now_ms.div_euclid(60_000), now_ms.div_euclid(3_600_000));
-        let block = block_start(hour);
-        let mut v = LedgerView::default();
-        let Ok(r) = self.rings.lock() else { return v };
-        for b in r
-            .hours
-            .iter()
-            .filter(|b| b.epoch > hour - HOURS as i64 && b.epoch <= hour)
-        {
-            v.week_cost += b.cost;
-            v.week_tokens += b.tokens;
-            if b.epoch >= block {
-                v.block_cost += b.cost;
-                v.block_tokens += b.tokens;
-                v.block_requests += b.requests;
-            }
-        }
+        let Ok(mut r) = self.rings.lock() else {
+            return LedgerView::default();
+        };
+        let t = r.hour_totals(hour);
+        // Sliding minute: all of this minute, the unexpired share of the previous one.
         let within_minute = (now_ms.rem_euclid(60_000)) as f64 / 60_000.0;
-        for b in r
-            .minutes
-            .iter()
-            .filter(|b| b.epoch > minute - MINUTES as i64 && b.epoch <= minute)
-        {
-            v.burn_rate += b.cost;
-            // Sliding minute: all of this minute, the unexpired share of the previous one.
-            if b.epoch == minute {
-                v.tokens_last_minute += b.tokens;
-            } else if b.epoch == minute - 1 {
-                v.tokens_last_minute += (b.tokens as f64 * (1.0 - within_minute)) as u64;
-            }
+        let previous = (r.minute_tokens(minute - 1) as f64 * (1.0 - within_minute)) as u64;
+        LedgerView {
+            block_cost: t.block_cost,
+            block_tokens: t.block_tokens,
+            block_requests: t.block_requests,
+            week_cost: t.week_cost,
+            week_tokens: t.week_tokens,
+            burn_rate: r.minute_cost(minute),
+            tokens_last_minute: r.minute_tokens(minute) + previous,
         }
-        v
     }
 }
 
@@ -175,6 +248,80 @@ mod tests {
         assert_eq!((v.block_tokens, v.block_requests), (25, 3));
         assert!((v.burn_rate - 0.75).abs() < 1e-9, "last 60 min: {v:?}");
         assert_eq!(v.tokens_last_minute, 7, "{v:?}");
+    }
+
+    /// The view summed from scratch, as the ledger did before it kept running totals.
+    fn summed(l: &Ledger, now: i64) -> LedgerView {
+        let (minute, hour) = (now.div_euclid(M), now.div_euclid(H));
+        let block = block_start(hour);
+        let r = l.rings.lock().expect("lock");
+        let mut v = LedgerView::default();
+        for b in r
+            .hours
+            .iter()
+            .filter(|b| b.epoch > hour - HOURS as i64 && b.epoch <= hour)
+        {
+            v.week_cost += b.cost;
+            v.week_tokens += b.tokens;
+            if b.epoch >= block {
+                v.block_cost += b.cost;
+                v.block_tokens += b.tokens;
+                v.block_requests += b.requests;
+            }
+        }
+        let within = now.rem_euclid(M) as f64 / M as f64;
+        for b in r
+            .minutes
+            .iter()
+            .filter(|b| b.epoch > minute - MINUTES as i64 && b.epoch <= minute)
+        {
+            v.burn_rate += b.cost;
+            if b.epoch == minute {
+                v.tokens_last_minute += b.tokens;
+            } else if b.epoch == minute - 1 {
+                v.tokens_last_minute += (b.tokens as f64 * (1.0 - within)) as u64;
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn running_totals_match_a_full_sum_as_time_passes() {
+        let l = Ledger::default();
+        let mut now = DAY + 3 * H;
+        let mut seed = 7u64;
+        for i in 0..20_000u64 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            // Mostly small steps, sometimes a jump of hours; now and then a late record.
+            now += match seed >> 60 {
+                0 => 3 * H + (seed >> 20) as i64 % H,
+                1..=3 => (seed >> 24) as i64 % (5 * M),
+                _ => (seed >> 28) as i64 % 2_000,
+            };
+            let at = if seed % 17 == 0 { now - 90 * M } else { now };
+            l.record(at, (seed % 1000) as f64 / 1000.0, seed % 500, 1);
+            if i % 3 == 0 {
+                let (fast, full) = (l.view(now), summed(&l, now));
+                let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.abs().max(1.0);
+                assert!(
+                    close(fast.week_cost, full.week_cost)
+                        && close(fast.block_cost, full.block_cost)
+                        && close(fast.burn_rate, full.burn_rate)
+                        && (
+                            fast.week_tokens,
+                            fast.block_tokens,
+                            fast.block_requests,
+                            fast.tokens_last_minute
+                        ) == (
+                            full.week_tokens,
+                            full.block_tokens,
+                            full.block_requests,
+                            full.tokens_last_minute
+                        ),
+                    "step {i}: running {fast:?} vs summed {full:?}"
+                );
+            }
+        }
     }
 
     #[test]

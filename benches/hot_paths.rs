@@ -1,5 +1,5 @@
-//! Criterion benches for the pure functions on the request path: JSON validation, the SSE usage
-//! meter, the JSON usage reader and the upstream header rewrite.
+//! Criterion benches for the hot functions on the request path: JSON validation, the SSE usage
+//! meter, the JSON usage reader, account selection and the upstream header rewrite.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -7,8 +7,11 @@ use http::header::HeaderValue;
 use llm_sidecar::config::{parse_base_url, Account};
 use llm_sidecar::provider::{AuthStyle, ProviderKind};
 use llm_sidecar::secret::Secret;
+use llm_sidecar::select::{self, Walk};
+use llm_sidecar::sidecar::Sidecar;
+use llm_sidecar::state::States;
 use llm_sidecar::usage::Meter;
-use llm_sidecar::{inject, validate};
+use llm_sidecar::{config, inject, validate};
 use pingora::http::RequestHeader;
 
 fn request_body(kib: usize) -> Vec<u8> {
@@ -145,5 +148,57 @@ fn header_rewrite(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, validation, sse_meter, json_usage, header_rewrite);
+/// `select::pick` on its fast path (a slot free), over pools of 2 and 8 accounts with budgets,
+/// rpm and tpm limits and ledgers holding a week of spend; with and without a sticky session.
+fn account_selection(c: &mut Criterion) {
+    std::env::set_var("BENCH_SELECT_KEY", "sk-bench");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let mut g = c.benchmark_group("select");
+    for n in [2, 8] {
+        let accounts: String = (0..n)
+            .map(|i| {
+                format!(
+                    "      - {{ name: a{i}, base_url: \"http://127.0.0.1:9\", key_env: BENCH_SELECT_KEY, \
+                     rpm: 100000, tpm: 100000000, budget: {{ weekly_usd: 1000, block_usd: 100 }} }}\n"
+                )
+            })
+            .collect();
+        let yaml = format!(
+            "listen: \"127.0.0.1:1\"\nadmin: {{ listen: \"127.0.0.1:2\" }}\n\
+             routes: [ {{ name: r, match: {{ path_prefix: /r }}, pool: p }} ]\n\
+             pools:\n  p:\n    provider: anthropic\n    accounts:\n{accounts}"
+        );
+        let states = States::default();
+        let snap = config::load_str(&yaml, &states).expect("bench config");
+        let core = Sidecar::new(states, snap, None).expect("sidecar");
+        let snap = core.snapshot();
+        let now = llm_sidecar::usage::ledger::now_ms();
+        for (i, a) in snap.pools[0].accounts.iter().enumerate() {
+            for h in 0..168 {
+                a.state
+                    .ledger
+                    .record(now - h * 3_600_000, 0.1 * (i + 1) as f64, 1000, 1);
+            }
+        }
+        for (name, session) in [("no_session", None), ("session", Some("conversation-1"))] {
+            g.bench_function(format!("pick_{n}_accounts_{name}"), |b| {
+                b.iter(|| {
+                    let mut walk = Walk::new(0);
+                    rt.block_on(select::pick(&core, &snap, &mut walk, session))
+                        .map(|p| p.account)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    validation,
+    sse_meter,
+    json_usage,
+    account_selection,
+    header_rewrite
+);
 criterion_main!(benches);

@@ -10,6 +10,7 @@ pub mod dns;
 pub mod inject;
 pub mod json;
 pub mod linebuf;
+pub mod logline;
 pub mod metrics;
 pub mod notify;
 pub mod observe;

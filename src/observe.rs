@@ -28,6 +28,7 @@ const LOG_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 /// through the `log` crate; it is bridged here, and held at `info` unless `RUST_LOG` names a
 /// pingora crate: its debug output prints request and body bytes.
 pub fn init() {
+    use crate::logline::FastAccess;
     use tracing_subscriber::{fmt, EnvFilter};
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -57,16 +58,18 @@ pub fn init() {
     // Colours only for a person at a terminal, never into a file or a log pipeline.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let result = if json {
+        let stock = tracing_subscriber::fmt::format().json().with_current_span(false);
         fmt()
             .json()
+            .event_format(FastAccess::new(stock, true))
             .with_writer(writer)
             .with_env_filter(filter)
-            .with_current_span(false)
             .try_init()
     } else {
         fmt()
-            .with_writer(writer)
             .with_ansi(ansi)
+            .event_format(FastAccess::new(tracing_subscriber::fmt::format(), false))
+            .with_writer(writer)
             .with_env_filter(filter)
             .try_init()
     };
@@ -179,7 +182,7 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
     let ttfb_ms = ctx.ttfb.map(|d| d.as_secs_f64() * 1000.0);
     let request_id = ctx.request_id().to_str().unwrap_or("-");
     tracing::info!(
-        target: "llm_sidecar::access",
+        target: crate::logline::ACCESS,
         request_id,
         route = route.as_deref().unwrap_or("-"),
         pool = pool.as_deref().unwrap_or("-"),

@@ -67,6 +67,20 @@ impl LineBuffer {
     }
 }
 
+/// The nice value of the background writers (this log writer, the request-log writer).
+pub const WRITER_NICE: i32 = 10;
+
+/// Set the calling thread's nice value: [`WRITER_NICE`] for a background writer, so on a busy
+/// core a proxy thread woken by the network preempts it at once instead of waiting out its time
+/// slice (a writer committing a batch stalled requests for up to a millisecond: p99 at one
+/// connection 600 µs -> 200 µs). At nice 10 a writer still gets a tenth of a saturated core;
+/// one that falls behind can ask for 0 again. Best effort: an error leaves the priority as is.
+pub fn set_nice(nice: i32) {
+    // On Linux, PRIO_PROCESS with id 0 names the calling thread, not the whole process.
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+}
+
 impl Write for LineBuffer {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
         let Ok(mut st) = self.shared.state.lock() else {
@@ -99,6 +113,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LineBuffer {
 }
 
 fn write_out(shared: &Shared, mut out: impl Write, gather: Duration) {
+    set_nice(WRITER_NICE);
     let mut spare = Vec::new();
     let mut reported = 0;
     loop {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
@@ -47,7 +49,11 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
         SidecarProxy::new(Arc::clone(core)),
         "llm-sidecar proxy",
     );
-    proxy.add_tcp(&snap.listen.to_string());
+    // No L4 read buffer on the app side: it is plain HTTP on loopback, Pingora's own header and
+    // body buffers already read in large pieces, and its default 64 KiB buffer (zero-filled per
+    // connection) would cost 64 KiB of RSS for every open stream.
+    let app = ListenerConfig::tcp(snap.listen.to_string()).l4_buffer(L4BufferSettings::default().read(0));
+    proxy.add_listener(app);
     let mut admin = Service::new("llm-sidecar admin".to_string(), Admin::new(Arc::clone(core)));
     admin.threads = Some(1);
     admin.add_tcp(&snap.admin_listen.to_string());

@@ -65,6 +65,10 @@ print(f"- errors (non-2xx or socket) per leg: {errors}")
 print(f"- sidecar RSS: idle {mib(idle):.1f} MiB, after the load {mib(loaded):.1f} MiB, with "
       f"{get('sidecar', 'streams', 'open'):.0f} streams open {mib(streams_rss):.1f} MiB "
       f"(bare Pingora idle {mib(get('bare', 'idle', 'rss_kib')):.1f} MiB)")
+per_stream = lambda leg: (get(leg, "streams", "rss_kib") - get(leg, "streams_idle", "rss_kib")) / max(1, get(leg, "streams", "open"))
+print(f"- with {get('bare', 'streams', 'open'):.0f} streams open through bare Pingora (fresh process, stock build): "
+      f"{mib(get('bare', 'streams', 'rss_kib')):.1f} MiB; RSS per open stream: bare Pingora "
+      f"{per_stream('bare'):.1f} KiB, llm-sidecar {per_stream('sidecar'):.1f} KiB")
 print(f"- SSE, upstream event to client read, per chunk: direct p50 {us(chunk_direct)} / p99 "
       f"{us(get('direct', 'chunk', 'p99'))}; through the sidecar p50 {us(chunk_side)} / p99 "
       f"{us(get('sidecar', 'chunk', 'p99'))} (added p50 {us(chunk_side - chunk_direct)})")

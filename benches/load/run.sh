@@ -60,7 +60,7 @@ wait_port() {
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-UP=$(port); NGX=$(port); BAREP=$(port); SC=$(port); ADMIN=$(port); PROBE=$(port)
+UP=$(port); NGX=$(port); BAREP=$(port); SC=$(port); ADMIN=$(port); PROBE=$(port); BARES=$(port)
 
 # --- the nginx upstream (core LOAD_CPU) and nginx as reverse proxy (core PROXY_CPU) ---
 user_line=""
@@ -105,13 +105,16 @@ taskset -c "$LOAD_CPU" python3 "$HERE/sse_probe.py" serve "$PROBE" & PIDS+=($!)
 # --- bare Pingora and the sidecar (core PROXY_CPU) ---
 taskset -c "$PROXY_CPU" "$BARE" "127.0.0.1:$BAREP" "127.0.0.1:$UP" 1 >"$WORK/bare.log" 2>&1 & PIDS+=($!)
 BARE_PID=$!
+# A second bare Pingora in front of the slow SSE upstream, for the open-streams reading.
+taskset -c "$PROXY_CPU" "$BARE" "127.0.0.1:$BARES" "127.0.0.1:$PROBE" 1 >"$WORK/bare-sse.log" 2>&1 & PIDS+=($!)
+echo $! > "$WORK/bare-sse.pid"
 sed -e "s#@PORT@#$SC#; s#@ADMIN@#$ADMIN#; s#@JSON@#$UP#g; s#@SSE@#$PROBE#g; s#@DIR@#$WORK#" \
   "$HERE/sidecar.yaml" > "$WORK/sidecar.yaml"
 BENCH_KEY_A=sk-bench-a BENCH_KEY_B=sk-bench-b \
   taskset -c "$PROXY_CPU" "$SIDECAR" run --config "$WORK/sidecar.yaml" >"$WORK/sidecar.log" 2>&1 & PIDS+=($!)
 SC_PID=$!
 echo "$SC_PID" > "$WORK/sidecar.pid"
-for p in $UP $NGX $BAREP $SC $PROBE; do wait_port "$p"; done
+for p in $UP $NGX $BAREP $SC $PROBE $BARES; do wait_port "$p"; done
 sleep 2
 RESULTS=$WORK/results.txt
 echo "sidecar idle rss_kib $(rss_kib "$SC_PID")" >> "$RESULTS"
@@ -166,6 +169,10 @@ for round in $(seq "$ROUNDS"); do
       sed -n 's/^RESULT //p')"
   done
 done
+echo "bare streams_idle rss_kib $(rss_kib "$(cat "$WORK/bare-sse.pid")")" >> "$RESULTS"
+record bare streams "$(taskset -c "$LOAD_CPU" python3 "$HERE/sse_probe.py" hold \
+  "http://127.0.0.1:$BARES/v1/messages" --streams "$STREAMS" --pidfile "$WORK/bare-sse.pid" | sed -n 's/^RESULT //p')"
+echo "sidecar streams_idle rss_kib $(rss_kib "$SC_PID")" >> "$RESULTS"
 record sidecar streams "$(taskset -c "$LOAD_CPU" python3 "$HERE/sse_probe.py" hold \
   "http://127.0.0.1:$SC/timed/v1/messages" --streams "$STREAMS" --pidfile "$WORK/sidecar.pid" | sed -n 's/^RESULT //p')"
 

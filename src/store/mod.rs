@@ -123,6 +123,10 @@ impl RequestLog {
 }
 
 fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Duration) {
+    crate::linebuf::set_nice(crate::linebuf::WRITER_NICE);
+    // A full batch means rows arrive faster than this thread, at its low priority, writes them:
+    // it then runs at normal priority until it has caught up, rather than drop rows.
+    let mut boosted = false;
     let mut last_cleanup: Option<Instant> = None;
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut acks = Vec::new();
@@ -133,17 +137,23 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Duration) {
             std::thread::sleep(GATHER);
         }
         let mut next = Some(first);
+        let mut full = false;
         while let Some(msg) = next {
             match msg {
                 Msg::Row(r) => batch.push(*r),
                 Msg::Flush(ack) => acks.push(ack),
             }
             if batch.len() == BATCH {
+                full = true;
                 commit(&mut conn, &mut batch, &mut acks);
             }
             next = rx.try_recv().ok();
         }
         commit(&mut conn, &mut batch, &mut acks);
+        if full != boosted {
+            boosted = full;
+            crate::linebuf::set_nice(if full { 0 } else { crate::linebuf::WRITER_NICE });
+        }
         if last_cleanup.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_cleanup = Some(Instant::now());
             let cutoff = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);

@@ -5,6 +5,7 @@ mod build;
 mod pools;
 pub mod raw;
 mod snapshot;
+mod units;
 
 use std::path::Path;
 

@@ -81,14 +81,13 @@ pub fn set_nice(nice: i32) {
     let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
 }
 
-impl Write for LineBuffer {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let Ok(mut st) = self.shared.state.lock() else {
-            return Ok(line.len());
-        };
+impl LineBuffer {
+    /// Append one whole line (or several); past the cap it is dropped and counted.
+    pub fn push(&self, line: &[u8]) {
+        let Ok(mut st) = self.shared.state.lock() else { return };
         if st.closed || st.buf.len() + line.len() > self.shared.cap {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(line.len());
+            return;
         }
         let first = st.buf.is_empty();
         st.buf.extend_from_slice(line);
@@ -96,6 +95,12 @@ impl Write for LineBuffer {
         if first {
             self.shared.wake.notify_one();
         }
+    }
+}
+
+impl Write for LineBuffer {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.push(line);
         Ok(line.len())
     }
 

@@ -1,75 +1,152 @@
-//! The access line's fast formatter: writes the per-request `llm_sidecar::access` event as the
-//! exact text or JSON line `tracing-subscriber` would, without its per-field `Debug` and styling
-//! machinery (a tenth of the instructions); every other event goes to the stock formatter.
+//! The access line, one per request: a typed record written straight into the log buffer in
+//! exactly the text or JSON form `tracing-subscriber` would give it, without the per-field
+//! dispatch, `Debug` and styling machinery (a tenth of the instructions). Where that writer is
+//! not installed (colours at a terminal, or an embedding program's own subscriber) the same
+//! record goes out as a `tracing` event.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use crate::linebuf::LineBuffer;
 
 /// The target of the one line written per request.
 pub const ACCESS: &str = "llm_sidecar::access";
 
-/// Formats access events itself and hands every other event to `inner`.
-pub struct FastAccess<F> {
-    inner: F,
+/// What the access line says about one request.
+pub struct Access<'a> {
+    pub request_id: &'a str,
+    pub route: &'a str,
+    pub pool: &'a str,
+    pub account: &'a str,
+    pub client: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub ttfb_ms: Option<f64>,
+    pub attempts: u32,
+    pub model: Option<&'a str>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cache_read_tokens: Option<u64>,
+    pub cache_write_tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+    pub usage_source: &'a str,
+    pub error_kind: Option<&'a str>,
+}
+
+/// The log buffer access lines go straight into, and their form.
+struct Direct {
+    out: LineBuffer,
     json: bool,
 }
 
-impl<F> FastAccess<F> {
-    /// `json` must say whether `inner` writes JSON lines, so both kinds of line look alike.
-    pub fn new(inner: F, json: bool) -> Self {
-        FastAccess { inner, json }
-    }
+static DIRECT: OnceLock<Direct> = OnceLock::new();
+
+/// Write access lines straight into `out` from now on (`json` as the subscriber writes).
+/// Only for a subscriber without colours that writes into that same buffer.
+pub fn install(out: LineBuffer, json: bool) {
+    let _ = DIRECT.set(Direct { out, json });
 }
 
-impl<S, N, F> FormatEvent<S, N> for FastAccess<F>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
-{
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let meta = event.metadata();
-        // Colours (a person at a terminal) and span context are the stock formatter's job.
-        if meta.target() != ACCESS || w.has_ansi_escapes() || ctx.event_scope().is_some() {
-            return self.inner.format_event(ctx, w, event);
-        }
-        let level = meta.level().as_str();
-        if self.json {
-            w.write_str("{\"timestamp\":\"")?;
-            timestamp(&mut w, SystemTime::now())?;
-            w.write_str("\",\"level\":\"")?;
-            w.write_str(level)?;
-            w.write_str("\",\"fields\":{")?;
-        } else {
-            timestamp(&mut w, SystemTime::now())?;
-            w.write_str(&"     "[level.len().min(5)..])?;
-            w.write_char(' ')?;
-            w.write_str(level)?;
-            w.write_char(' ')?;
-            w.write_str(ACCESS)?;
-            w.write_str(": ")?;
-        }
-        let mut fields = Fields {
-            w: &mut w,
-            json: self.json,
-            first: true,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        if self.json {
-            w.write_str("},\"target\":\"")?;
-            w.write_str(ACCESS)?;
-            w.write_str("\"}")?;
-        }
-        w.write_char('\n')
+/// Log one request's access line, if `RUST_LOG` lets `llm_sidecar::access` through.
+pub fn log(a: &Access<'_>) {
+    if !tracing::enabled!(target: ACCESS, tracing::Level::INFO) {
+        return;
     }
+    let Some(direct) = DIRECT.get() else {
+        return event(a);
+    };
+    thread_local! {
+        static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+    }
+    LINE.with(|line| {
+        let Ok(mut line) = line.try_borrow_mut() else { return };
+        line.clear();
+        if format(&mut *line, a, SystemTime::now(), direct.json).is_ok() {
+            direct.out.push(line.as_bytes());
+        }
+    });
+}
+
+/// The same record as a `tracing` event, for subscribers of other people's making.
+fn event(a: &Access<'_>) {
+    tracing::info!(
+        target: ACCESS,
+        request_id = a.request_id,
+        route = a.route,
+        pool = a.pool,
+        account = a.account,
+        client = a.client,
+        method = a.method,
+        path = a.path,
+        status = a.status,
+        duration_ms = a.duration_ms,
+        ttfb_ms = a.ttfb_ms,
+        attempts = a.attempts,
+        model = a.model,
+        input_tokens = a.input_tokens,
+        output_tokens = a.output_tokens,
+        cache_read_tokens = a.cache_read_tokens,
+        cache_write_tokens = a.cache_write_tokens,
+        cost_usd = a.cost_usd,
+        usage_source = a.usage_source,
+        error_kind = a.error_kind,
+        "request"
+    );
+}
+
+/// The line `tracing-subscriber`'s default (text) or JSON formatter writes for [`event`], with
+/// `now` as its timestamp; absent values are left out, as `tracing` leaves out `None`.
+fn format(w: &mut impl Write, a: &Access<'_>, now: SystemTime, json: bool) -> fmt::Result {
+    if json {
+        w.write_str("{\"timestamp\":\"")?;
+        timestamp(w, now)?;
+        w.write_str("\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\"")?;
+    } else {
+        timestamp(w, now)?;
+        w.write_str("  INFO llm_sidecar::access: request")?;
+    }
+    let mut f = Fields { w, json };
+    f.str("request_id", a.request_id)?;
+    f.str("route", a.route)?;
+    f.str("pool", a.pool)?;
+    f.str("account", a.account)?;
+    f.str("client", a.client)?;
+    f.str("method", a.method)?;
+    f.str("path", a.path)?;
+    f.uint("status", u64::from(a.status))?;
+    f.float("duration_ms", a.duration_ms)?;
+    if let Some(v) = a.ttfb_ms {
+        f.float("ttfb_ms", v)?;
+    }
+    f.uint("attempts", u64::from(a.attempts))?;
+    if let Some(v) = a.model {
+        f.str("model", v)?;
+    }
+    for (name, v) in [
+        ("input_tokens", a.input_tokens),
+        ("output_tokens", a.output_tokens),
+        ("cache_read_tokens", a.cache_read_tokens),
+        ("cache_write_tokens", a.cache_write_tokens),
+    ] {
+        if let Some(v) = v {
+            f.uint(name, v)?;
+        }
+    }
+    if let Some(v) = a.cost_usd {
+        f.float("cost_usd", v)?;
+    }
+    f.str("usage_source", a.usage_source)?;
+    if let Some(v) = a.error_kind {
+        f.str("error_kind", v)?;
+    }
+    if json {
+        w.write_str("},\"target\":\"llm_sidecar::access\"}")?;
+    }
+    w.write_char('\n')
 }
 
 /// `2026-11-25T10:00:00.123456Z`, as `tracing-subscriber` writes time (years 0 to 9999).
@@ -123,112 +200,54 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Writes fields as the stock formatters do: text `name="value"` separated by spaces with the
-/// message bare; JSON `"name":value` separated by commas.
-struct Fields<'a, 'w> {
-    w: &'a mut Writer<'w>,
+/// Fields after the message: text `name="value"` after a space, JSON `,"name":value`.
+struct Fields<'w, W> {
+    w: &'w mut W,
     json: bool,
-    first: bool,
-    result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
-    /// The separator and the field's name; false for the text format's bare message.
-    fn name(&mut self, field: &Field) -> Result<bool, fmt::Error> {
-        let sep = if self.first {
-            ""
-        } else if self.json {
-            ","
-        } else {
-            " "
-        };
-        self.first = false;
-        self.w.write_str(sep)?;
+impl<W: Write> Fields<'_, W> {
+    fn name(&mut self, name: &str) -> fmt::Result {
         if self.json {
-            self.w.write_char('"')?;
-            self.w.write_str(field.name())?;
-            self.w.write_str("\":")?;
-        } else if field.name() != "message" {
-            self.w.write_str(field.name())?;
-            self.w.write_char('=')?;
+            self.w.write_str(",\"")?;
+            self.w.write_str(name)?;
+            self.w.write_str("\":")
         } else {
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn put(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>, bool) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = self.name(field).and_then(|named| value(self.w, named));
+            self.w.write_char(' ')?;
+            self.w.write_str(name)?;
+            self.w.write_char('=')
         }
     }
-}
 
-impl Visit for Fields<'_, '_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        let json = self.json;
-        self.put(field, |w, named| {
-            if !named {
-                w.write_str(value)
-            } else if value
-                .bytes()
-                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-            {
-                // The common case: nothing to escape, in either format.
-                w.write_char('"')?;
-                w.write_str(value)?;
-                w.write_char('"')
-            } else if json {
-                match serde_json::to_string(value) {
-                    Ok(s) => w.write_str(&s),
-                    Err(_) => Err(fmt::Error),
-                }
-            } else {
-                write!(w, "{value:?}")
+    fn str(&mut self, name: &str, v: &str) -> fmt::Result {
+        self.name(name)?;
+        if v.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+            // The common case: nothing to escape, in either form.
+            self.w.write_char('"')?;
+            self.w.write_str(v)?;
+            self.w.write_char('"')
+        } else if self.json {
+            match serde_json::to_string(v) {
+                Ok(s) => self.w.write_str(&s),
+                Err(_) => Err(fmt::Error),
             }
-        });
+        } else {
+            write!(self.w, "{v:?}")
+        }
     }
 
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |w, _| uint(w, value));
+    fn uint(&mut self, name: &str, v: u64) -> fmt::Result {
+        self.name(name)?;
+        uint(self.w, v)
     }
 
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, |w, _| {
-            if value < 0 {
-                w.write_char('-')?;
-            }
-            uint(w, value.unsigned_abs())
-        });
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, |w, _| w.write_str(if value { "true" } else { "false" }));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        let json = self.json;
-        self.put(field, |w, _| {
-            if json && !value.is_finite() {
-                w.write_str("null")
-            } else {
-                write!(w, "{value:?}")
-            }
-        });
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let json = self.json;
-        self.put(field, |w, _| {
-            if json {
-                match serde_json::to_string(&format!("{value:?}")) {
-                    Ok(s) => w.write_str(&s),
-                    Err(_) => Err(fmt::Error),
-                }
-            } else {
-                write!(w, "{value:?}")
-            }
-        });
+    fn float(&mut self, name: &str, v: f64) -> fmt::Result {
+        self.name(name)?;
+        if self.json && !v.is_finite() {
+            self.w.write_str("null")
+        } else {
+            write!(self.w, "{v:?}")
+        }
     }
 }
 
@@ -250,89 +269,104 @@ mod tests {
         }
     }
 
-    fn emit() {
-        let (route, cost, model): (&str, Option<f64>, Option<&str>) = ("anthropic", Some(0.0123), None);
-        tracing::info!(
-            target: "llm_sidecar::access",
-            request_id = "req-1",
-            route,
-            path = "/v1/\"odd\\path\"",
-            client = "tab\there\u{1b}[31m",
-            status = 200u16,
-            duration_ms = 1.25,
-            ttfb_ms = 3.0f64,
-            attempts = 1u32,
-            model,
-            cost_usd = cost,
-            stream = false,
-            delta = -4i64,
-            kind = ?Some("x"),
-            "request"
-        );
+    fn full() -> Access<'static> {
+        Access {
+            request_id: "req-1",
+            route: "anthropic",
+            pool: "claude",
+            account: "team-a",
+            client: "tab\there\u{1b}[31m",
+            method: "POST",
+            path: "/v1/\"odd\\path\"",
+            status: 200,
+            duration_ms: 1.25,
+            ttfb_ms: Some(3.0),
+            attempts: 2,
+            model: Some("claude-sonnet-4-5 ünïcode"),
+            input_tokens: Some(212),
+            output_tokens: Some(48),
+            cache_read_tokens: Some(0),
+            cache_write_tokens: Some(u64::MAX),
+            cost_usd: Some(0.001356),
+            usage_source: "response",
+            error_kind: Some("idle_timeout"),
+        }
     }
 
-    /// The lines written for one access event by the stock formatter and by ours.
-    fn both(json: bool) -> (String, String) {
-        let stock = Sink::default();
-        let fast = Sink::default();
-        let (s, f) = (stock.clone(), fast.clone());
+    fn sparse() -> Access<'static> {
+        Access {
+            ttfb_ms: None,
+            model: None,
+            input_tokens: None,
+            output_tokens: None,
+            cache_read_tokens: None,
+            cache_write_tokens: None,
+            cost_usd: None,
+            error_kind: None,
+            status: 499,
+            duration_ms: 1e-7,
+            ..full()
+        }
+    }
+
+    /// The line tracing's own formatter writes for the record, and ours (with its timestamp).
+    fn both(a: &Access<'_>, json: bool) -> (String, String) {
+        let sink = Sink::default();
+        let s = sink.clone();
         if json {
-            let a = tracing_subscriber::fmt().json().with_writer(move || s.clone()).finish();
-            tracing::subscriber::with_default(a, emit);
-            let b = tracing_subscriber::fmt()
-                .json()
-                .event_format(FastAccess::new(tracing_subscriber::fmt::format().json(), true))
-                .with_writer(move || f.clone())
-                .finish();
-            tracing::subscriber::with_default(b, emit);
+            let sub = tracing_subscriber::fmt().json().with_writer(move || s.clone()).finish();
+            tracing::subscriber::with_default(sub, || event(a));
         } else {
-            let a = tracing_subscriber::fmt()
+            let sub = tracing_subscriber::fmt()
                 .with_ansi(false)
                 .with_writer(move || s.clone())
                 .finish();
-            tracing::subscriber::with_default(a, emit);
-            let b = tracing_subscriber::fmt()
-                .with_ansi(false)
-                .event_format(FastAccess::new(tracing_subscriber::fmt::format(), false))
-                .with_writer(move || f.clone())
-                .finish();
-            tracing::subscriber::with_default(b, emit);
+            tracing::subscriber::with_default(sub, || event(a));
         }
-        let text = |s: Sink| String::from_utf8(s.0.lock().expect("sink").clone()).expect("utf8");
-        (text(stock), text(fast))
+        let stock = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("utf8");
+        let mut ours = String::new();
+        format(&mut ours, a, SystemTime::now(), json).expect("format");
+        (stock, ours)
     }
 
     #[test]
     fn the_text_line_is_the_stock_line() {
-        let (stock, fast) = both(false);
-        // Timestamps differ by the microseconds between the two events: compare after them.
-        let tail = |s: &str| s.split_once('Z').map(|(_, t)| t.to_string()).unwrap_or_default();
-        assert!(fast.contains("\\u{1b}"), "control characters are escaped: {fast}");
-        assert_eq!(tail(&fast), tail(&stock), "same text line as tracing's own");
-        assert_eq!(fast.len(), stock.len(), "same timestamp width: {fast} / {stock}");
+        for a in [full(), sparse()] {
+            let (stock, ours) = both(&a, false);
+            // Timestamps differ by the microseconds between the two: compare after them.
+            let tail = |s: &str| s.split_once('Z').map(|(_, t)| t.to_string()).unwrap_or_default();
+            assert!(
+                stock.contains("llm_sidecar::access"),
+                "the stock line was written: {stock}"
+            );
+            assert_eq!(tail(&ours), tail(&stock), "same text line as tracing's own");
+            assert_eq!(ours.len(), stock.len(), "same timestamp width: {ours} / {stock}");
+        }
+        assert!(
+            both(&full(), false).1.contains("\\u{1b}"),
+            "control characters are escaped"
+        );
     }
 
     #[test]
     fn the_json_line_is_the_stock_line() {
-        let (stock, fast) = both(true);
-        let parse = |s: &str| {
-            let mut v: serde_json::Value = serde_json::from_str(s.trim_end()).expect("one JSON line");
-            let ts = v["timestamp"].take();
-            (v, ts)
-        };
-        let ((a, ta), (b, tb)) = (parse(&stock), parse(&fast));
-        assert_eq!(b, a, "same JSON object as tracing's own");
-        assert_eq!(
-            tb.as_str().map(str::len),
-            ta.as_str().map(str::len),
-            "same timestamp form"
-        );
-        let strip = |s: &str| {
-            s.split_once("\",\"level")
-                .map(|(_, t)| t.to_string())
-                .unwrap_or_default()
-        };
-        assert_eq!(strip(&fast), strip(&stock), "same key order and number forms");
+        for a in [full(), sparse()] {
+            let (stock, ours) = both(&a, true);
+            let strip = |s: &str| {
+                s.split_once("\",\"level")
+                    .map(|(_, t)| t.to_string())
+                    .unwrap_or_default()
+            };
+            assert!(!strip(&stock).is_empty(), "the stock line was written: {stock}");
+            assert_eq!(
+                strip(&ours),
+                strip(&stock),
+                "same keys, order, escapes and number forms"
+            );
+            let v: serde_json::Value = serde_json::from_str(ours.trim_end()).expect("one JSON line");
+            let ts = v["timestamp"].as_str().unwrap_or_default();
+            assert_eq!(ts.len(), "2026-11-25T12:30:45.123456Z".len(), "timestamp form: {ts}");
+        }
     }
 
     #[test]

@@ -28,7 +28,6 @@ const LOG_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 /// through the `log` crate; it is bridged here, and held at `info` unless `RUST_LOG` names a
 /// pingora crate: its debug output prints request and body bytes.
 pub fn init() {
-    use crate::logline::FastAccess;
     use tracing_subscriber::{fmt, EnvFilter};
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -57,22 +56,25 @@ pub fn init() {
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // Colours only for a person at a terminal, never into a file or a log pipeline.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let direct = writer.clone();
     let result = if json {
-        let stock = tracing_subscriber::fmt::format().json().with_current_span(false);
         fmt()
             .json()
-            .event_format(FastAccess::new(stock, true))
             .with_writer(writer)
             .with_env_filter(filter)
+            .with_current_span(false)
             .try_init()
     } else {
         fmt()
-            .with_ansi(ansi)
-            .event_format(FastAccess::new(tracing_subscriber::fmt::format(), false))
             .with_writer(writer)
+            .with_ansi(ansi)
             .with_env_filter(filter)
             .try_init()
     };
+    if result.is_ok() && !ansi {
+        // Access lines skip the subscriber's formatting and go straight into the same buffer.
+        crate::logline::install(direct, json);
+    }
     // `try_init` also installs the `log` bridge for Pingora's records.
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
@@ -181,29 +183,27 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let ttfb_ms = ctx.ttfb.map(|d| d.as_secs_f64() * 1000.0);
     let request_id = ctx.request_id().to_str().unwrap_or("-");
-    tracing::info!(
-        target: crate::logline::ACCESS,
+    crate::logline::log(&crate::logline::Access {
         request_id,
-        route = route.as_deref().unwrap_or("-"),
-        pool = pool.as_deref().unwrap_or("-"),
-        account = account.as_deref().unwrap_or("-"),
-        client = ctx.client.as_deref().unwrap_or("-"),
-        method = req.method.as_str(),
-        path = req.uri.path(),
+        route: route.as_deref().unwrap_or("-"),
+        pool: pool.as_deref().unwrap_or("-"),
+        account: account.as_deref().unwrap_or("-"),
+        client: ctx.client.as_deref().unwrap_or("-"),
+        method: req.method.as_str(),
+        path: req.uri.path(),
         status,
         duration_ms,
         ttfb_ms,
-        attempts = ctx.attempts,
-        model = model.as_deref(),
-        input_tokens = usage.input,
-        output_tokens = usage.output,
-        cache_read_tokens = usage.cache_read,
-        cache_write_tokens = usage.cache_write,
-        cost_usd = cost,
-        usage_source = source.as_str(),
-        error_kind = error_kind.map(|k| k.as_str()),
-        "request"
-    );
+        attempts: ctx.attempts,
+        model: model.as_deref(),
+        input_tokens: usage.input,
+        output_tokens: usage.output,
+        cache_read_tokens: usage.cache_read,
+        cache_write_tokens: usage.cache_write,
+        cost_usd: cost,
+        usage_source: source.as_str(),
+        error_kind: error_kind.map(|k| k.as_str()),
+    });
     if let Some(log) = &core.log {
         log.record(Row {
             ts: now,

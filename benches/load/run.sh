@@ -48,7 +48,10 @@ BARE=$ROOT/target/stock/examples/bare_proxy
 WORK=$(mktemp -d /tmp/llm-sidecar-load.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # SIGINT: fast shutdown for all of them (on SIGTERM bare Pingora would wait out its 300 s grace).
+  for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }

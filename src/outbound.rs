@@ -52,24 +52,7 @@ impl Outbound {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<Streaming, String> {
-        let start = async {
-            let (mut session, _) = self.connector.get_http_session(peer).await.map_err(|e| e.to_string())?;
-            session
-                .write_request_header(Box::new(req))
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(b) = body {
-                session.write_request_body(b, true).await.map_err(|e| e.to_string())?;
-            }
-            session.finish_request_body().await.map_err(|e| e.to_string())?;
-            session.read_response_header().await.map_err(|e| e.to_string())?;
-            let status = session.response_header().map_or(0, |h| h.status.as_u16());
-            Ok(Streaming { status, session })
-        };
-        match tokio::time::timeout(timeout, start).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {}", humantime::format_duration(timeout))),
-        }
+        within(timeout, self.start(peer, req, body)).await
     }
 
     /// Send `req` (with `body`) to `peer`; the whole exchange is bounded by `timeout`.
@@ -80,13 +63,11 @@ impl Outbound {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<Reply, String> {
-        match tokio::time::timeout(timeout, self.exchange(peer, req, body)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {}", humantime::format_duration(timeout))),
-        }
+        within(timeout, self.exchange(peer, req, body)).await
     }
 
-    async fn exchange(&self, peer: &HttpPeer, req: RequestHeader, body: Option<Bytes>) -> Result<Reply, String> {
+    /// Write the request and read the response head.
+    async fn start(&self, peer: &HttpPeer, req: RequestHeader, body: Option<Bytes>) -> Result<Streaming, String> {
         let (mut session, _reused) = self.connector.get_http_session(peer).await.map_err(|e| e.to_string())?;
         session
             .write_request_header(Box::new(req))
@@ -98,16 +79,29 @@ impl Outbound {
         session.finish_request_body().await.map_err(|e| e.to_string())?;
         session.read_response_header().await.map_err(|e| e.to_string())?;
         let status = session.response_header().map_or(0, |h| h.status.as_u16());
+        Ok(Streaming { status, session })
+    }
+
+    async fn exchange(&self, peer: &HttpPeer, req: RequestHeader, body: Option<Bytes>) -> Result<Reply, String> {
+        let mut s = self.start(peer, req, body).await?;
         let mut buf = BytesMut::new();
-        while let Some(chunk) = session.read_response_body().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = s.chunk().await? {
             if buf.len() < MAX_BODY {
                 buf.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - buf.len())]);
             }
         }
-        self.connector.release_http_session(session, peer, None).await;
+        self.connector.release_http_session(s.session, peer, None).await;
         Ok(Reply {
-            status,
+            status: s.status,
             body: buf.freeze(),
         })
+    }
+}
+
+/// `fut`, or an error naming `timeout` once it has passed.
+async fn within<T>(timeout: Duration, fut: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {}", humantime::format_duration(timeout))),
     }
 }

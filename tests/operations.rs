@@ -186,6 +186,17 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
     );
 }
 
+/// GET an admin URL with the test's admin token; the answer as JSON.
+async fn admin_json(c: &reqwest::Client, url: String) -> Value {
+    let resp = c
+        .get(&url)
+        .bearer_auth("adm-secret")
+        .send()
+        .await
+        .expect("admin request");
+    resp.json().await.expect("admin JSON")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_token() {
     let bad_key = Fake::always(Reply::Json(401, json!({}))).await;
@@ -230,30 +241,14 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
             .status(),
         401
     );
-    let pools: Value = c
-        .get(admin("/admin/pools"))
-        .bearer_auth("adm-secret")
-        .send()
-        .await
-        .expect("p")
-        .json()
-        .await
-        .expect("json");
+    let pools: Value = admin_json(&c, admin("/admin/pools")).await;
     let accounts = &pools["pools"][0]["accounts"];
     assert_eq!(accounts[0]["state"], "broken_key", "{pools}");
     assert_eq!(accounts[1]["state"], "healthy");
     assert_eq!(accounts[1]["sessions"], 2);
     assert!(accounts[1]["score"].as_f64().is_some_and(|s| s > 80.0));
     assert!(!pools.to_string().contains("REAL-KEY"), "no key in any answer");
-    let sessions: Value = c
-        .get(admin("/admin/sessions?pool=a"))
-        .bearer_auth("adm-secret")
-        .send()
-        .await
-        .expect("s")
-        .json()
-        .await
-        .expect("json");
+    let sessions: Value = admin_json(&c, admin("/admin/sessions?pool=a")).await;
     let ids: Vec<&str> = sessions["sessions"]
         .as_array()
         .expect("list")
@@ -271,15 +266,7 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
         .await
         .expect("reset");
     assert_eq!(reset.status(), 200);
-    let pools: Value = c
-        .get(admin("/admin/pools"))
-        .bearer_auth("adm-secret")
-        .send()
-        .await
-        .expect("p")
-        .json()
-        .await
-        .expect("json");
+    let pools: Value = admin_json(&c, admin("/admin/pools")).await;
     assert_eq!(
         pools["pools"][0]["accounts"][0]["state"], "healthy",
         "reset clears the broken key"

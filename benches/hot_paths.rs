@@ -82,7 +82,7 @@ fn sse_meter(c: &mut Criterion) {
             b.iter_batched(
                 || parts.clone(),
                 |parts| {
-                    let mut m = Meter::new(kind.get(), true, strip);
+                    let mut m = Meter::new(kind.get(), true, strip, 1 << 20);
                     for p in parts {
                         let mut body = Some(p);
                         m.feed(&mut body);
@@ -100,7 +100,7 @@ fn json_usage(c: &mut Criterion) {
     let body = Bytes::from_static(br#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-5","content":[{"type":"text","text":"Hello! How can I help you today? Here is a longer answer with some more text in it."}],"stop_reason":"end_turn","usage":{"input_tokens":1200,"output_tokens":87,"cache_read_input_tokens":5000,"cache_creation_input_tokens":300}}"#);
     c.bench_function("json_usage_anthropic", |b| {
         b.iter(|| {
-            let mut m = Meter::new(ProviderKind::Anthropic.get(), false, false);
+            let mut m = Meter::new(ProviderKind::Anthropic.get(), false, false, 1 << 20);
             let mut chunk = Some(body.clone());
             m.feed(&mut chunk);
             m.finish()

@@ -65,44 +65,54 @@ fn skip_ws(doc: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The raw values of the top-level members of the object `doc` named by `keys` (compared as
-/// written, escapes not decoded), in the order of `keys`. A member not found, or a document
-/// that is not an object or is cut short before it, gives `None`; the first of duplicates wins.
-pub fn members<'a, const N: usize>(doc: &'a [u8], keys: [&[u8]; N]) -> [Option<&'a [u8]>; N] {
-    let mut found = [None; N];
+/// Calls `f(key, value_range)` for each top-level member of the object `doc`, in order (keys as
+/// written, escapes not decoded; ranges index `doc`). Stops at the end of the object or where the
+/// document is malformed or cut short.
+pub fn each_member(doc: &[u8], mut f: impl FnMut(&[u8], std::ops::Range<usize>)) {
     let mut i = skip_ws(doc, 0);
     if doc.get(i) != Some(&b'{') {
-        return found;
+        return;
     }
     i += 1;
     loop {
         i = skip_ws(doc, i);
         if doc.get(i) != Some(&b'"') {
-            return found; // `}` or malformed: done either way
+            return; // `}` or malformed: done either way
         }
         let Some(key_end) = string_end(doc, i) else {
-            return found;
+            return;
         };
         let key = &doc[i + 1..key_end - 1];
         i = skip_ws(doc, key_end);
         if doc.get(i) != Some(&b':') {
-            return found;
+            return;
         }
         let start = skip_ws(doc, i + 1);
         let Some(end) = value_end(doc, start) else {
-            return found;
+            return;
         };
-        if let Some(slot) = keys.iter().position(|k| *k == key) {
-            if found[slot].is_none() {
-                found[slot] = Some(&doc[start..end]);
-            }
-        }
+        f(key, start..end);
         i = skip_ws(doc, end);
         if doc.get(i) != Some(&b',') {
-            return found;
+            return;
         }
         i += 1;
     }
+}
+
+/// The raw values of the top-level members of the object `doc` named by `keys`, in the order of
+/// `keys`. A member not found, or a document that is not an object or is cut short before it,
+/// gives `None`; the first of duplicates wins.
+pub fn members<'a, const N: usize>(doc: &'a [u8], keys: [&[u8]; N]) -> [Option<&'a [u8]>; N] {
+    let mut found = [None; N];
+    each_member(doc, |key, range| {
+        if let Some(slot) = keys.iter().position(|k| *k == key) {
+            if found[slot].is_none() {
+                found[slot] = doc.get(range);
+            }
+        }
+    });
+    found
 }
 
 #[cfg(test)]
@@ -151,6 +161,20 @@ mod tests {
             [Some(&b"1"[..])],
             "first duplicate wins"
         );
+    }
+
+    #[test]
+    fn each_member_gives_ranges_in_order() {
+        let doc = br#"{"a": 1, "b" :{"c":[1,2]} ,"a":"x"}"#;
+        let mut seen = Vec::new();
+        each_member(doc, |k, r| {
+            seen.push((String::from_utf8_lossy(k).into_owned(), doc[r].to_vec()))
+        });
+        let expect = [("a", &b"1"[..]), ("b", br#"{"c":[1,2]}"#), ("a", br#""x""#)];
+        assert_eq!(seen.len(), 3, "every member, duplicates included: {seen:?}");
+        for ((k, v), (ek, ev)) in seen.iter().zip(expect) {
+            assert_eq!((k.as_str(), v.as_slice()), (ek, ev), "member {ek}");
+        }
     }
 
     #[test]

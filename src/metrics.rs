@@ -56,6 +56,12 @@ pub struct Metrics {
     sessions: IntGaugeVec,
     log_dropped: IntCounter,
     notify_dropped: IntCounter,
+    /// Connections and request heads refused before any hook saw them, by reason.
+    pub rejected: IntCounterVec,
+    /// SSE events longer than `limits.max_sse_event_bytes`, passed through unmetered.
+    pub oversized_events: IntCounter,
+    /// Responses whose usage could not be read, by reason (`encoding`, `too_large`).
+    pub unmetered: IntCounterVec,
     /// Handles for requests that matched no route.
     pub unrouted: OnceLock<RouteMetrics>,
 }
@@ -109,6 +115,9 @@ impl Metrics {
             sessions: IntGaugeVec::new(help("sessions", "Sessions bound to the account."), &["pool", "account"])?,
             log_dropped: IntCounter::with_opts(help("request_log_dropped_total", "Request-log rows dropped because the writer's queue was full."))?,
             notify_dropped: IntCounter::with_opts(help("notifications_dropped_total", "Notifications dropped: queue full or webhook failing after retries."))?,
+            rejected: IntCounterVec::new(help("rejected_requests_total", "Connections and request heads refused before routing, by reason."), &["reason"])?,
+            oversized_events: IntCounter::with_opts(help("sse_oversized_events_total", "Upstream SSE events longer than limits.max_sse_event_bytes, passed through unmetered."))?,
+            unmetered: IntCounterVec::new(help("unmetered_responses_total", "Responses whose usage could not be read, by reason."), &["reason"])?,
             unrouted: OnceLock::new(),
             registry,
         };
@@ -133,6 +142,15 @@ impl Metrics {
         r.register(Box::new(m.sessions.clone()))?;
         r.register(Box::new(m.log_dropped.clone()))?;
         r.register(Box::new(m.notify_dropped.clone()))?;
+        r.register(Box::new(m.rejected.clone()))?;
+        r.register(Box::new(m.oversized_events.clone()))?;
+        r.register(Box::new(m.unmetered.clone()))?;
+        for reason in crate::gate::Rejected::ALL {
+            m.rejected.with_label_values(&[reason.as_str()]);
+        }
+        for reason in ["encoding", "too_large"] {
+            m.unmetered.with_label_values(&[reason]);
+        }
         for result in ["success", "error"] {
             m.reloads.with_label_values(&[result]);
         }

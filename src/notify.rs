@@ -165,6 +165,7 @@ impl WebhookSender {
         let timeouts = crate::config::Timeouts {
             connect: hook.timeout,
             first_byte: hook.timeout,
+            first_token: None,
             idle: hook.timeout,
             total: hook.timeout,
         };

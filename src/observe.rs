@@ -36,8 +36,15 @@ pub fn init() {
     let verbose = filter
         .max_level_hint()
         .is_none_or(|l| l > tracing_subscriber::filter::LevelFilter::INFO);
+    if !spec.contains("pingora") {
+        // Pingora's own line for a connection that failed before any hook ran duplicates the
+        // gate's `request refused before routing` line (and every later error is an access line).
+        if let Ok(d) = "pingora_proxy=off".parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     if verbose && !spec.contains("pingora") {
-        for cap in ["pingora_core=info", "pingora_proxy=info", "pingora=info"] {
+        for cap in ["pingora_core=info", "pingora=info"] {
             if let Ok(d) = cap.parse() {
                 filter = filter.add_directive(d);
             }
@@ -114,6 +121,16 @@ pub fn status(session: &Session, ctx: &Ctx) -> u16 {
 /// The end of a request: read its usage, price it, add it to the account's ledger, write the
 /// access line and queue the request-log row. Runs exactly once per request, in `logging`.
 pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
+    if let Some(m) = ctx.meter.as_ref() {
+        let oversized = m.oversized();
+        if oversized > 0 {
+            core.metrics.oversized_events.inc_by(oversized);
+            tracing::info!(target: "llm_sidecar::decision", request_id = ctx.request_id().to_str().unwrap_or("-"), oversized, "SSE events over limits.max_sse_event_bytes passed through unmetered");
+        }
+        if m.too_large() {
+            core.metrics.unmetered.with_label_values(&["too_large"]).inc();
+        }
+    }
     let (reading, source) = ctx.meter.as_mut().map(Meter::finish).unwrap_or_default();
     let usage = reading.usage;
     // Client- or upstream-supplied: cut to 500 bytes, control characters removed.

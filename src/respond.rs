@@ -14,6 +14,11 @@ use crate::provider::{Provider, ProviderKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     NoRoute,
+    MethodNotAllowed,
+    InvalidPath,
+    BadRequest,
+    Overloaded,
+    FirstTokenTimeout,
     Unauthorized,
     BodyTooLarge,
     InvalidJson,
@@ -44,6 +49,11 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NoRoute => "no_route",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::InvalidPath => "invalid_path",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::FirstTokenTimeout => "first_token_timeout",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::InvalidJson => "invalid_json",
@@ -79,6 +89,8 @@ impl ErrorKind {
             ErrorKind::ConnectTimeout => "connecting to the upstream timed out",
             ErrorKind::TlsError => "the TLS handshake with the upstream failed",
             ErrorKind::FirstByteTimeout => "the upstream sent no response within the first_byte timeout",
+            ErrorKind::FirstTokenTimeout => "the upstream stream sent no content within the first_token timeout",
+            ErrorKind::Overloaded => "the sidecar holds too many request bodies in memory; retry shortly",
             ErrorKind::IdleTimeout => "the upstream stream was idle for longer than the idle timeout",
             ErrorKind::TotalTimeout => "the request exceeded the total timeout",
             ErrorKind::UpstreamError => "the upstream connection failed",
@@ -97,18 +109,22 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
             ErrorKind::NoRoute => 404,
+            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::InvalidPath | ErrorKind::BadRequest => 400,
             ErrorKind::Unauthorized => 401,
             ErrorKind::BodyTooLarge => 413,
             ErrorKind::InvalidJson | ErrorKind::JsonTooDeep | ErrorKind::InvalidBody | ErrorKind::InvalidHeader => 400,
             ErrorKind::DnsError | ErrorKind::ConnectRefused | ErrorKind::TlsError | ErrorKind::UpstreamError => 502,
             ErrorKind::ConnectTimeout
             | ErrorKind::FirstByteTimeout
+            | ErrorKind::FirstTokenTimeout
             | ErrorKind::IdleTimeout
             | ErrorKind::TotalTimeout => 504,
             ErrorKind::NoAccount
             | ErrorKind::QueueFull
             | ErrorKind::QueueTimeout
             | ErrorKind::RetryBudgetExhausted
+            | ErrorKind::Overloaded
             | ErrorKind::InBandError => 503,
             ErrorKind::RateLimited | ErrorKind::ClientRateLimited => 429,
             ErrorKind::ClientClosed => 499,
@@ -127,6 +143,8 @@ pub struct Reply<'a> {
     pub retry_after: Option<u64>,
     /// `x-ratelimit-limit`, `-remaining`, `-reset` (seconds) for a client over its rate.
     pub rate_limit: Option<(u64, u64, u64)>,
+    /// `access-control-allow-origin` for a browser's allowed origin.
+    pub cors: Option<&'a HeaderValue>,
 }
 
 impl<'a> Reply<'a> {
@@ -137,8 +155,32 @@ impl<'a> Reply<'a> {
             message,
             retry_after: None,
             rate_limit: None,
+            cors: None,
         }
     }
+}
+
+/// Methods the sidecar forwards, plus the two it answers itself.
+const ALLOW: &str = "GET, POST, DELETE, HEAD, OPTIONS";
+
+/// An empty answer of the sidecar's own (`204` to a preflight, `200` to `HEAD`).
+pub async fn empty(
+    session: &mut Session,
+    status: u16,
+    request_id: &HeaderValue,
+    cors: Option<(&crate::cors::Cors, &HeaderValue)>,
+) -> Result<()> {
+    let mut head = ResponseHeader::build(status, Some(4))?;
+    head.insert_header(http::header::CONTENT_LENGTH, 0)?;
+    head.insert_header("x-request-id", request_id.clone())?;
+    if status == 204 {
+        head.insert_header(http::header::ALLOW, ALLOW)?;
+    }
+    if let Some((cors, origin)) = cors {
+        cors.preflight(origin, &mut head)?;
+    }
+    session.write_response_header(Box::new(head), true).await?;
+    Ok(())
 }
 
 /// Write `reply` as a complete response. With no provider known (no route matched) the
@@ -162,6 +204,12 @@ pub async fn send(
     };
     if let Some(secs) = retry_after {
         head.insert_header(http::header::RETRY_AFTER, secs)?;
+    }
+    if reply.kind == ErrorKind::MethodNotAllowed {
+        head.insert_header(http::header::ALLOW, ALLOW)?;
+    }
+    if let Some(origin) = reply.cors {
+        crate::cors::add_response_headers(origin, &mut head)?;
     }
     if let Some((limit, remaining, reset)) = reply.rate_limit {
         head.insert_header("x-ratelimit-limit", limit)?;

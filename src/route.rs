@@ -1,8 +1,108 @@
-//! Route matching (first match wins) and the upstream path: prefix stripped, `key=` dropped.
+//! Paths and routes: the request path normalised before anything reads it (dot segments,
+//! percent-encoded dots, repeated slashes; encoded separators refused), route matching (first
+//! match wins), and the upstream path: prefix stripped, `key=` dropped.
 
 use http::HeaderMap;
 
 use crate::config::Route;
+
+/// A request path after normalisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalPath {
+    /// Starts with `/`; no empty, `.` or `..` segment; no `%2e`.
+    pub path: String,
+    /// The fewest segments left by any `..` on the way (`None`: there was no `..`). A route whose
+    /// prefix has more segments than this was climbed out of.
+    pub low_water: Option<usize>,
+    /// The path as it stood before its first `..`: where the client entered.
+    pub entry: Option<String>,
+}
+
+impl NormalPath {
+    /// Whether a `..` climbed above `prefix` on the way to this path.
+    pub fn escapes(&self, prefix: &str) -> bool {
+        let depth = prefix.split('/').filter(|s| !s.is_empty()).count();
+        self.low_water.is_some_and(|low| low < depth)
+    }
+}
+
+/// RFC 3986 dot-segment removal on the path as sent, after decoding percent-encoded dots; repeated
+/// slashes collapse. Refused: a path that climbs above the root, an encoded `/`, `\` or NUL, a
+/// raw `\`, a segment of three or more dots, or a path not starting with `/`.
+pub fn normalize(raw: &str) -> Result<NormalPath, &'static str> {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return Err("the path must start with /");
+    };
+    let mut segments: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+    let mut low_water = None;
+    let mut entry = None;
+    for seg in rest.split('/').filter(|s| !s.is_empty()) {
+        let seg = decode_dots(seg)?;
+        match &*seg {
+            "." => {}
+            ".." => {
+                if entry.is_none() {
+                    entry = Some(join(&segments));
+                }
+                if segments.pop().is_none() {
+                    return Err("the path climbs above the root");
+                }
+                low_water = Some(low_water.map_or(segments.len(), |l: usize| l.min(segments.len())));
+            }
+            s if s.bytes().all(|b| b == b'.') => return Err("a path segment made of dots"),
+            _ => segments.push(seg),
+        }
+    }
+    let mut path = join(&segments);
+    if path.len() > 1 && raw.ends_with('/') {
+        path.push('/');
+    }
+    Ok(NormalPath { path, low_water, entry })
+}
+
+fn join(segments: &[std::borrow::Cow<'_, str>]) -> String {
+    let mut path = String::with_capacity(segments.iter().map(|s| s.len() + 1).sum::<usize>().max(1));
+    for seg in segments {
+        path.push('/');
+        path.push_str(seg);
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    path
+}
+
+/// `%2e` / `%2E` decoded to `.`; encoded `/`, `\` and NUL, and a raw `\`, refused. Other escapes
+/// pass as they are.
+fn decode_dots(seg: &str) -> Result<std::borrow::Cow<'_, str>, &'static str> {
+    if seg.contains('\\') {
+        return Err("a backslash in the path");
+    }
+    if !seg.contains('%') {
+        return Ok(seg.into());
+    }
+    let b = seg.as_bytes();
+    let mut out = String::with_capacity(seg.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b'.') => {
+                    out.push('.');
+                    i += 3;
+                    continue;
+                }
+                Some(b'/') | Some(b'\\') | Some(0) => return Err("an encoded /, \\ or NUL in the path"),
+                _ => {}
+            }
+        }
+        let ch_len = seg[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&seg[i..i + ch_len]);
+        i += ch_len;
+    }
+    Ok(out.into())
+}
 
 /// The index of the first route matching `path` and, when it has one, its header condition.
 pub fn find(routes: &[Route], path: &str, headers: &HeaderMap) -> Option<usize> {
@@ -117,6 +217,42 @@ mod tests {
         );
         let keep = route("/v1", false, None);
         assert_eq!(upstream_path(&keep, "/v1/models", None), "/v1/models", "no strip");
+    }
+
+    #[test]
+    fn normalises_paths_and_refuses_escapes() {
+        let n = |p: &str| normalize(p).map(|n| n.path);
+        assert_eq!(
+            n("/anthropic//v1///messages").as_deref(),
+            Ok("/anthropic/v1/messages"),
+            "repeated slashes"
+        );
+        assert_eq!(n("/a/./b/../c").as_deref(), Ok("/a/c"), "dot segments");
+        assert_eq!(n("/a/%2e%2E/b").as_deref(), Ok("/b"), "encoded dots are dots");
+        assert_eq!(n("/a/v1%2emessages").as_deref(), Ok("/a/v1.messages"), "no %2e left");
+        assert_eq!(n("/a/x%20y").as_deref(), Ok("/a/x%20y"), "other escapes kept");
+        assert_eq!(n("/").as_deref(), Ok("/"), "root");
+        assert_eq!(n("/a/b/").as_deref(), Ok("/a/b/"), "a trailing slash is kept");
+        for bad in [
+            "/..",
+            "/a/../..",
+            "/a/%2e%2e/%2E%2e",
+            "/a%2fb",
+            "/a%5Cb",
+            "/a\\b",
+            "/a%00",
+            "/a/...",
+            "x",
+        ] {
+            assert!(normalize(bad).is_err(), "{bad} must be refused");
+        }
+        let climbed = normalize("/anthropic/../openai/v1/chat/completions").expect("within root");
+        assert_eq!(climbed.path, "/openai/v1/chat/completions", "resolved");
+        assert!(climbed.escapes("/openai"), "climbed out of /anthropic into /openai");
+        assert!(!climbed.escapes("/"), "the root route is never climbed out of");
+        let inside = normalize("/openai/v1/../v1/models").expect("ok");
+        assert!(!inside.escapes("/openai"), "stays under the prefix");
+        assert!(inside.escapes("/openai/v1"), "but climbs above a deeper prefix");
     }
 
     #[test]

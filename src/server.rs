@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
-use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
@@ -16,6 +16,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::Admin;
 use crate::alloc::rebalance::Rebalancer;
+use crate::gate::Gate;
 use crate::notify::WebhookSender;
 use crate::proxy::SidecarProxy;
 use crate::reload::ReloadService;
@@ -44,11 +45,12 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
 
-    let mut proxy = http_proxy_service_with_name(
-        &server.configuration,
-        SidecarProxy::new(Arc::clone(core)),
-        "llm-sidecar proxy",
-    );
+    let mut logic = pingora::proxy::http_proxy(&server.configuration, SidecarProxy::new(Arc::clone(core)));
+    let mut options = HttpServerOptions::default();
+    options.h2c = true; // HTTP/2 with prior knowledge beside HTTP/1.1 (told apart by the preface)
+    options.h2_idle_timeout = Some(snap.server.keepalive_timeout);
+    logic.server_options = Some(options);
+    let mut proxy = Service::new("llm-sidecar proxy".to_string(), Gate::new(logic, Arc::clone(core)));
     // No L4 read buffer on the app side: it is plain HTTP on loopback, Pingora's own header and
     // body buffers already read in large pieces, and its default 64 KiB buffer (zero-filled per
     // connection) would cost 64 KiB of RSS for every open stream.
@@ -80,6 +82,8 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
 /// Run until a signal: SIGINT stops at once; SIGTERM stops accepting, lets in-flight requests
 /// finish for up to `server.shutdown_grace`, and exits 0 as soon as none is left.
 pub fn run(core: Arc<Sidecar>) -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    raise_fd_limit();
     let server = build(&core)?;
     tracing::info!(listen = %core.snapshot().listen, admin = %core.snapshot().admin_listen, "llm-sidecar started");
     server.run(RunArgs {
@@ -89,6 +93,29 @@ pub fn run(core: Arc<Sidecar>) -> Result<(), String> {
     });
     core.flush();
     Ok(())
+}
+
+/// Every connection costs a descriptor (two while proxied): take all the process may have, so
+/// `server.max_connections`, not the default soft limit of 1024, decides when clients are refused.
+#[cfg(target_os = "linux")]
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the plain struct we pass; no other memory.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            before == lim.rlim_max || libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+        }
+    };
+    if raised {
+        tracing::info!(open_files = lim.rlim_cur, "open-file limit");
+    } else {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "could not raise the open-file limit");
+    }
 }
 
 struct Signals {
@@ -105,6 +132,7 @@ impl ShutdownSignalWatch for Signals {
         };
         tokio::select! {
             _ = term.recv() => {
+                self.core.start_draining();
                 let grace = self.core.snapshot().shutdown_grace;
                 tracing::info!(inflight = self.core.inflight(), grace_s = grace.as_secs_f64(), "SIGTERM: draining");
                 drain_then_exit(Arc::clone(&self.core), grace);

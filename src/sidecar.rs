@@ -3,7 +3,7 @@
 //! Account state and the request log live here, outside any snapshot.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,10 @@ pub struct Sidecar {
     /// One reload at a time.
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     inflight: AtomicUsize,
+    /// Request-body bytes held by all requests together (`limits.max_buffered_bytes`).
+    buffered: AtomicUsize,
+    /// SIGTERM arrived: finishing what is in flight, not ready for more.
+    draining: AtomicBool,
 }
 
 impl Sidecar {
@@ -61,6 +65,8 @@ impl Sidecar {
             metrics,
             reload_lock: tokio::sync::Mutex::new(()),
             inflight: AtomicUsize::new(0),
+            buffered: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
         }))
     }
 
@@ -82,6 +88,43 @@ impl Sidecar {
     pub(crate) fn enter(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         InflightGuard(Arc::clone(self), None)
+    }
+
+    /// Request-body bytes held in memory by all requests now.
+    pub fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Acquire)
+    }
+
+    /// A lease on `n` bytes of the global body budget `cap`, or `None` when it would overflow.
+    pub(crate) fn lease(self: &Arc<Self>, n: usize, cap: usize) -> Option<BufferLease> {
+        let mut lease = BufferLease(Arc::clone(self), 0);
+        lease.grow(n, cap).then_some(lease)
+    }
+
+    /// Stop being ready (SIGTERM): in-flight requests finish, the pod leaves its Service.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// A connection or request head refused before any hook saw it: counted, and logged (at most
+    /// 20 lines a second; the count says how many there were).
+    pub fn rejected(&self, reason: crate::gate::Rejected, peer: Option<&str>) {
+        self.metrics.rejected.with_label_values(&[reason.as_str()]).inc();
+        static WINDOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let second = crate::usage::ledger::now_ms().div_euclid(1000) as u64;
+        let seen = WINDOW.load(Ordering::Relaxed);
+        let (at, n) = (seen >> 16, seen & 0xffff);
+        let n = if at == second { n + 1 } else { 1 };
+        WINDOW.store((second << 16) | n.min(0xffff), Ordering::Relaxed);
+        if n <= 20 {
+            tracing::info!(target: "llm_sidecar::access", reason = reason.as_str(), peer = peer.unwrap_or("-"), "request refused before routing");
+        } else if n == 21 {
+            tracing::warn!(target: "llm_sidecar::access", reason = reason.as_str(), "more refusals this second: counted in llm_sidecar_rejected_requests_total, not logged");
+        }
     }
 
     /// Whether notifications go to a webhook.
@@ -149,5 +192,32 @@ impl Drop for InflightGuard {
         if let Some(g) = &self.1 {
             g.dec();
         }
+    }
+}
+
+/// Bytes of request body a request holds against `limits.max_buffered_bytes`, given back when
+/// dropped.
+pub struct BufferLease(Arc<Sidecar>, usize);
+
+impl BufferLease {
+    /// Hold `n` more bytes if the total stays within `cap`.
+    pub fn grow(&mut self, n: usize, cap: usize) -> bool {
+        let ok = self
+            .0
+            .buffered
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                b.checked_add(n).filter(|t| *t <= cap)
+            })
+            .is_ok();
+        if ok {
+            self.1 += n;
+        }
+        ok
+    }
+}
+
+impl Drop for BufferLease {
+    fn drop(&mut self) {
+        self.0.buffered.fetch_sub(self.1, Ordering::AcqRel);
     }
 }

@@ -34,9 +34,6 @@ pub struct BodyInfo {
     pub model: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub stream: Option<bool>,
-    /// Present (even as `null`) when the body has the key.
-    #[serde(default, deserialize_with = "present")]
-    pub stream_options: Option<Value>,
     #[serde(default)]
     pub metadata: Option<Value>,
 }
@@ -46,10 +43,6 @@ fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
         Value::String(s) => Some(s),
         _ => None,
     })
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
 }
 
 fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {

@@ -336,7 +336,7 @@ fn a_non_loopback_admin_listener_needs_a_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_says_why_a_pool_cannot_serve() {
+async fn readyz_stays_ready_when_upstreams_fail_and_verbose_says_why() {
     let bad = Fake::always(Reply::Json(401, json!({}))).await;
     let proxy = Proxy::start(&config(&[("r", vec![bad.url()])]));
     let _ = client().post(proxy.url("/r/v1/messages")).body("{}").send().await;
@@ -346,14 +346,31 @@ async fn readyz_says_why_a_pool_cannot_serve() {
         .send()
         .await
         .expect("readyz");
-    assert_eq!(ready.status(), 503);
-    let v: Value = ready.json().await.expect("json");
+    assert_eq!(
+        ready.status(),
+        200,
+        "an upstream's broken key must not take the pod out of its Service"
+    );
+    let verbose = client()
+        .get(format!("http://{}/readyz?verbose", proxy.admin))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(verbose.status(), 200, "verbose lists upstream state without failing");
+    let v: Value = verbose.json().await.expect("json");
     assert!(
-        v["reasons"][0]
+        v["upstreams"][0]
             .as_str()
             .is_some_and(|r| r.contains("pool r") && r.contains("broken_key")),
-        "{v}"
+        "verbose names the pool and its accounts' states: {v}"
     );
+    proxy.core.start_draining();
+    let draining = client()
+        .get(format!("http://{}/readyz", proxy.admin))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(draining.status(), 503, "draining after SIGTERM: not ready");
 }
 
 fn chat_sse(words: &[&str]) -> Vec<(Duration, String)> {

@@ -111,12 +111,21 @@ impl ServeHttp for Admin {
         match (method.as_str(), path.as_str()) {
             ("GET", "/healthz") => json_reply(200, &json!({ "status": "ok" })),
             ("GET", "/readyz") => {
-                let reasons = views::not_ready(&self.core.snapshot());
-                if reasons.is_empty() {
-                    json_reply(200, &json!({ "status": "ready" }))
+                // Ready: config loaded and listeners up (both true once this answers), not
+                // draining. Upstream trouble never fails it: in a pod the sidecar's readiness is
+                // the app's, and an upstream hiccup must not take the app out of its Service.
+                let mut body = if self.core.draining() {
+                    json!({ "status": "not_ready", "reasons": ["draining: SIGTERM received"] })
                 } else {
-                    json_reply(503, &json!({ "status": "not_ready", "reasons": reasons }))
+                    json!({ "status": "ready" })
+                };
+                if query
+                    .as_deref()
+                    .is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")))
+                {
+                    body["upstreams"] = json!(views::not_ready(&self.core.snapshot()));
                 }
+                json_reply(if self.core.draining() { 503 } else { 200 }, &body)
             }
             ("GET", "/metrics") => {
                 let log_dropped = self.core.log.as_ref().map_or(0, |l| l.dropped());

@@ -53,6 +53,7 @@ impl Chat {
         let timeouts = crate::config::Timeouts {
             connect: Duration::from_secs(5),
             first_byte: t,
+            first_token: None,
             idle: t,
             total: t,
         };

@@ -17,6 +17,7 @@ pub async fn admin_get(base: &str, path: &str) -> Result<Value, String> {
     let timeouts = crate::config::Timeouts {
         connect: Duration::from_secs(3),
         first_byte: Duration::from_secs(10),
+        first_token: None,
         idle: Duration::from_secs(10),
         total: Duration::from_secs(10),
     };

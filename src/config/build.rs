@@ -5,10 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 
-use super::raw::{RawConfig, RawLog, RawPrice, RawRoute, RawToken};
-use super::snapshot::{ClientToken, Limits, LogConf, Route, Snapshot, Upstream};
+use super::raw::{RawConfig, RawLog, RawPrice, RawToken};
+use super::snapshot::{ClientToken, Limits, LogConf, Snapshot, Upstream};
 use crate::secret::Secret;
 use crate::state::States;
 use crate::usage::price::Price;
@@ -71,6 +71,20 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
     if !(1..=128).contains(&raw.limits.max_json_depth) {
         p.add("limits.max_json_depth", "must be between 1 and 128");
     }
+    if raw.limits.max_sse_event_bytes < 1024 {
+        p.add("limits.max_sse_event_bytes", "must be at least 1024");
+    }
+    if raw.limits.max_buffered_bytes < raw.limits.max_body_bytes {
+        p.add(
+            "limits.max_buffered_bytes",
+            "must be at least limits.max_body_bytes (one request's body must fit)",
+        );
+    }
+    let server = super::routes::server_limits(&raw.server, &mut p);
+    let cors = raw
+        .cors
+        .as_ref()
+        .and_then(|c| crate::cors::Cors::build(c).map_err(|(path, m)| p.add(path, m)).ok());
 
     let pool_names: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
     let pools = super::pools::build_all(&raw.pools, states, &mut p);
@@ -81,16 +95,7 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
     if raw.routes.is_empty() {
         p.add("routes", "at least one route is required");
     }
-    let mut routes = Vec::with_capacity(raw.routes.len());
-    for (i, route) in raw.routes.iter().enumerate() {
-        let path = format!("routes[{i}]");
-        if raw.routes[..i].iter().any(|r| r.name == route.name) {
-            p.add(format!("{path}.name"), format!("duplicate route name {:?}", route.name));
-        }
-        if let Some(r) = build_route(&path, route, &pool_names, &mut p) {
-            routes.push(r);
-        }
-    }
+    let routes = super::routes::build_all(&raw.routes, &pool_names, &mut p);
 
     let mut client_tokens = Vec::new();
     if let Some(tokens) = &raw.clients.tokens {
@@ -177,10 +182,14 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
             admin_listen,
             threads: raw.server.threads,
             shutdown_grace: raw.server.shutdown_grace.0,
+            server,
             limits: Limits {
                 max_body_bytes: usize::try_from(raw.limits.max_body_bytes).unwrap_or(usize::MAX),
                 max_json_depth: raw.limits.max_json_depth as usize,
+                max_sse_event_bytes: usize::try_from(raw.limits.max_sse_event_bytes).unwrap_or(usize::MAX),
+                max_buffered_bytes: usize::try_from(raw.limits.max_buffered_bytes).unwrap_or(usize::MAX),
             },
+            cors,
             routes,
             pools,
             client_tokens,
@@ -205,49 +214,6 @@ fn parse_addr(text: &str, path: &str, p: &mut Problems) -> Option<SocketAddr> {
             None
         }
     }
-}
-
-fn build_route(path: &str, r: &RawRoute, pools: &[&str], p: &mut Problems) -> Option<Route> {
-    let start = p.0.len();
-    if !valid_name(&r.name) {
-        p.add(format!("{path}.name"), NAME_RULE);
-    }
-    let prefix = r.matcher.path_prefix.as_deref().unwrap_or("/");
-    if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
-        p.add(format!("{path}.match.path_prefix"), "must be a path starting with /");
-    }
-    let prefix = if prefix.len() > 1 {
-        prefix.trim_end_matches('/')
-    } else {
-        prefix
-    };
-    let header = r.matcher.header.as_ref().and_then(|h| {
-        let name = HeaderName::from_bytes(h.name.as_bytes());
-        let value = HeaderValue::from_str(&h.value);
-        match (name, value) {
-            (Ok(n), Ok(v)) => Some((n, v)),
-            (Err(_), _) => {
-                p.add(format!("{path}.match.header.name"), "not a valid header name");
-                None
-            }
-            (_, Err(_)) => {
-                p.add(format!("{path}.match.header.value"), "not a valid header value");
-                None
-            }
-        }
-    });
-    let pool = pools.iter().position(|n| *n == r.pool);
-    if pool.is_none() {
-        p.add(format!("{path}.pool"), format!("no pool named {:?}", r.pool));
-    }
-    (p.0.len() == start).then(|| Route {
-        name: r.name.as_str().into(),
-        path_prefix: prefix.into(),
-        header,
-        strip_prefix: r.strip_prefix,
-        pool: pool.unwrap_or_default(),
-        metrics: Default::default(),
-    })
 }
 
 fn build_price(path: &str, raw: &RawPrice, p: &mut Problems) -> Option<Price> {

@@ -4,6 +4,8 @@
 mod build;
 mod pools;
 pub mod raw;
+mod raw_server;
+mod routes;
 mod snapshot;
 mod units;
 
@@ -11,8 +13,8 @@ use std::path::Path;
 
 pub use build::{parse_base_url, Problem};
 pub use snapshot::{
-    Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Pool, RetryConf, Route, Snapshot, Timeouts,
-    Upstream,
+    Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Pool, RetryConf, Route, ServerLimits,
+    Snapshot, Timeouts, Upstream,
 };
 
 use crate::state::States;

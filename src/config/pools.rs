@@ -65,6 +65,12 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
     ] {
         positive(p, format!("{path}.timeouts.{key}"), d.0);
     }
+    if let Some(ft) = t.first_token {
+        positive(p, format!("{path}.timeouts.first_token"), ft.0);
+        if ft.0 > t.total.0 {
+            p.add(format!("{path}.timeouts.first_token"), "is longer than timeouts.total");
+        }
+    }
     if t.first_byte.0 > t.total.0 {
         p.add(format!("{path}.timeouts.first_byte"), "is longer than timeouts.total");
     }
@@ -171,6 +177,7 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
         timeouts: Timeouts {
             connect: t.connect.0,
             first_byte: t.first_byte.0,
+            first_token: t.first_token.map(|d| d.0),
             idle: t.idle.0,
             total: t.total.0,
         },

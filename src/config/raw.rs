@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use super::raw_server::{RawAdmin, RawCors, RawLimits, RawServer};
 pub use super::units::{Dur, Percent};
 
 use crate::provider::{AuthStyle, ProviderKind};
@@ -36,65 +37,12 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub notifications: RawNotifications,
+    /// Browser access: which origins may call the sidecar (none when absent).
+    pub cors: Option<RawCors>,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAdmin {
-    #[serde(default = "default_admin_listen")]
-    pub listen: String,
-    /// Environment variable holding the bearer token `/admin/*` requires.
-    pub token_env: Option<String>,
-}
-
-impl Default for RawAdmin {
-    fn default() -> Self {
-        RawAdmin {
-            listen: default_admin_listen(),
-            token_env: None,
-        }
-    }
-}
-
-fn default_admin_listen() -> String {
-    "127.0.0.1:9901".into()
-}
-
-/// Process settings: worker threads and the SIGTERM drain period.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawServer {
-    pub threads: usize,
-    pub shutdown_grace: Dur,
-}
-
-impl Default for RawServer {
-    fn default() -> Self {
-        RawServer {
-            threads: 1,
-            shutdown_grace: secs(10),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawLimits {
-    pub max_body_bytes: u64,
-    pub max_json_depth: u32,
-}
-
-impl Default for RawLimits {
-    fn default() -> Self {
-        RawLimits {
-            max_body_bytes: 32 * 1024 * 1024,
-            max_json_depth: 64,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,6 +239,8 @@ fn ten_seconds() -> Dur {
 pub struct RawTimeouts {
     pub connect: Dur,
     pub first_byte: Dur,
+    /// Time to the first content event of a stream (off when absent).
+    pub first_token: Option<Dur>,
     pub idle: Dur,
     pub total: Dur,
 }
@@ -300,6 +250,7 @@ impl Default for RawTimeouts {
         RawTimeouts {
             connect: secs(5),
             first_byte: secs(300),
+            first_token: None,
             idle: secs(60),
             total: secs(600),
         }

@@ -25,7 +25,11 @@ pub struct Snapshot {
     pub admin_listen: SocketAddr,
     pub threads: usize,
     pub shutdown_grace: Duration,
+    /// Deadlines and caps on client connections.
+    pub server: ServerLimits,
     pub limits: Limits,
+    /// Browser access, when configured.
+    pub cors: Option<crate::cors::Cors>,
     pub routes: Vec<Route>,
     pub pools: Vec<Pool>,
     /// When non-empty, every request must carry one of these tokens.
@@ -57,6 +61,17 @@ pub struct LogConf {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_json_depth: usize,
+    pub max_sse_event_bytes: usize,
+    pub max_buffered_bytes: usize,
+}
+
+/// What a client connection may cost (`server.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    pub header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
 }
 
 pub struct Route {
@@ -139,6 +154,8 @@ pub struct AccountLimits {
 pub struct Timeouts {
     pub connect: Duration,
     pub first_byte: Duration,
+    /// From the response head to the first content event (`None`: off).
+    pub first_token: Option<Duration>,
     pub idle: Duration,
     pub total: Duration,
 }

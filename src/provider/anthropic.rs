@@ -193,8 +193,14 @@ impl Provider for Anthropic {
         }
     }
 
+    /// `metadata.user_id`; Claude Code writes a JSON object there as a string
+    /// (`{"device_id":..,"session_id":..}`): its `session_id` then.
     fn body_session(&self, info: &BodyInfo) -> Option<String> {
         let id = info.metadata.as_ref()?.get("user_id")?.as_str()?;
+        if id.trim_start().starts_with('{') {
+            let v: serde_json::Value = serde_json::from_str(id).ok()?;
+            return v.get("session_id")?.as_str().map(String::from);
+        }
         Some(id.to_string())
     }
 }

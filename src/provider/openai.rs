@@ -213,48 +213,77 @@ impl Provider for OpenAiCompat {
     }
 
     /// A streaming chat request that did not ask for usage is asked for it upstream; the
-    /// usage-only chunk is then removed from what the client receives.
+    /// usage-only chunk is then removed from what the client receives. Done on the bytes (the
+    /// client's bytes stay as they were around the edit), so a body serde could not re-serialise
+    /// still gets metered.
     fn prepare_body(&self, path: &str, info: &BodyInfo, body: Bytes) -> (Bytes, bool) {
         let path = path.split('?').next().unwrap_or(path);
         if info.stream != Some(true) || !path.ends_with("/chat/completions") {
             return (body, false);
         }
-        let asked = info
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.get("include_usage"))
-            .and_then(|v| v.as_bool());
-        if asked == Some(true) {
-            return (body, false);
-        }
-        if info.stream_options.is_none() {
-            // Prepend the option: the client's bytes stay as they were after it.
-            if let Some(open) = body.iter().position(|b| *b == b'{') {
-                const OPTION: &[u8] = br#""stream_options":{"include_usage":true},"#;
-                let mut out = Vec::with_capacity(body.len() + OPTION.len());
-                out.extend_from_slice(&body[..=open]);
-                out.extend_from_slice(OPTION);
-                out.extend_from_slice(&body[open + 1..]);
-                return (Bytes::from(out), true);
-            }
-            return (body, false);
-        }
-        // stream_options present (an object without include_usage, or null): edit the body.
-        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
-            return (body, false);
-        };
-        let Some(options) = v.get_mut("stream_options") else {
-            return (body, false);
-        };
-        match options.as_object_mut() {
-            Some(o) => {
-                o.insert("include_usage".into(), serde_json::Value::Bool(true));
-            }
-            None => *options = serde_json::json!({ "include_usage": true }),
-        }
-        match serde_json::to_vec(&v) {
-            Ok(out) => (Bytes::from(out), true),
-            Err(_) => (body, false),
+        match ask_for_usage(&body) {
+            Some(out) => (Bytes::from(out), true),
+            None => (body, false),
         }
     }
+}
+
+const INCLUDE_USAGE: &[u8] = br#""include_usage":true"#;
+
+/// `body` with `stream_options.include_usage` set to true, or `None` when the client already
+/// asked for usage (every `include_usage` member is `true`).
+fn ask_for_usage(body: &[u8]) -> Option<Vec<u8>> {
+    let mut options = None;
+    json::each_member(body, |key, range| {
+        if key == b"stream_options" && options.is_none() {
+            options = Some(range);
+        }
+    });
+    let Some(options) = options else {
+        // No options: add them right after the opening brace.
+        let open = memchr::memchr(b'{', body)?;
+        return Some(splice(
+            body,
+            &[(open + 1..open + 1, b"\"stream_options\":{\"include_usage\":true},")],
+        ));
+    };
+    let value = body.get(options.clone())?;
+    if value.first() != Some(&b'{') {
+        // `null` or anything else: replaced by the option alone.
+        return Some(splice(body, &[(options, b"{\"include_usage\":true}")]));
+    }
+    let mut edits = Vec::new();
+    let mut members = 0;
+    json::each_member(value, |key, r| {
+        members += 1;
+        if key == b"include_usage" && value.get(r.clone()) != Some(b"true") {
+            edits.push((options.start + r.start..options.start + r.end, &b"true"[..]));
+        }
+    });
+    let mut asked = false;
+    json::each_member(value, |key, _| asked |= key == b"include_usage");
+    if !asked {
+        let at = options.start + 1;
+        let text: &[u8] = if members == 0 {
+            INCLUDE_USAGE
+        } else {
+            br#""include_usage":true,"#
+        };
+        edits.push((at..at, text));
+    }
+    (!edits.is_empty()).then(|| splice(body, &edits))
+}
+
+/// `body` with each range (in ascending order, not overlapping) replaced by its text, in one copy.
+fn splice(body: &[u8], edits: &[(std::ops::Range<usize>, &[u8])]) -> Vec<u8> {
+    let extra: usize = edits.iter().map(|(_, t)| t.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut at = 0;
+    for (range, text) in edits {
+        out.extend_from_slice(body.get(at..range.start).unwrap_or_default());
+        out.extend_from_slice(text);
+        at = range.end;
+    }
+    out.extend_from_slice(body.get(at..).unwrap_or_default());
+    out
 }

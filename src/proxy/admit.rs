@@ -1,5 +1,6 @@
-//! Admission, run in `request_filter` before any upstream is involved: request id, route,
-//! client token, ids, and the body read in full (size-limited) and validated.
+//! Admission, run in `request_filter` before any upstream is involved: request id, the path
+//! normalised and routed, the method, CORS preflights and `HEAD` answered here, client token,
+//! ids, and the body read in full (size-, time- and memory-limited) and validated.
 
 use std::sync::Arc;
 
@@ -19,6 +20,15 @@ use crate::sidecar::Sidecar;
 use crate::usage::ledger::now_ms;
 use crate::validate::{self, Invalid};
 
+/// A request the sidecar answers itself.
+pub enum Early {
+    Refuse(Refusal),
+    /// `OPTIONS`: never forwarded; `204`, with CORS headers for an allowed origin.
+    Preflight,
+    /// `HEAD` (Claude Code's credential-less probe of the base URL): `200`, never forwarded.
+    Head,
+}
+
 /// Why a request is answered by the sidecar itself.
 pub struct Refusal {
     pub kind: ErrorKind,
@@ -27,30 +37,72 @@ pub struct Refusal {
     pub rate_limit: Option<(u64, u64, u64)>,
 }
 
-fn refuse(kind: ErrorKind, message: impl Into<String>) -> Option<Refusal> {
-    Some(Refusal {
+fn refuse(kind: ErrorKind, message: impl Into<String>) -> Option<Early> {
+    Some(Early::Refuse(refusal(kind, message)))
+}
+
+fn refusal(kind: ErrorKind, message: impl Into<String>) -> Refusal {
+    Refusal {
         kind,
         message: message.into(),
         retry_after: None,
         rate_limit: None,
-    })
+    }
+}
+
+/// Methods a provider API uses; anything else never reaches an upstream.
+fn forwarded(method: &http::Method) -> bool {
+    matches!(*method, http::Method::GET | http::Method::POST | http::Method::DELETE)
 }
 
 /// Admit the request into the proxy phase, or say why not. `Err` is an I/O failure with the
 /// client (it went away), not a refusal.
-pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Refusal>> {
+pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Early>> {
     let snap = core.snapshot();
     ctx.request_id = Some(request_id(session.req_header().headers.get("x-request-id")));
     ctx._inflight = Some(core.enter());
     ctx.snap = Some(Arc::clone(&snap));
 
     let req = session.req_header();
-    let Some(ri) = route::find(&snap.routes, req.uri.path(), &req.headers) else {
-        let msg = format!("no route for {}", req.uri.path());
+    ctx.cors = snap
+        .cors
+        .as_ref()
+        .and_then(|c| c.allowed(req.headers.get(header::ORIGIN)));
+    let normal = match route::normalize(req.uri.path()) {
+        Ok(n) => n,
+        Err(why) => return Ok(refuse(ErrorKind::InvalidPath, format!("invalid path: {why}"))),
+    };
+    // Climbing out of the route the path entered by (`/anthropic/../openai/...`).
+    let entered = normal
+        .entry
+        .as_deref()
+        .and_then(|e| route::find(&snap.routes, e, &req.headers));
+    if let Some(entry) = entered
+        .map(|i| &snap.routes[i])
+        .filter(|r| normal.escapes(&r.path_prefix))
+    {
+        let msg = format!("invalid path: it climbs above the route's prefix {}", entry.path_prefix);
+        return Ok(refuse(ErrorKind::InvalidPath, msg));
+    }
+    let Some(ri) = route::find(&snap.routes, &normal.path, &req.headers) else {
+        let msg = format!("no route for {}", normal.path);
         return Ok(refuse(ErrorKind::NoRoute, msg));
     };
     let route = &snap.routes[ri];
     ctx.route = Some(ri);
+    if normal.escapes(&route.path_prefix) {
+        let msg = format!("invalid path: it climbs above the route's prefix {}", route.path_prefix);
+        return Ok(refuse(ErrorKind::InvalidPath, msg));
+    }
+    match req.method {
+        http::Method::OPTIONS => return Ok(Some(Early::Preflight)),
+        http::Method::HEAD => return Ok(Some(Early::Head)),
+        ref m if !forwarded(m) => {
+            let msg = format!("method {m} is not allowed: the sidecar forwards GET, POST and DELETE");
+            return Ok(refuse(ErrorKind::MethodNotAllowed, msg));
+        }
+        _ => {}
+    }
     ctx.pool = Some(route.pool);
     ctx.walk = Walk::new(route.pool);
     let pool = &snap.pools[route.pool];
@@ -78,12 +130,12 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) ->
             core.metrics.ratelimited("client");
             let wait = v.retry_after_ms.div_ceil(1000).max(1);
             tracing::info!(target: "llm_sidecar::decision", client = ctx.client.as_deref().unwrap_or("-"), rpm, "client over its rate");
-            return Ok(Some(Refusal {
+            return Ok(Some(Early::Refuse(Refusal {
                 kind: ErrorKind::ClientRateLimited,
                 message: format!("this client is over its limit of {rpm} requests per minute"),
                 retry_after: Some(wait),
                 rate_limit: Some((v.limit, 0, wait)),
-            }));
+            })));
         }
     }
     let req = session.req_header();
@@ -94,13 +146,19 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) ->
             return Ok(refuse(ErrorKind::InvalidHeader, msg));
         }
         ctx.session = sid.to_str().ok().map(String::from);
+    } else if let Some(sid) = req.headers.get("x-claude-code-session-id") {
+        // Claude Code names its session here on every request.
+        ctx.session = Some(sid.as_bytes())
+            .filter(|s| validate::valid_id(s))
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .map(String::from);
     }
-    ctx.stream = pool.provider.streams_by_path(req.uri.path());
-    ctx.upstream_path = route::upstream_path(route, req.uri.path(), req.uri.query());
+    ctx.stream = pool.provider.streams_by_path(&normal.path);
+    ctx.upstream_path = route::upstream_path(route, &normal.path, req.uri.query());
 
-    let mut body = match read_body(session, &snap, pool.timeouts.idle).await? {
+    let mut body = match read_body(core, session, ctx, &snap, pool.timeouts.idle).await? {
         Ok(b) => b,
-        Err(refusal) => return Ok(Some(refusal)),
+        Err(refusal) => return Ok(Some(Early::Refuse(refusal))),
     };
     if !body.is_empty() && is_json(session.req_header()) {
         let info = match validate::check_json(&body, snap.limits.max_json_depth) {
@@ -186,9 +244,13 @@ fn is_json(req: &pingora::http::RequestHeader) -> bool {
     !upload
 }
 
-/// Read the whole body, refusing it past `max_body_bytes` (declared or counted as it arrives).
+/// Read the whole body, refusing it past `max_body_bytes` (declared or counted as it arrives),
+/// when all requests together would hold more than `max_buffered_bytes`, when a read waits longer
+/// than `idle` or the whole body takes longer than `server.body_timeout`.
 async fn read_body(
+    core: &Arc<Sidecar>,
     session: &mut Session,
+    ctx: &mut Ctx,
     snap: &Snapshot,
     idle: std::time::Duration,
 ) -> Result<std::result::Result<Bytes, Refusal>> {
@@ -196,22 +258,25 @@ async fn read_body(
     if session.is_body_empty() {
         return Ok(Ok(Bytes::new()));
     }
-    let too_large = || Refusal {
-        kind: ErrorKind::BodyTooLarge,
-        message: format!("request body is larger than {max} bytes"),
-        retry_after: None,
-        rate_limit: None,
-    };
     let declared = session
         .req_header()
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    // Whatever happens next, a body we stop reading is not drained to keep the connection.
+    let keepalive = session.get_keepalive();
+    session.set_keepalive(None);
     if declared.is_some_and(|n| n > max) {
-        // Do not read (or drain) a body we refuse: close the connection after answering.
-        session.set_keepalive(None);
-        return Ok(Err(too_large()));
+        return Ok(Err(refusal(
+            ErrorKind::BodyTooLarge,
+            format!("request body is larger than {max} bytes"),
+        )));
     }
+    let cap = snap.limits.max_buffered_bytes;
+    let Some(lease) = core.lease(declared.unwrap_or(0), cap) else {
+        return Ok(Err(overloaded(core)));
+    };
+    let lease = ctx.buffer.insert(lease);
     let expects_continue = session
         .req_header()
         .headers
@@ -221,28 +286,51 @@ async fn read_body(
         session.write_continue_response().await?;
     }
     session.set_read_timeout(Some(idle));
-    // Most bodies arrive in one chunk: keep it without copying; copy only when a second comes.
+    let whole = snap.server.body_timeout;
+    let read = tokio::time::timeout(whole, read_chunks(session, lease, core, declared, max, cap)).await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(refused)) => return Ok(Err(refused)),
+        Err(_) => {
+            let msg = format!(
+                "the request body did not arrive within {}",
+                humantime::format_duration(whole)
+            );
+            return Ok(Err(refusal(ErrorKind::ClientTimeout, msg)));
+        }
+    };
+    session.set_read_timeout(None);
+    session.set_keepalive(keepalive); // read in full: the connection may be reused
+    Ok(Ok(body))
+}
+
+/// The chunks of the body, joined. Most bodies arrive in one chunk: that one is kept without a
+/// copy; a copy is made only when a second comes.
+async fn read_chunks(
+    session: &mut Session,
+    lease: &mut crate::sidecar::BufferLease,
+    core: &Sidecar,
+    declared: Option<usize>,
+    max: usize,
+    cap: usize,
+) -> std::result::Result<Bytes, Refusal> {
     let mut single: Option<Bytes> = None;
     let mut joined = BytesMut::new();
     loop {
         let chunk = match session.read_request_body().await {
             Ok(Some(c)) => c,
             Ok(None) => break,
-            Err(e) if *e.etype() == pingora::ErrorType::ReadTimedout => {
-                session.set_keepalive(None);
-                return Ok(Err(Refusal {
-                    kind: ErrorKind::ClientTimeout,
-                    message: "timed out reading the request body".into(),
-                    retry_after: None,
-                    rate_limit: None,
-                }));
-            }
-            Err(e) => return Err(e),
+            Err(e) => return Err(client_fault(&e)),
         };
         let seen = single.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
         if seen > max {
-            session.set_keepalive(None);
-            return Ok(Err(too_large()));
+            return Err(refusal(
+                ErrorKind::BodyTooLarge,
+                format!("request body is larger than {max} bytes"),
+            ));
+        }
+        if seen > declared.unwrap_or(0) && !lease.grow(chunk.len(), cap) {
+            return Err(overloaded(core));
         }
         if single.is_none() && joined.is_empty() {
             single = Some(chunk);
@@ -254,6 +342,34 @@ async fn read_body(
         }
         joined.extend_from_slice(&chunk);
     }
-    session.set_read_timeout(None);
-    Ok(Ok(single.unwrap_or_else(|| joined.freeze())))
+    Ok(single.unwrap_or_else(|| joined.freeze()))
+}
+
+/// What a failed body read was: the client went quiet, left, or sent a malformed body.
+fn client_fault(e: &pingora::Error) -> Refusal {
+    use pingora::ErrorType as T;
+    match e.etype() {
+        T::ReadTimedout => refusal(ErrorKind::ClientTimeout, "timed out reading the request body"),
+        T::ConnectionClosed | T::ReadError | T::WriteError => refusal(
+            ErrorKind::ClientClosed,
+            "the client closed the connection during the upload",
+        ),
+        _ => refusal(
+            ErrorKind::BadRequest,
+            format!("malformed request body: {}", crate::observe::sanitize(e.reason_str())),
+        ),
+    }
+}
+
+fn overloaded(core: &Sidecar) -> Refusal {
+    tracing::warn!(
+        buffered = core.buffered(),
+        "request bodies in memory at limits.max_buffered_bytes: refusing"
+    );
+    Refusal {
+        kind: ErrorKind::Overloaded,
+        message: ErrorKind::Overloaded.describe().into(),
+        retry_after: Some(1),
+        rate_limit: None,
+    }
 }

@@ -61,6 +61,10 @@ pub struct Ctx {
     /// The sidecar added `include_usage` for the client: strip the usage-only chunk.
     pub strip_usage: bool,
     pub meter: Option<Meter>,
+    /// `access-control-allow-origin` for an allowed browser origin.
+    pub cors: Option<HeaderValue>,
+    /// The request body's share of `limits.max_buffered_bytes`.
+    pub buffer: Option<crate::sidecar::BufferLease>,
     pub _inflight: Option<InflightGuard>,
 }
 

@@ -50,6 +50,7 @@ fn classify(e: &Error, ctx: &Ctx) -> ErrorKind {
     if let Some(expired) = ctx.link.as_ref().and_then(|l| l.expired()) {
         return match expired {
             Expired::FirstByte => ErrorKind::FirstByteTimeout,
+            Expired::FirstToken => ErrorKind::FirstTokenTimeout,
             Expired::Idle => ErrorKind::IdleTimeout,
             Expired::Total => ErrorKind::TotalTimeout,
         };
@@ -82,7 +83,7 @@ fn outcome(e: &Error, ctx: &Ctx) -> Option<ErrorKind> {
 /// Whether this error is the current account's fault (not the client's, not ours).
 fn upstream_fault(e: &Error, ctx: &Ctx) -> bool {
     match ctx.link.as_ref().and_then(|l| l.expired()) {
-        Some(Expired::FirstByte | Expired::Idle) => true,
+        Some(Expired::FirstByte | Expired::FirstToken | Expired::Idle) => true,
         Some(Expired::Total) => false,
         None => *e.esource() == ErrorSource::Upstream,
     }
@@ -96,10 +97,30 @@ impl ProxyHttp for SidecarProxy {
         Ctx::new()
     }
 
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        crate::gate::head_parsed(session);
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         match admit::admit(&self.core, session, ctx).await? {
             None => Ok(false),
-            Some(refusal) => {
+            Some(admit::Early::Preflight) => {
+                let snap = ctx.snap.clone();
+                let cors = snap.as_deref().and_then(|s| s.cors.as_ref()).zip(ctx.cors.as_ref());
+                respond::empty(session, 204, ctx.request_id(), cors).await?;
+                Ok(true)
+            }
+            Some(admit::Early::Head) => {
+                respond::empty(session, 200, ctx.request_id(), None).await?;
+                Ok(true)
+            }
+            Some(admit::Early::Refuse(refusal)) if refusal.kind == ErrorKind::ClientClosed => {
+                ctx.error = Some(refusal.kind);
+                session.set_keepalive(None);
+                Ok(true)
+            }
+            Some(admit::Early::Refuse(refusal)) => {
                 // Refused before its body was read: do not let Pingora drain it (of any size,
                 // from anyone) to keep the connection: close it after answering.
                 if !session.is_body_done() {
@@ -110,6 +131,7 @@ impl ProxyHttp for SidecarProxy {
                 let mut reply = Reply::new(refusal.kind, &refusal.message);
                 reply.retry_after = refusal.retry_after;
                 reply.rate_limit = refusal.rate_limit;
+                reply.cors = ctx.cors.as_ref();
                 respond::send(session, provider, &reply, ctx.request_id()).await?;
                 Ok(true)
             }
@@ -268,9 +290,19 @@ impl ProxyHttp for SidecarProxy {
             ctx.stale_retry = true;
             return e;
         }
+        let expired = ctx.link.as_ref().and_then(|l| l.expired());
+        if expired == Some(Expired::FirstToken) && ctx.held.take().is_some() {
+            // Only the head reached the client: another account may still serve this stream.
+            ctx.meter = None;
+            ctx.head_sent_no_body = true;
+            attempt::account_failed(ctx, Failure::Timeout, "first token timeout");
+            let retry = attempt::may_retry(ctx, "first token timeout");
+            e.set_retry(retry);
+            return e;
+        }
         let retry = if upstream_fault(&e, ctx) {
-            let failure = match ctx.link.as_ref().and_then(|l| l.expired()) {
-                Some(Expired::FirstByte | Expired::Idle) => Failure::Timeout,
+            let failure = match expired {
+                Some(Expired::FirstByte | Expired::FirstToken | Expired::Idle) => Failure::Timeout,
                 _ => Failure::Failed,
             };
             attempt::account_failed(ctx, failure, classify(&e, ctx).as_str());
@@ -301,6 +333,7 @@ impl ProxyHttp for SidecarProxy {
         if session.response_written().is_none() && kind != ErrorKind::ClientClosed {
             let mut reply = Reply::new(kind, &message);
             reply.retry_after = ctx.retry_after.map(|d| d.as_secs_f64().ceil() as u64);
+            reply.cors = ctx.cors.as_ref();
             if let Err(write) = respond::send(session, provider, &reply, ctx.request_id()).await {
                 tracing::debug!(error = %write, "could not write the error response");
             }
@@ -328,6 +361,7 @@ impl ProxyHttp for SidecarProxy {
         }
         ctx.permit = None;
         observe::finish(&self.core, session, ctx);
+        crate::gate::request_done(session);
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {

@@ -33,6 +33,8 @@ fn nanos(d: Duration) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expired {
     FirstByte,
+    /// A stream's head arrived, but no content within `first_token`.
+    FirstToken,
     Idle,
     Total,
 }
@@ -46,8 +48,11 @@ pub struct Link {
     attempt_start: AtomicU64,
     /// Nanoseconds after `origin` of the last upstream data, or `WAITING_FOR_HEAD`.
     last_data: AtomicU64,
-    /// 0 none, 1 first byte, 2 idle, 3 total.
+    /// 0 none, 1 first byte, 2 idle, 3 total, 4 first token.
     expired: AtomicU8,
+    /// The current attempt's stream must show content by this (nanoseconds after `origin`;
+    /// `u64::MAX`: no such deadline).
+    first_token_at: AtomicU64,
     /// The current attempt's first-byte and idle limits, in nanoseconds.
     first_byte: AtomicU64,
     idle: AtomicU64,
@@ -93,7 +98,19 @@ impl Link {
         self.attempted.store(true, Ordering::Relaxed);
         self.attempt_start.store(now, Ordering::Relaxed);
         self.last_data.store(WAITING_FOR_HEAD, Ordering::Relaxed);
+        self.first_token_at.store(u64::MAX, Ordering::Relaxed);
         self.expired.store(0, Ordering::Relaxed);
+    }
+
+    /// The attempt's head is a stream: its first content must come within `limit` from now.
+    pub fn await_first_token(&self, limit: Duration) {
+        let at = self.nanos(Instant::now()).saturating_add(nanos(limit));
+        self.first_token_at.store(at, Ordering::Relaxed);
+    }
+
+    /// The attempt's stream showed content: the first-token deadline is met.
+    pub fn content_arrived(&self) {
+        self.first_token_at.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Upstream data (the head or a body chunk) arrived.
@@ -107,6 +124,7 @@ impl Link {
             1 => Some(Expired::FirstByte),
             2 => Some(Expired::Idle),
             3 => Some(Expired::Total),
+            4 => Some(Expired::FirstToken),
             _ => None,
         }
     }
@@ -121,7 +139,18 @@ impl Link {
             (self.origin + start + limit, Expired::FirstByte)
         } else {
             let limit = Duration::from_nanos(self.idle.load(Ordering::Relaxed));
-            (self.origin + Duration::from_nanos(last) + limit, Expired::Idle)
+            let idle = (self.origin + Duration::from_nanos(last) + limit, Expired::Idle);
+            match self.first_token_at.load(Ordering::Relaxed) {
+                u64::MAX => idle,
+                at => {
+                    let token = (self.origin + Duration::from_nanos(at), Expired::FirstToken);
+                    if token.0 < idle.0 {
+                        token
+                    } else {
+                        idle
+                    }
+                }
+            }
         };
         if phase.0 < total.0 {
             phase
@@ -157,6 +186,7 @@ pub fn wrap(slot: &mut ServerSession, body: Bytes, timeouts: Timeouts, origin: I
         attempt_start: AtomicU64::new(0),
         last_data: AtomicU64::new(WAITING_FOR_HEAD),
         expired: AtomicU8::new(0),
+        first_token_at: AtomicU64::new(u64::MAX),
         first_byte: AtomicU64::new(nanos(timeouts.first_byte)),
         idle: AtomicU64::new(nanos(timeouts.idle)),
         upstream_done: AtomicU64::new(0),
@@ -284,6 +314,7 @@ impl CustomSession for Replay {
                     if self.link.deadline().0 <= Instant::now() {
                         let (code, what) = match which {
                             Expired::FirstByte => (1, "no response head within the first_byte timeout"),
+                            Expired::FirstToken => (4, "no content within the first_token timeout"),
                             Expired::Idle => (2, "stream idle for longer than the idle timeout"),
                             Expired::Total => (3, "request exceeded the total timeout"),
                         };

@@ -11,11 +11,17 @@ use super::attempt;
 use super::ctx::Ctx;
 use crate::usage::Meter;
 
+/// The most bytes of a stream's preamble held back before its first content.
+const MAX_HELD: usize = 256 * 1024;
+
 /// The response head of an attempt. `written`: a head already reached the client (after an
 /// in-band error the first attempt's head may or may not have been written: Pingora drops a
 /// batch of upstream events, head included, when a filter in it fails).
 pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut Ctx) -> Result<()> {
     resp.insert_header("x-request-id", ctx.request_id().clone())?;
+    if let Some(origin) = &ctx.cors {
+        crate::cors::add_response_headers(origin, resp)?;
+    }
     if let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) {
         resp.insert_header("x-llm-sidecar-pool", pool.name_header.clone())?;
         resp.insert_header("x-llm-sidecar-account", account.name_header.clone())?;
@@ -40,12 +46,38 @@ pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut Ctx) ->
         }
     }
     let provider = ctx.pool().map(|p| p.provider);
+    let max_event = ctx.snap.as_ref().map_or(1 << 20, |s| s.limits.max_sse_event_bytes);
+    let encoding = resp.headers.get(http::header::CONTENT_ENCODING).map(|v| v.as_bytes());
+    let gzip = match encoding {
+        None => false,
+        Some(e) if e.eq_ignore_ascii_case(b"identity") => false,
+        Some(e) if e.eq_ignore_ascii_case(b"gzip") || e.eq_ignore_ascii_case(b"x-gzip") => true,
+        Some(_) => {
+            // br, zstd, deflate...: passed on as sent, its usage unknown; counted.
+            if let Some(core) = ctx.core() {
+                core.metrics.unmetered.with_label_values(&["encoding"]).inc();
+            }
+            ctx.meter = None;
+            ctx.held = None;
+            return Ok(());
+        }
+    };
+    if gzip && ctx.strip_usage {
+        // The usage chunk cannot be cut out of a compressed stream: the client gets it.
+        ctx.strip_usage = false;
+    }
     if let Some(provider) = provider {
-        ctx.meter = Some(Meter::new(provider, ctx.sse, ctx.strip_usage && ctx.sse));
+        let meter = Meter::new(provider, ctx.sse, ctx.strip_usage && ctx.sse, max_event);
+        ctx.meter = Some(if gzip { meter.gunzip() } else { meter });
     }
     // Hold a successful stream's preamble while another account could still take over.
     let retry_left = ctx.primary().is_some_and(|p| ctx.attempts < p.retry.attempts);
-    ctx.held = (ctx.sse && resp.status.is_success() && retry_left).then(Vec::new);
+    let stream_ok = ctx.sse && resp.status.is_success();
+    ctx.held = (stream_ok && retry_left).then(Vec::new);
+    let first_token = ctx.pool().and_then(|p| p.timeouts.first_token);
+    if let (Some(limit), Some(link), true) = (first_token, &ctx.link, stream_ok) {
+        link.await_first_token(limit);
+    }
     Ok(())
 }
 
@@ -67,6 +99,11 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
         }
     }
     let (content, error) = (meter.saw_content, meter.error_before_content);
+    if content {
+        if let Some(link) = &ctx.link {
+            link.content_arrived();
+        }
+    }
     let Some(held) = ctx.held.as_mut() else {
         if content {
             ctx.head_sent_no_body = false;
@@ -82,11 +119,18 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
             return Err(Error::explain(ErrorType::HTTPStatus(503), "error event before content").into_up());
         }
     } else if !content && !end {
-        if let Some(b) = body.take().filter(|b| !b.is_empty()) {
-            held.push(b);
+        let size: usize = held.iter().map(Bytes::len).sum::<usize>() + body.as_ref().map_or(0, Bytes::len);
+        if size <= MAX_HELD {
+            if let Some(b) = body.take().filter(|b| !b.is_empty()) {
+                held.push(b);
+            }
+            *body = Some(Bytes::new());
+            return Ok(());
         }
-        *body = Some(Bytes::new());
-        return Ok(());
+        // A preamble this long is not a preamble: release it, and with it the chance to retry
+        // this stream elsewhere after an error event.
+        let pool = ctx.pool().map_or("-", |p| &*p.name);
+        tracing::info!(target: "llm_sidecar::decision", pool, held = size, "stream preamble over 256 KiB: passed on, no in-band failover");
     }
     // Content (or the end, or an error we pass on): release what was held, in order.
     ctx.head_sent_no_body = false;

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use super::sse::Framer;
+use super::sse::{Frame, Framer};
 use super::{Event, Reading, Source};
 use crate::provider::Provider;
 
@@ -17,6 +17,9 @@ pub struct Meter {
     provider: &'static dyn Provider,
     reading: Reading,
     mode: Mode,
+    /// The upstream gzipped its answer: usage is read from the inflated bytes (the client gets
+    /// the bytes as sent). `None` inside after a corrupt stream.
+    gunzip: Option<Option<Box<flate2::write::GzDecoder<Vec<u8>>>>>,
     /// First content event seen (the response is committed from here).
     pub saw_content: bool,
     /// An in-band error arrived before any content.
@@ -34,14 +37,18 @@ enum Mode {
 #[derive(Default)]
 struct Strip {
     pending: Vec<u8>,
+    /// The current event grew past the limit: its bytes are passed on as they come (it is no
+    /// usage-only chunk), whatever it turns out to be.
+    passing: bool,
 }
 
 impl Meter {
     /// `sse`: the response is an event stream. `strip_usage_only`: remove usage-only events.
-    pub fn new(provider: &'static dyn Provider, sse: bool, strip_usage_only: bool) -> Self {
+    /// `max_event`: the most bytes of one event kept (`limits.max_sse_event_bytes`).
+    pub fn new(provider: &'static dyn Provider, sse: bool, strip_usage_only: bool, max_event: usize) -> Self {
         let mode = if sse {
             Mode::Sse {
-                framer: Framer::default(),
+                framer: Framer::with_limit(max_event),
                 strip: strip_usage_only.then(Strip::default),
             }
         } else {
@@ -54,14 +61,46 @@ impl Meter {
             provider,
             reading: Reading::default(),
             mode,
+            gunzip: None,
             saw_content: false,
             error_before_content: false,
             saw_done: false,
         }
     }
 
+    /// Read usage from the gzip-inflated body (the chunks themselves pass unchanged; usage-only
+    /// events are not removed).
+    pub fn gunzip(mut self) -> Self {
+        if let Mode::Sse { strip, .. } = &mut self.mode {
+            *strip = None;
+        }
+        self.gunzip = Some(Some(Box::new(flate2::write::GzDecoder::new(Vec::new()))));
+        self
+    }
+
     /// Observe one body chunk; in strip mode it may be rewritten.
     pub fn feed(&mut self, body: &mut Option<Bytes>) {
+        if self.gunzip.is_some() {
+            let Some(chunk) = body.as_ref() else { return };
+            // Inflate in small steps so one chunk never expands into a large buffer.
+            for piece in chunk.chunks(1024) {
+                let Some(Some(dec)) = self.gunzip.as_mut() else { return };
+                match std::io::Write::write_all(dec, piece).and_then(|()| std::io::Write::flush(dec)) {
+                    Ok(()) => {
+                        let plain = std::mem::take(dec.get_mut());
+                        if !plain.is_empty() {
+                            self.observe(&mut Some(Bytes::from(plain)));
+                        }
+                    }
+                    Err(_) => self.gunzip = Some(None), // corrupt: stop reading; what was read stays
+                }
+            }
+            return;
+        }
+        self.observe(body);
+    }
+
+    fn observe(&mut self, body: &mut Option<Bytes>) {
         let Some(chunk) = body.as_ref() else { return };
         let (provider, reading) = (self.provider, &mut self.reading);
         let mut flags = Flags {
@@ -87,13 +126,20 @@ impl Meter {
                 framer,
                 strip: Some(strip),
             } => {
+                let max = framer.limit();
                 // `out` stays `None` while the output is exactly a prefix of `chunk`.
                 let mut out: Option<Vec<u8>> = None;
                 let mut start = 0; // where the current event's bytes begin in `chunk`
-                framer.feed(chunk, &mut |name, data, end| {
-                    let event = provider.sse_event(name, data, reading);
-                    flags.note(event);
-                    let keep = event != Event::UsageOnly;
+                framer.feed_frames(chunk, &mut |frame, end| {
+                    let keep = match frame {
+                        Frame::Event { name, data } => {
+                            let event = provider.sse_event(name, data, reading);
+                            flags.note(event);
+                            event != Event::UsageOnly || strip.passing
+                        }
+                        Frame::Oversized => true,
+                    };
+                    strip.passing = false;
                     if !(keep && out.is_none() && strip.pending.is_empty()) {
                         let buf = out.get_or_insert_with(|| chunk[..start].to_vec());
                         if keep {
@@ -104,8 +150,19 @@ impl Meter {
                     }
                     start = end;
                 });
-                // Whatever follows the last complete event waits for the event's end.
-                strip.pending.extend_from_slice(&chunk[start..]);
+                // Whatever follows the last complete event waits for the event's end, up to the
+                // event limit; past it, it is passed on.
+                let rest = &chunk[start..];
+                if strip.passing || strip.pending.len() + rest.len() > max {
+                    strip.passing = true;
+                    let buf = out.get_or_insert_with(|| chunk[..start].to_vec());
+                    buf.extend_from_slice(&strip.pending);
+                    buf.extend_from_slice(rest);
+                    strip.pending = Vec::new();
+                    start = chunk.len();
+                } else {
+                    strip.pending.extend_from_slice(rest);
+                }
                 match out {
                     Some(buf) => *body = Some(Bytes::from(buf)),
                     None if start < chunk.len() => *body = Some(chunk.slice(..start)),
@@ -128,6 +185,19 @@ impl Meter {
             }
             _ => None,
         }
+    }
+
+    /// SSE events that went over the event limit (passed through unmetered).
+    pub fn oversized(&self) -> u64 {
+        match &self.mode {
+            Mode::Sse { framer, .. } => framer.oversized(),
+            Mode::Json { .. } => 0,
+        }
+    }
+
+    /// Whether a JSON body was too large to be read for usage.
+    pub fn too_large(&self) -> bool {
+        matches!(self.mode, Mode::Json { size, .. } if size > MAX_JSON)
     }
 
     /// The reading and how it is known, once the response is over.

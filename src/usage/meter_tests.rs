@@ -8,7 +8,7 @@ use crate::provider::ProviderKind;
 use crate::validate::check_json;
 
 fn meter(kind: ProviderKind, sse: bool, strip: bool) -> Meter {
-    Meter::new(kind.get(), sse, strip)
+    Meter::new(kind.get(), sse, strip, 1 << 20)
 }
 
 /// Feed `chunks`; return what the client would receive and the final reading.
@@ -273,6 +273,30 @@ fn include_usage_is_added_only_when_needed() {
         prep("/v1/chat/completions", asked),
         (asked.to_string(), false),
         "client asked itself: untouched"
+    );
+    // Bodies serde_json cannot re-serialise are still edited (on the bytes): a lone surrogate,
+    // a number out of range.
+    for odd in [r#""\ud800""#, "1e999999"] {
+        let body = format!(r#"{{"stream":true,"stream_options":{{"include_usage":false}},"x":{odd}}}"#);
+        let (out, strip) = prep("/v1/chat/completions", &body);
+        assert!(strip, "metering kept for {odd}");
+        assert!(
+            out.contains(r#""stream_options":{"include_usage":true}"#) && out.contains(odd),
+            "option set, rest untouched: {out}"
+        );
+    }
+    let (out, strip) = prep(
+        "/v1/chat/completions",
+        r#"{"stream":true,"stream_options":{"include_usage":false,"include_usage":0}}"#,
+    );
+    assert!(
+        strip && !out.contains("false") && out.matches(r#""include_usage":true"#).count() == 2,
+        "every duplicate set to true: {out}"
+    );
+    let (out, _) = prep("/v1/chat/completions", r#"{"stream":true,"stream_options":{}}"#);
+    assert!(
+        out.contains(r#""stream_options":{"include_usage":true}}"#),
+        "empty options: {out}"
     );
     let no_stream = r#"{"stream":false}"#;
     assert_eq!(prep("/v1/chat/completions", no_stream), (no_stream.to_string(), false));

@@ -42,6 +42,14 @@ pub enum Reply {
     Sse(Vec<(Duration, String)>),
     /// SSE that stops after the events and then breaks the connection.
     SseCut(Vec<(Duration, String)>),
+    /// `text/event-stream` made of `head`, then `chunk` `times` times, then `tail`, generated as
+    /// it is sent (hundreds of megabytes without holding them).
+    Repeat {
+        head: String,
+        chunk: Bytes,
+        times: usize,
+        tail: String,
+    },
     /// Wait before answering.
     Delay(Duration, Box<Reply>),
     /// Close the connection without an answer.
@@ -154,6 +162,12 @@ async fn handle(
             Reply::Raw(status, headers, bytes) => return Ok(full(status, headers, bytes)),
             Reply::Sse(events) => return Ok(sse(events, false)),
             Reply::SseCut(events) => return Ok(sse(events, true)),
+            Reply::Repeat {
+                head,
+                chunk,
+                times,
+                tail,
+            } => return Ok(repeat(head, chunk, times, tail)),
         }
     }
 }
@@ -182,6 +196,18 @@ fn sse(events: Vec<(Duration, String)>, cut: bool) -> Response<Body> {
         .status(200)
         .header("content-type", "text/event-stream")
         .body(BodyExt::boxed(StreamBody::new(stream)))
+        .expect("response")
+}
+
+fn repeat(head: String, chunk: Bytes, times: usize, tail: String) -> Response<Body> {
+    let parts = std::iter::once(Bytes::from(head))
+        .chain(std::iter::repeat_n(chunk, times))
+        .chain(std::iter::once(Bytes::from(tail)))
+        .map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .body(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(parts))))
         .expect("response")
 }
 

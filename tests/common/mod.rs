@@ -200,3 +200,95 @@ pub fn anthropic_reply() -> serde_json::Value {
         "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
     })
 }
+
+/// A sidecar whose request log (SQLite) sits in a temporary directory.
+pub struct Logged {
+    pub proxy: Proxy,
+    pub db: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Logged {
+    /// Start with `yaml` (without `log:`; `log_extra` is added inside it, e.g. `, queue: 2`).
+    pub fn start(yaml: &str, log_extra: &str) -> Logged {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("requests.db");
+        let proxy = Proxy::start(&format!("log: {{ sqlite: \"{}\"{log_extra} }}\n{yaml}", db.display()));
+        Logged { proxy, db, _dir: dir }
+    }
+
+    /// All rows, oldest first, after the writer caught up.
+    pub fn rows(&self) -> Vec<serde_json::Value> {
+        let log = self.proxy.core.log.as_ref().expect("request log on");
+        assert!(log.flush(Duration::from_secs(5)), "request log flushed within 5 s");
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").expect("query");
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let rows = stmt
+            .query_map([], |r| {
+                let mut m = serde_json::Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let v = match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                        rusqlite::types::ValueRef::Integer(x) => serde_json::json!(x),
+                        rusqlite::types::ValueRef::Real(x) => serde_json::json!(x),
+                        rusqlite::types::ValueRef::Text(t) => serde_json::json!(String::from_utf8_lossy(t)),
+                        rusqlite::types::ValueRef::Blob(_) => serde_json::Value::Null,
+                    };
+                    m.insert(n.clone(), v);
+                }
+                Ok(serde_json::Value::Object(m))
+            })
+            .expect("rows");
+        rows.map(|r| r.expect("row")).collect()
+    }
+
+    /// Wait until there are `n` rows (a disconnect is logged when Pingora notices it).
+    pub async fn wait_rows(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..100 {
+            let rows = self.rows();
+            if rows.len() >= n {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.rows()
+    }
+}
+
+/// Send `request` as raw bytes and read until the server closes or stays silent for `quiet`.
+pub async fn raw(addr: SocketAddr, request: &[u8], quiet: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write request");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(Ok(n)) = tokio::time::timeout(quiet, s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of the first response in `raw` text (0 when there is none).
+pub fn status_of(raw: &str) -> u16 {
+    raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// A metric's value in the admin listener's exposition (0 when absent).
+pub async fn metric(proxy: &Proxy, line_prefix: &str) -> f64 {
+    let text = client()
+        .get(format!("http://{}/metrics", proxy.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}

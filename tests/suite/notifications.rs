@@ -1,11 +1,9 @@
 //! Budgets and notifications through the real proxy: thresholds, limits, and the webhook hearing
 //! each event once without ever delaying a request.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 /// Three equal accounts answering with usage worth `cost` USD at $3/M input tokens.

@@ -1,6 +1,5 @@
 //! Test harness: the real sidecar started in-process on ephemeral loopback ports, fake
 //! providers, and a capture of every log line the process writes.
-#![allow(dead_code)]
 
 pub mod fake;
 

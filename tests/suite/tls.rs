@@ -1,12 +1,10 @@
 //! HTTPS upstreams: certificates checked against the trusted roots with SNI, HTTP/2 negotiated
 //! by ALPN, streaming and large bodies over h2, and TLS failures answered as 502.
 
-mod common;
-
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use futures_util::StreamExt;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use serde_json::json;

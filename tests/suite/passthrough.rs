@@ -1,8 +1,6 @@
 //! Pass-through and key injection for each provider, as the upstream and the client see it.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 fn routes(name: &str, prefix: &str, pool: &str) -> String {

@@ -2,11 +2,9 @@
 //! back by themselves; retries go to another account, within a budget; fallback pools; our own
 //! 503/429 always carry retry-after.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use futures_util::StreamExt;
 use serde_json::json;
 

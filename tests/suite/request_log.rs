@@ -2,11 +2,9 @@
 //! queue that drops and counts without blocking, the ledger rebuilt from the log, and the usage
 //! report agreeing with the rows.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 

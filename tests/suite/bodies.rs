@@ -1,11 +1,9 @@
 //! Request validation and bodies: bad input is answered at once in the provider's shape and never
 //! reaches an upstream; bodies of any size up to the limit arrive intact, also on a retry.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 fn config(upstreams: &[String], limits: &str, timeouts: &str) -> String {

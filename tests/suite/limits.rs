@@ -1,11 +1,9 @@
 //! Limits through the real proxy: per-account concurrency slots and their FIFO queue, per-account
 //! rpm, and per-client windows under concurrent load.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 fn config(pools: &[(&str, &str, Vec<String>, &str)]) -> String {

@@ -3,11 +3,9 @@
 //! stream, in-band errors that keep their partial usage, budgets that keep the real error, early
 //! refusals that do not drain unread bodies.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

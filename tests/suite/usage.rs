@@ -2,11 +2,9 @@
 //! provider, the include_usage rewrite seen from both sides, and one row per request whatever
 //! happens to it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 

@@ -3,11 +3,9 @@
 //! connection cap; memory in request bodies or one endless SSE event; a stream stuck before its
 //! first token. Client faults are counted as the client's, and pipelining and h2c are served.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

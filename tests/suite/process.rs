@@ -1,13 +1,11 @@
 //! The binary as an operator runs it: `check`, `run` refusing a bad file or a busy port,
 //! SIGTERM draining in-flight requests then exiting 0, SIGINT stopping at once, and its logs.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
 

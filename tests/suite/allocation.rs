@@ -2,12 +2,10 @@
 //! hold under concurrency, sessions that move when their account fails, rebalancing, and the
 //! webhook hearing each event once.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 /// Three equal accounts answering with usage worth `cost` USD at $3/M input tokens.

@@ -1,12 +1,10 @@
 //! Operations through the real sidecar: metrics families after real traffic, the admin API and
 //! its token, and `llm-sidecar status`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");

@@ -2,13 +2,11 @@
 //! file refused while the old config serves, a long stream finishing across a reload, zero
 //! failed requests while the file is rewritten, rotated key files picked up, state carried over.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 

@@ -2,11 +2,9 @@
 //! key somewhere it should not go, use the sidecar from a browser without CORS, switch metering
 //! off, or have a gzipped answer lose its usage. Raw sockets where an SDK would tidy the request.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 const QUIET: Duration = Duration::from_millis(1500);

@@ -1,11 +1,9 @@
 //! Streaming and timeouts: SSE passes unbuffered; connect, first-byte, idle and total limits each
 //! end a request the documented way, with a JSON body in the provider's shape when nothing was sent.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use futures_util::StreamExt;
 use serde_json::json;
 

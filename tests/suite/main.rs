@@ -1,0 +1,22 @@
+//! The integration suite: the real sidecar started in-process (and, in `process`, as a binary)
+//! against fake providers, one module per area, one shared harness.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod allocation;
+mod bodies;
+mod exhaustion;
+mod faults;
+mod hardening;
+mod limits;
+mod notifications;
+mod operations;
+mod passthrough;
+mod process;
+mod reload;
+mod request_log;
+mod resilience;
+mod timeouts;
+mod tls;
+mod usage;

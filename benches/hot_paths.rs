@@ -172,7 +172,7 @@ fn account_selection(c: &mut Criterion) {
         let snap = config::load_str(&yaml, &states).expect("bench config");
         let core = Sidecar::new(states, snap, None).expect("sidecar");
         let snap = core.snapshot();
-        let now = llm_sidecar::usage::ledger::now_ms();
+        let now = llm_sidecar::clock::now_ms();
         for (i, a) in snap.pools[0].accounts.iter().enumerate() {
             for h in 0..168 {
                 a.state

@@ -13,7 +13,7 @@ use prometheus::{
 
 use crate::alloc::score::{score, weekly_used};
 use crate::config::Snapshot;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 
 /// Buckets from 1 ms to 10 min.
 const SECONDS: [f64; 16] = [

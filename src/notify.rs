@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::config::Upstream;
 use crate::outbound::Outbound;
 use crate::sidecar::Sidecar;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 
 const QUEUE: usize = 1024;
 const TRIES: u32 = 4;
@@ -169,7 +169,7 @@ impl WebhookSender {
             idle: hook.timeout,
             total: hook.timeout,
         };
-        let peer = crate::proxy::peer::build(addr, &hook.target, &timeouts);
+        let peer = crate::peer::build(addr, &hook.target, &timeouts);
         let mut req = RequestHeader::build("POST", hook.path.as_bytes(), None).map_err(|e| e.to_string())?;
         for (n, v) in [("content-type", "application/json"), ("user-agent", "llm-sidecar")] {
             req.insert_header(n, v).map_err(|e| e.to_string())?;
@@ -209,10 +209,10 @@ impl BackgroundService for WebhookSender {
                     }
                     Err(e) if attempt == TRIES => {
                         let n = self.core.notifier.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                        tracing::warn!(event = event.event, error = %crate::observe::sanitize(&e), dropped_total = n, "webhook failed; notification dropped");
+                        tracing::warn!(event = event.event, error = %crate::text::sanitize(&e), dropped_total = n, "webhook failed; notification dropped");
                     }
                     Err(e) => {
-                        tracing::debug!(event = event.event, attempt, error = %crate::observe::sanitize(&e), "webhook retry");
+                        tracing::debug!(event = event.event, attempt, error = %crate::text::sanitize(&e), "webhook retry");
                         tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                     }
                 }

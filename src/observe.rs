@@ -11,7 +11,8 @@ use crate::proxy::Ctx;
 use crate::resilience::health::Transition;
 use crate::sidecar::Sidecar;
 use crate::store::Row;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
+use crate::text::sanitize;
 use crate::usage::{price, Meter};
 
 /// Keeps the log writer's thread alive; dropping it flushes what is buffered.
@@ -93,21 +94,6 @@ pub fn flush_logs() {
     if let Ok(mut slot) = LOG_WRITER.lock() {
         drop(slot.take());
     }
-}
-
-/// At most this many bytes of upstream-provided text reach a log line.
-const MAX_LOGGED: usize = 500;
-
-/// Upstream text made safe to log: control characters removed, cut to 500 bytes.
-pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_LOGGED));
-    for c in text.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > MAX_LOGGED {
-            break;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The status the client saw: what was written, or 499 when the client left before any answer.
@@ -300,16 +286,4 @@ fn warn_unpriced(model: Option<&str>) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sanitize_strips_controls_and_truncates_on_char_boundaries() {
-        assert_eq!(sanitize("a\r\nb\u{1b}[31mc\0"), "ab[31mc", "control characters removed");
-        let long = "é".repeat(400); // 800 bytes
-        let out = sanitize(&long);
-        assert!(
-            out.len() <= 500 && out.len() >= 498,
-            "cut near 500 bytes: {}",
-            out.len()
-        );
-        assert!(out.chars().all(|c| c == 'é'), "no broken characters");
-    }
 }

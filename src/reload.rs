@@ -15,7 +15,7 @@ use pingora::services::background::BackgroundService;
 
 use crate::config::{self, Problem, Snapshot};
 use crate::sidecar::{install, Sidecar};
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use crate::config::{Account, Pool, Snapshot};
 use crate::resilience::health::Availability;
 use crate::resilience::limits::QueueError;
 use crate::sidecar::Sidecar;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 
 /// Where a request stands in its walk over pools.
 #[derive(Debug, Clone, Copy, Default)]

@@ -115,7 +115,7 @@ impl Sidecar {
     pub fn rejected(&self, reason: crate::gate::Rejected, peer: Option<&str>) {
         self.metrics.rejected.with_label_values(&[reason.as_str()]).inc();
         static WINDOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let second = crate::usage::ledger::now_ms().div_euclid(1000) as u64;
+        let second = crate::clock::now_ms().div_euclid(1000) as u64;
         let seen = WINDOW.load(Ordering::Relaxed);
         let (at, n) = (seen >> 16, seen & 0xffff);
         let n = if at == second { n + 1 } else { 1 };

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::alloc::score::{score, weekly_used};
 use crate::config::{Account, Snapshot};
 use crate::resilience::health::State;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 
 fn rfc3339(at: Instant, now: Instant) -> String {
     let when = SystemTime::now() + at.saturating_duration_since(now);

@@ -13,7 +13,7 @@ use pingora::services::background::BackgroundService;
 use super::sessions::reserve;
 use crate::config::Pool;
 use crate::sidecar::Sidecar;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 
 pub struct Rebalancer {
     core: Arc<Sidecar>,

@@ -57,7 +57,7 @@ impl Chat {
             idle: t,
             total: t,
         };
-        let peer = crate::proxy::peer::build(addr, &target, &timeouts);
+        let peer = crate::peer::build(addr, &target, &timeouts);
         let full = format!("{}{path}", target.base_path);
         let body = Bytes::from(body.to_string());
         let req =

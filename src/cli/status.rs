@@ -21,7 +21,7 @@ pub async fn admin_get(base: &str, path: &str) -> Result<Value, String> {
         idle: Duration::from_secs(10),
         total: Duration::from_secs(10),
     };
-    let peer = crate::proxy::peer::build(addr, &target, &timeouts);
+    let peer = crate::peer::build(addr, &target, &timeouts);
     let full = format!("{}{path}", target.base_path);
     let mut req = RequestHeader::build("GET", full.as_bytes(), None).map_err(|e| e.to_string())?;
     req.insert_header(http::header::HOST, target.host_header.clone())

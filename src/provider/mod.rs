@@ -171,7 +171,7 @@ pub(crate) fn error_kind(data: &[u8]) -> Option<String> {
     let kind = ["type", "code", "status"]
         .iter()
         .find_map(|k| e.get(*k).filter(|x| !x.is_null()))?;
-    Some(crate::observe::sanitize(&kind.to_string().replace('"', "")))
+    Some(crate::text::sanitize(&kind.to_string().replace('"', "")))
 }
 
 /// The `error.message` of an error object, for `chat`.

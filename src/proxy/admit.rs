@@ -10,14 +10,14 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::Ctx;
-use super::session;
+use super::replay;
 use crate::config::{ClientToken, Snapshot};
 use crate::resilience::limits::ClientKey;
 use crate::respond::ErrorKind;
 use crate::route;
 use crate::select::Walk;
 use crate::sidecar::Sidecar;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 use crate::validate::{self, Invalid};
 
 /// A request the sidecar answers itself.
@@ -184,7 +184,7 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) ->
     }
     ctx.body_len = body.len();
     pool.state.budget.deposit(now_ms());
-    ctx.link = Some(session::wrap(
+    ctx.link = Some(replay::wrap(
         &mut session.downstream_session,
         body,
         pool.timeouts,
@@ -356,7 +356,7 @@ fn client_fault(e: &pingora::Error) -> Refusal {
         ),
         _ => refusal(
             ErrorKind::BadRequest,
-            format!("malformed request body: {}", crate::observe::sanitize(e.reason_str())),
+            format!("malformed request body: {}", crate::text::sanitize(e.reason_str())),
         ),
     }
 }

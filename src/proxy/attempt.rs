@@ -11,7 +11,7 @@ use super::ctx::Ctx;
 use crate::observe;
 use crate::resilience::{self, Verdict, DEFAULT_COOLDOWN};
 use crate::select;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 
 /// How an attempt failed, for the account's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::session::Link;
+use super::replay::Link;
 use crate::config::{Account, Pool, Snapshot};
 use crate::respond::ErrorKind;
 use crate::select::Walk;

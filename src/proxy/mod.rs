@@ -6,8 +6,7 @@
 mod admit;
 mod attempt;
 mod ctx;
-pub mod peer;
-pub mod session;
+mod replay;
 mod stream;
 
 use std::sync::Arc;
@@ -22,12 +21,12 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use attempt::Failure;
 pub use ctx::Ctx;
-use session::Expired;
+use replay::Expired;
 
 use crate::respond::{self, ErrorKind, Reply};
 use crate::select::{self, NoPick};
 use crate::sidecar::Sidecar;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 use crate::{inject, observe, resilience};
 
 /// The sidecar as a Pingora proxy service; embed it in any Pingora server with
@@ -189,11 +188,11 @@ impl ProxyHttp for SidecarProxy {
             Ok(a) => a,
             Err(m) => {
                 ctx.error = Some(ErrorKind::DnsError);
-                tracing::warn!(pool = &*pool.name, account = &*account.name, error = %observe::sanitize(&m), "DNS");
+                tracing::warn!(pool = &*pool.name, account = &*account.name, error = %crate::text::sanitize(&m), "DNS");
                 return Err(Error::explain(ErrorType::ConnectNoRoute, m).into_up());
             }
         };
-        Ok(peer::build(addr, &account.upstream, &pool.timeouts))
+        Ok(crate::peer::build(addr, &account.upstream, &pool.timeouts))
     }
 
     async fn upstream_request_filter(
@@ -325,7 +324,7 @@ impl ProxyHttp for SidecarProxy {
         session.set_keepalive(None);
         let message = match kind {
             ErrorKind::TlsError | ErrorKind::UpstreamError => {
-                format!("{} ({})", kind.describe(), observe::sanitize(e.reason_str()))
+                format!("{} ({})", kind.describe(), crate::text::sanitize(e.reason_str()))
             }
             _ => kind.describe().to_string(),
         };

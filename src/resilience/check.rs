@@ -56,7 +56,7 @@ async fn check(core: &Sidecar, client: &Outbound, pool: &Pool, account: &Account
     let up = &account.upstream;
     let result = match (up.addr().await, request(pool, account, &conf.path)) {
         (Ok(addr), Ok(req)) => {
-            let peer = crate::proxy::peer::build(addr, up, &pool.timeouts);
+            let peer = crate::peer::build(addr, up, &pool.timeouts);
             client.send(&peer, req, None, conf.timeout).await.map(|r| r.status)
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
@@ -71,7 +71,7 @@ async fn check(core: &Sidecar, client: &Outbound, pool: &Pool, account: &Account
         ),
         Err(e) => (
             health.failure(&pool.breaker, Instant::now()),
-            format!("health check failed: {}", crate::observe::sanitize(&e)),
+            format!("health check failed: {}", crate::text::sanitize(&e)),
         ),
     };
     match transition {

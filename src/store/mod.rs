@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 
 use crate::state::States;
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 use crate::usage::Usage;
 
 /// One request, as logged.

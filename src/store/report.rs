@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::usage::ledger::now_ms;
+use crate::clock::now_ms;
 
 /// What rows are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

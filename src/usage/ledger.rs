@@ -4,7 +4,6 @@
 //! summed afresh from the rings only when the hour or the minute turns.
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const HOURS: usize = 7 * 24;
 const MINUTES: usize = 60;
@@ -110,12 +109,6 @@ pub struct LedgerView {
     pub burn_rate: f64,
     /// Tokens in the last 60 seconds.
     pub tokens_last_minute: u64,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The first hour (since the epoch) of the UTC 5-hour block containing `hour`.

@@ -226,7 +226,7 @@ async fn rebalancing_moves_idle_sessions_from_the_hottest_to_the_coolest() {
     pool.accounts[0]
         .state
         .ledger
-        .record(llm_sidecar::usage::ledger::now_ms(), 9.0, 0, 1);
+        .record(llm_sidecar::clock::now_ms(), 9.0, 0, 1);
     assert_eq!(
         llm_sidecar::alloc::rebalance::rebalance(&proxy.core, pool),
         0,
@@ -252,7 +252,7 @@ async fn rebalancing_moves_idle_sessions_from_the_hottest_to_the_coolest() {
     pool.accounts[1]
         .state
         .ledger
-        .record(llm_sidecar::usage::ledger::now_ms(), 8.0, 0, 1);
+        .record(llm_sidecar::clock::now_ms(), 8.0, 0, 1);
     assert_eq!(
         llm_sidecar::alloc::rebalance::rebalance(&proxy.core, pool),
         0,

@@ -178,7 +178,7 @@ async fn budgets_stop_new_sessions_at_the_threshold_and_all_traffic_at_the_limit
     let proxy = Proxy::start(&config(&urls, "", ", budget: { weekly_usd: 30, threshold: 0.5 }", top));
     let snap = proxy.core.snapshot();
     let (acct0, acct1) = (&snap.pools[0].accounts[0], &snap.pools[0].accounts[1]);
-    let now = llm_sidecar::usage::ledger::now_ms;
+    let now = llm_sidecar::clock::now_ms;
     acct0.state.ledger.record(now(), 18.0, 0, 6); // 60%: past its threshold
     let fresh = send(&proxy, Some("after-threshold")).await;
     assert_eq!(

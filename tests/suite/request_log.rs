@@ -294,7 +294,7 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
     let view = states
         .account("anthropic", "acct-0")
         .ledger
-        .view(llm_sidecar::usage::ledger::now_ms());
+        .view(llm_sidecar::clock::now_ms());
     assert!(
         (view.week_cost - total_cost).abs() < 1e-9 && view.week_tokens == 3 * 6587,
         "{view:?}"

@@ -164,7 +164,7 @@ async fn anthropic_stream_is_logged_with_exact_tokens_and_cost() {
     let view = s.proxy.core.snapshot().pools[0].accounts[0]
         .state
         .ledger
-        .view(llm_sidecar::usage::ledger::now_ms());
+        .view(llm_sidecar::clock::now_ms());
     assert!(
         (view.block_cost - expected).abs() < 1e-12 && view.block_tokens == 6587,
         "ledger fed: {view:?}"

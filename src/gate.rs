@@ -15,57 +15,23 @@ use pingora::apps::ServerApp;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType,
 };
-use pingora::proxy::{HttpProxy, Session};
+use pingora::proxy::{HttpProxy, ProxyHttp, Session};
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::proxy::SidecarProxy;
+use crate::metrics::Rejected;
 use crate::sidecar::Sidecar;
 
-/// Why a connection or a request head was refused before any hook saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejected {
-    /// `server.max_connections` were already open.
-    MaxConnections,
-    /// The head did not arrive within `server.header_timeout`.
-    HeaderTimeout,
-    /// Pingora answered 400: a malformed request line, headers, length or encoding.
-    Malformed,
-    /// Pingora answered 405 to `CONNECT`.
-    Connect,
-    /// The client closed the connection (or it failed) in the middle of a head.
-    Incomplete,
-}
-
-impl Rejected {
-    pub const ALL: [Rejected; 5] = [
-        Rejected::MaxConnections,
-        Rejected::HeaderTimeout,
-        Rejected::Malformed,
-        Rejected::Connect,
-        Rejected::Incomplete,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rejected::MaxConnections => "max_connections",
-            Rejected::HeaderTimeout => "header_timeout",
-            Rejected::Malformed => "malformed",
-            Rejected::Connect => "connect_method",
-            Rejected::Incomplete => "incomplete",
-        }
-    }
-}
-
-/// The proxy service behind the gate.
-pub struct Gate {
-    proxy: Arc<HttpProxy<SidecarProxy>>,
+/// A proxy service behind the gate (the sidecar's, or any `ProxyHttp` an embedder builds).
+pub struct Gate<SV> {
+    proxy: Arc<HttpProxy<SV>>,
     core: Arc<Sidecar>,
     live: AtomicUsize,
 }
 
-impl Gate {
-    pub fn new(proxy: HttpProxy<SidecarProxy>, core: Arc<Sidecar>) -> Self {
+impl<SV> Gate<SV> {
+    /// Gate `proxy` with `core`'s `server.*` limits.
+    pub fn new(proxy: HttpProxy<SV>, core: Arc<Sidecar>) -> Self {
         Gate {
             proxy: Arc::new(proxy),
             core,
@@ -94,7 +60,11 @@ x-llm-sidecar-error: header_timeout\r\nconnection: close\r\n\r\n\
 {\"error\":{\"message\":\"the request head did not arrive within server.header_timeout\",\"type\":\"invalid_request_error\",\"code\":\"timeout\"}}";
 
 #[async_trait]
-impl ServerApp for Gate {
+impl<SV> ServerApp for Gate<SV>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    SV::CTX: Send + Sync,
+{
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         let limits = self.core.snapshot().server;
         let live = Live(&self.live);

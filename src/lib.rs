@@ -30,8 +30,8 @@ pub mod select;
 pub mod server;
 pub mod sidecar;
 pub mod state;
-pub mod text;
 pub mod store;
+pub mod text;
 pub mod usage;
 pub mod validate;
 

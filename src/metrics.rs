@@ -4,16 +4,11 @@
 //! scraped, from the current snapshot.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use prometheus::{
-    Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry,
 };
-
-use crate::alloc::score::{score, weekly_used};
-use crate::config::Snapshot;
-use crate::clock::now_ms;
 
 /// Buckets from 1 ms to 10 min.
 const SECONDS: [f64; 16] = [
@@ -49,13 +44,13 @@ pub struct Metrics {
     ratelimited: IntCounterVec,
     pub reloads: IntCounterVec,
     pub last_reload: Gauge,
-    queue: IntGaugeVec,
-    state: IntGaugeVec,
-    score: GaugeVec,
-    budget_used: GaugeVec,
-    sessions: IntGaugeVec,
-    log_dropped: IntCounter,
-    notify_dropped: IntCounter,
+    pub(crate) queue: IntGaugeVec,
+    pub(crate) state: IntGaugeVec,
+    pub(crate) score: GaugeVec,
+    pub(crate) budget_used: GaugeVec,
+    pub(crate) sessions: IntGaugeVec,
+    pub(crate) log_dropped: IntCounter,
+    pub(crate) notify_dropped: IntCounter,
     /// Connections and request heads refused before any hook saw them, by reason.
     pub rejected: IntCounterVec,
     /// SSE events longer than `limits.max_sse_event_bytes`, passed through unmetered.
@@ -72,6 +67,41 @@ fn help(name: &str, text: &str) -> Opts {
 
 fn hist(name: &str, text: &str, buckets: &[f64]) -> HistogramOpts {
     HistogramOpts::new(format!("llm_sidecar_{name}"), text).buckets(buckets.to_vec())
+}
+
+/// Why a connection or a request head was refused before any hook saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// `server.max_connections` were already open.
+    MaxConnections,
+    /// The head did not arrive within `server.header_timeout`.
+    HeaderTimeout,
+    /// Pingora answered 400: a malformed request line, headers, length or encoding.
+    Malformed,
+    /// Pingora answered 405 to `CONNECT`.
+    Connect,
+    /// The client closed the connection (or it failed) in the middle of a head.
+    Incomplete,
+}
+
+impl Rejected {
+    pub const ALL: [Rejected; 5] = [
+        Rejected::MaxConnections,
+        Rejected::HeaderTimeout,
+        Rejected::Malformed,
+        Rejected::Connect,
+        Rejected::Incomplete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejected::MaxConnections => "max_connections",
+            Rejected::HeaderTimeout => "header_timeout",
+            Rejected::Malformed => "malformed",
+            Rejected::Connect => "connect_method",
+            Rejected::Incomplete => "incomplete",
+        }
+    }
 }
 
 /// Per-request handles for one route (its own pool).
@@ -145,7 +175,7 @@ impl Metrics {
         r.register(Box::new(m.rejected.clone()))?;
         r.register(Box::new(m.oversized_events.clone()))?;
         r.register(Box::new(m.unmetered.clone()))?;
-        for reason in crate::gate::Rejected::ALL {
+        for reason in Rejected::ALL {
             m.rejected.with_label_values(&[reason.as_str()]);
         }
         for reason in ["encoding", "too_large"] {
@@ -197,48 +227,6 @@ impl Metrics {
 
     pub fn ratelimited(&self, scope: &'static str) {
         self.ratelimited.with_label_values(&[scope]).inc();
-    }
-
-    /// The text exposition, with the account gauges brought up to date first.
-    pub fn render(&self, snap: &Snapshot, log_dropped: u64, notify_dropped: u64) -> Vec<u8> {
-        for g in [&self.queue, &self.state, &self.sessions] {
-            g.reset();
-        }
-        self.score.reset();
-        self.budget_used.reset();
-        let (now, ms) = (Instant::now(), now_ms());
-        for pool in &snap.pools {
-            for a in &pool.accounts {
-                let labels = [&*pool.name, &*a.name];
-                let s = &a.state;
-                self.queue.with_label_values(&labels).set(s.slots.queued() as i64);
-                let current = s.health.state(now).name();
-                for st in STATES {
-                    self.state
-                        .with_label_values(&[&*pool.name, &*a.name, st])
-                        .set(i64::from(st == current));
-                }
-                let sessions = s.sessions.load(std::sync::atomic::Ordering::Acquire);
-                self.sessions.with_label_values(&labels).set(i64::from(sessions));
-                let view = s.ledger.view(ms);
-                self.score
-                    .with_label_values(&labels)
-                    .set(score(&view, a.budget.as_ref(), sessions, a.weight));
-                self.budget_used
-                    .with_label_values(&labels)
-                    .set(weekly_used(&view, a.budget.as_ref()));
-            }
-        }
-        // Counted where they happen; brought here as counters.
-        self.log_dropped
-            .inc_by(log_dropped.saturating_sub(self.log_dropped.get()));
-        self.notify_dropped
-            .inc_by(notify_dropped.saturating_sub(self.notify_dropped.get()));
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::warn!(error = %e, "metrics encoding failed");
-        }
-        out
     }
 }
 

@@ -7,11 +7,10 @@ use std::sync::{Arc, OnceLock};
 use dashmap::DashMap;
 use pingora::proxy::Session;
 
+use crate::clock::now_ms;
 use crate::proxy::Ctx;
-use crate::resilience::health::Transition;
 use crate::sidecar::Sidecar;
 use crate::store::Row;
-use crate::clock::now_ms;
 use crate::text::sanitize;
 use crate::usage::{price, Meter};
 
@@ -137,8 +136,13 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
         if let (Some(budget), Some(snap)) = (account.budget.as_ref(), snap.as_deref()) {
             if cost.is_some_and(|c| c > 0.0) && budget.weekly_usd > 0.0 {
                 let used = account.state.ledger.view(now).week_cost / budget.weekly_usd;
-                core.notifier
-                    .budget(core.webhook_on(), &pool.name, &account.name, used, &snap.thresholds);
+                core.notifier.budget(
+                    snap.webhook.is_some(),
+                    &pool.name,
+                    &account.name,
+                    used,
+                    &snap.thresholds,
+                );
             }
         }
     }
@@ -233,45 +237,6 @@ pub fn finish(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
     }
 }
 
-/// One info line for a change of an account's health, with its reason; breaker and key
-/// changes are also notifications.
-pub fn transition(core: &Sidecar, pool: &str, account: &str, t: Transition, reason: &str) {
-    let (event, detail) = match t {
-        Transition::BreakerOpened { cooldown } => (
-            "breaker_open",
-            format!("open for {}", humantime::format_duration(cooldown)),
-        ),
-        Transition::BreakerReopened { cooldown } => (
-            "breaker_open",
-            format!("probe failed; open for {}", humantime::format_duration(cooldown)),
-        ),
-        Transition::BreakerClosed => ("breaker_closed", "probe succeeded".to_string()),
-        Transition::CooledDown { for_ } => (
-            "cooldown",
-            format!("no traffic for {}", humantime::format_duration(round_ms(for_))),
-        ),
-        Transition::KeyBroken => (
-            "key_broken",
-            "out of rotation until reload or a passing health check".to_string(),
-        ),
-        Transition::Recovered => ("recovered", "back in rotation".to_string()),
-    };
-    tracing::info!(target: "llm_sidecar::decision", pool, account, event, detail, reason = %sanitize(reason), "account state");
-    if matches!(event, "breaker_open" | "breaker_closed" | "key_broken") {
-        core.notifier.emit(
-            core.webhook_on(),
-            event,
-            pool,
-            Some(account),
-            format!("{detail} ({})", sanitize(reason)),
-        );
-    }
-}
-
-fn round_ms(d: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_millis(d.as_millis() as u64)
-}
-
 /// Say once per model and process that a model has no price (its cost is logged as null).
 fn warn_unpriced(model: Option<&str>) {
     static SEEN: OnceLock<DashMap<String, ()>> = OnceLock::new();
@@ -280,10 +245,4 @@ fn warn_unpriced(model: Option<&str>) {
     if seen.len() < 1024 && seen.insert(name.clone(), ()).is_none() {
         tracing::warn!(model = %name, "no price for this model: its cost is logged as null");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
 }

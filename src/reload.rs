@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
+use crate::clock::now_ms;
 use crate::config::{self, Problem, Snapshot};
 use crate::sidecar::{install, Sidecar};
-use crate::clock::now_ms;
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,8 @@ pub async fn reload(
         for a in &pool.accounts {
             if a.state.health.state(std::time::Instant::now()) == crate::resilience::health::State::BrokenKey {
                 if let Some(t) = a.state.health.reset() {
-                    crate::observe::transition(core, &pool.name, &a.name, t, "config reloaded");
+                    core.notifier
+                        .account_changed(core.webhook_on(), &pool.name, &a.name, t, "config reloaded");
                 }
             }
         }

@@ -14,11 +14,11 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::alloc::score::{score, weekly_used};
 use crate::alloc::sessions::reserve;
+use crate::clock::now_ms;
 use crate::config::{Account, Pool, Snapshot};
+use crate::notify::Notifier;
 use crate::resilience::health::Availability;
 use crate::resilience::limits::QueueError;
-use crate::sidecar::Sidecar;
-use crate::clock::now_ms;
 
 /// Where a request stands in its walk over pools.
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,7 +168,13 @@ fn take(account: &Account) -> Option<(OwnedSemaphorePermit, bool)> {
 }
 
 /// Choose the account for the next attempt, waiting in a queue if that is what it takes.
-pub async fn pick(core: &Sidecar, snap: &Snapshot, walk: &mut Walk, session: Option<&str>) -> Result<Pick, NoPick> {
+pub async fn pick(
+    notifier: &Notifier,
+    snap: &Snapshot,
+    walk: &mut Walk,
+    session: Option<&str>,
+) -> Result<Pick, NoPick> {
+    let webhook_on = snap.webhook.is_some();
     let mut gone = Unavailable::default();
     let mut queue_full = false;
     while let Some(pi) = walk.pool_at(snap, walk.step) {
@@ -176,7 +182,8 @@ pub async fn pick(core: &Sidecar, snap: &Snapshot, walk: &mut Walk, session: Opt
         let ranked = rank(pool, walk.tried, &mut gone);
         let mut queue_at = None;
         if let Some(id) = session {
-            if let Some((ai, permit, probe)) = bind(core, pool, &ranked, id, walk.tried, &mut queue_at) {
+            if let Some((ai, permit, probe)) = bind(notifier, webhook_on, pool, &ranked, id, walk.tried, &mut queue_at)
+            {
                 return Ok(Pick {
                     pool: pi,
                     account: ai,
@@ -245,8 +252,7 @@ pub async fn pick(core: &Sidecar, snap: &Snapshot, walk: &mut Walk, session: Opt
         walk.tried = 0;
         if let Some(next) = walk.pool_at(snap, walk.step) {
             tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, fallback = &*snap.pools[next].name, "no account can serve; falling back");
-            core.notifier
-                .fallback_used(core.webhook_on(), &pool.name, &snap.pools[next].name);
+            notifier.fallback_used(webhook_on, &pool.name, &snap.pools[next].name);
         }
     }
     if queue_full && !gone.any {
@@ -263,7 +269,8 @@ pub async fn pick(core: &Sidecar, snap: &Snapshot, walk: &mut Walk, session: Opt
 
 /// Serve `id` from its bound account, or (re)bind it atomically. `None`: serve unbound.
 fn bind(
-    core: &Sidecar,
+    notifier: &Notifier,
+    webhook_on: bool,
     pool: &Pool,
     ranked: &[Candidate],
     id: &str,
@@ -273,9 +280,11 @@ fn bind(
     let ms = now_ms();
     let mut table = pool.state.sessions.lock();
     let bound = table.touch(id, ms);
-    let bound_ix = bound
-        .as_ref()
-        .and_then(|b| pool.accounts.iter().position(|a| Arc::ptr_eq(&a.state, &b.state)));
+    let bound_ix = bound.as_ref().and_then(|b| {
+        pool.accounts
+            .iter()
+            .position(|a| Arc::ptr_eq(&a.state.sessions, &b.count))
+    });
     if let Some(ai) = bound_ix {
         if ranked.iter().any(|c| c.index == ai) {
             if let Some((permit, probe)) = take(&pool.accounts[ai]) {
@@ -296,7 +305,7 @@ fn bind(
         }
         match take(account) {
             Some((permit, probe)) => {
-                table.bind(id, Arc::clone(&account.name), Arc::clone(&account.state), ms);
+                table.bind(id, Arc::clone(&account.name), Arc::clone(&account.state.sessions), ms);
                 rebound = bound
                     .as_ref()
                     .map(|old| (Arc::clone(&old.account), Arc::clone(&account.name)));
@@ -323,9 +332,9 @@ fn bind(
     drop(table);
     if let Some((from, to)) = rebound {
         tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, from = &*from, to = &*to, "session re-bound");
-        core.notifier.emit(
-            core.webhook_on(),
-            "session_rebound",
+        notifier.emit(
+            webhook_on,
+            crate::notify::Kind::SessionRebound,
             &pool.name,
             Some(&to),
             format!("from {from} (unavailable or full)"),

@@ -17,7 +17,7 @@ use pingora::services::listening::Service;
 use crate::admin::Admin;
 use crate::alloc::rebalance::Rebalancer;
 use crate::gate::Gate;
-use crate::notify::WebhookSender;
+use crate::notify::webhook::WebhookSender;
 use crate::proxy::SidecarProxy;
 use crate::reload::ReloadService;
 use crate::resilience::check::HealthChecks;

@@ -112,7 +112,7 @@ impl Sidecar {
 
     /// A connection or request head refused before any hook saw it: counted, and logged (at most
     /// 20 lines a second; the count says how many there were).
-    pub fn rejected(&self, reason: crate::gate::Rejected, peer: Option<&str>) {
+    pub fn rejected(&self, reason: crate::metrics::Rejected, peer: Option<&str>) {
         self.metrics.rejected.with_label_values(&[reason.as_str()]).inc();
         static WINDOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let second = crate::clock::now_ms().div_euclid(1000) as u64;

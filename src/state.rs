@@ -20,8 +20,8 @@ pub struct AccountState {
     pub slots: Slots,
     /// Requests sent in the last minute (`rpm`).
     pub sent: Window,
-    /// Sessions bound to this account.
-    pub sessions: AtomicU32,
+    /// Sessions bound to this account (shared with the session table's bindings).
+    pub sessions: Arc<AtomicU32>,
 }
 
 impl Default for AccountState {
@@ -31,7 +31,7 @@ impl Default for AccountState {
             health: Health::default(),
             slots: Slots::new(UNLIMITED),
             sent: Window::default(),
-            sessions: AtomicU32::new(0),
+            sessions: Arc::new(AtomicU32::new(0)),
         }
     }
 }

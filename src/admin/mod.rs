@@ -3,6 +3,7 @@
 //! `GET /admin/sessions?pool=`, `POST /admin/reload`,
 //! `POST /admin/pools/{pool}/accounts/{account}/reset`.
 
+pub mod metrics;
 mod views;
 
 use std::sync::Arc;
@@ -74,7 +75,13 @@ impl Admin {
                 match found {
                     Some((p, a)) => {
                         if let Some(t) = a.state.health.reset() {
-                            crate::observe::transition(&self.core, &p.name, &a.name, t, "reset by the admin API");
+                            self.core.notifier.account_changed(
+                                snap.webhook.is_some(),
+                                &p.name,
+                                &a.name,
+                                t,
+                                "reset by the admin API",
+                            );
                         }
                         (200, json!({ "status": "reset", "pool": *pool, "account": *account }))
                     }
@@ -129,10 +136,12 @@ impl ServeHttp for Admin {
             }
             ("GET", "/metrics") => {
                 let log_dropped = self.core.log.as_ref().map_or(0, |l| l.dropped());
-                let body = self
-                    .core
-                    .metrics
-                    .render(&self.core.snapshot(), log_dropped, self.core.notifier.dropped());
+                let body = metrics::render(
+                    &self.core.metrics,
+                    &self.core.snapshot(),
+                    log_dropped,
+                    self.core.notifier.dropped(),
+                );
                 reply(200, "text/plain; version=0.0.4", body)
             }
             (_, p) if p == "/admin" || p.starts_with("/admin/") => {

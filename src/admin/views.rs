@@ -6,9 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::alloc::score::{score, weekly_used};
+use crate::clock::now_ms;
 use crate::config::{Account, Snapshot};
 use crate::resilience::health::State;
-use crate::clock::now_ms;
 
 fn rfc3339(at: Instant, now: Instant) -> String {
     let when = SystemTime::now() + at.saturating_duration_since(now);

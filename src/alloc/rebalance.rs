@@ -11,9 +11,9 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use super::sessions::reserve;
+use crate::clock::now_ms;
 use crate::config::Pool;
 use crate::sidecar::Sidecar;
-use crate::clock::now_ms;
 
 pub struct Rebalancer {
     core: Arc<Sidecar>,
@@ -52,15 +52,20 @@ pub fn rebalance(core: &Sidecar, pool: &Pool) -> usize {
         if !reserve(&to.state.sessions, pool.session.max_per_account) {
             break;
         }
-        if table.rebind_quietly(&id, Arc::clone(&to.name), Arc::clone(&to.state)) {
+        if table.rebind_quietly(&id, Arc::clone(&to.name), Arc::clone(&to.state.sessions)) {
             moved += 1;
             let detail = format!(
                 "idle session moved from {} (block ${hot_cost:.2}) to {} (block ${cool_cost:.2})",
                 from.name, to.name
             );
             tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, from = &*from.name, to = &*to.name, "rebalanced an idle session");
-            core.notifier
-                .emit(core.webhook_on(), "session_rebound", &pool.name, Some(&to.name), detail);
+            core.notifier.emit(
+                core.webhook_on(),
+                crate::notify::Kind::SessionRebound,
+                &pool.name,
+                Some(&to.name),
+                detail,
+            );
         }
     }
     moved

@@ -10,13 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
 
-use crate::state::AccountState;
-
 /// Where a session is bound.
 #[derive(Clone)]
 pub struct Binding {
     pub account: Arc<str>,
-    pub state: Arc<AccountState>,
+    /// The account's count of bound sessions (it identifies the account's state too).
+    pub count: Arc<AtomicU32>,
     pub last_seen_ms: i64,
 }
 
@@ -38,8 +37,7 @@ fn cap(n: usize) -> NonZeroUsize {
 
 fn release(b: &Binding) {
     let _ = b
-        .state
-        .sessions
+        .count
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
 }
 
@@ -114,10 +112,10 @@ impl Locked<'_> {
 
     /// Bind `id` to an account whose count the caller already reserved; a previous binding is
     /// released, and so is a session evicted to make room.
-    pub fn bind(&mut self, id: &str, account: Arc<str>, state: Arc<AccountState>, now_ms: i64) {
+    pub fn bind(&mut self, id: &str, account: Arc<str>, count: Arc<AtomicU32>, now_ms: i64) {
         let binding = Binding {
             account,
-            state,
+            count,
             last_seen_ms: now_ms,
         };
         if let Some(old) = self.table.get_mut(id) {
@@ -142,11 +140,11 @@ impl Locked<'_> {
     }
 
     /// Move a session to another account without touching its recency.
-    pub fn rebind_quietly(&mut self, id: &str, account: Arc<str>, state: Arc<AccountState>) -> bool {
+    pub fn rebind_quietly(&mut self, id: &str, account: Arc<str>, count: Arc<AtomicU32>) -> bool {
         let Some(b) = self.table.peek_mut(id) else { return false };
         release(b);
         b.account = account;
-        b.state = state;
+        b.count = count;
         true
     }
 }
@@ -155,8 +153,14 @@ impl Locked<'_> {
 mod tests {
     use super::*;
 
-    fn account() -> Arc<AccountState> {
-        Arc::new(AccountState::default())
+    struct Account {
+        sessions: Arc<AtomicU32>,
+    }
+
+    fn account() -> Account {
+        Account {
+            sessions: Arc::new(AtomicU32::new(0)),
+        }
     }
 
     #[test]
@@ -167,18 +171,18 @@ mod tests {
         let mut l = s.lock();
         for (id, who) in [("s1", &a), ("s2", &a)] {
             assert!(reserve(&who.sessions, 15));
-            l.bind(id, "a".into(), Arc::clone(who), 1);
+            l.bind(id, "a".into(), Arc::clone(&who.sessions), 1);
         }
         assert_eq!(a.sessions.load(Ordering::Acquire), 2);
         assert!(reserve(&b.sessions, 15));
-        l.bind("s1", "b".into(), Arc::clone(&b), 2);
+        l.bind("s1", "b".into(), Arc::clone(&b.sessions), 2);
         assert_eq!(
             (a.sessions.load(Ordering::Acquire), b.sessions.load(Ordering::Acquire)),
             (1, 1),
             "rebind moves the count"
         );
         assert!(reserve(&b.sessions, 15));
-        l.bind("s3", "b".into(), Arc::clone(&b), 3);
+        l.bind("s3", "b".into(), Arc::clone(&b.sessions), 3);
         assert!(
             l.touch("s2", 4).is_none(),
             "s2 was least recently used: evicted at the cap"

@@ -270,7 +270,7 @@ fn build_log(raw: &RawLog, p: &mut Problems) -> LogConf {
     }
 }
 
-fn build_webhook(raw: &super::raw::RawWebhook, p: &mut Problems) -> Option<crate::notify::Webhook> {
+fn build_webhook(raw: &super::raw::RawWebhook, p: &mut Problems) -> Option<super::snapshot::Webhook> {
     let path = "notifications.webhook.url_env";
     let url = match std::env::var(&raw.url_env) {
         Ok(u) if !u.trim().is_empty() => u,
@@ -298,7 +298,7 @@ fn build_webhook(raw: &super::raw::RawWebhook, p: &mut Problems) -> Option<crate
     let path_and_query = uri
         .path_and_query()
         .map_or("/".to_string(), |pq| pq.as_str().to_string());
-    Some(crate::notify::Webhook {
+    Some(super::snapshot::Webhook {
         target,
         path: path_and_query,
         timeout: raw.timeout.0,

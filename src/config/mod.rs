@@ -14,7 +14,7 @@ use std::path::Path;
 pub use build::{parse_base_url, Problem};
 pub use snapshot::{
     Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Pool, RetryConf, Route, ServerLimits,
-    Snapshot, Timeouts, Upstream,
+    Snapshot, Timeouts, Upstream, Webhook,
 };
 
 use crate::state::States;

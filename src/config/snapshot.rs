@@ -11,7 +11,6 @@ use http::header::{HeaderName, HeaderValue};
 use crate::alloc::score::Budget;
 use crate::dns::DnsCache;
 use crate::metrics::{AccountMetrics, RouteMetrics};
-use crate::notify::Webhook;
 use crate::provider::Provider;
 use crate::resilience::health::BreakerConf;
 use crate::secret::Secret;
@@ -200,6 +199,14 @@ impl Upstream {
             None => self.dns.resolve().await,
         }
     }
+}
+
+/// Where notifications are POSTed (`notifications.webhook`).
+pub struct Webhook {
+    pub target: Upstream,
+    /// Path and query of the URL.
+    pub path: String,
+    pub timeout: Duration,
 }
 
 pub struct ClientToken {

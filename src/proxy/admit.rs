@@ -11,13 +11,13 @@ use pingora::Result;
 
 use super::ctx::Ctx;
 use super::replay;
+use crate::clock::now_ms;
 use crate::config::{ClientToken, Snapshot};
 use crate::resilience::limits::ClientKey;
 use crate::respond::ErrorKind;
 use crate::route;
 use crate::select::Walk;
 use crate::sidecar::Sidecar;
-use crate::clock::now_ms;
 use crate::validate::{self, Invalid};
 
 /// A request the sidecar answers itself.

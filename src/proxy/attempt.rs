@@ -8,10 +8,9 @@ use http::HeaderMap;
 use pingora::{Error, ErrorType};
 
 use super::ctx::Ctx;
-use crate::observe;
+use crate::clock::now_ms;
 use crate::resilience::{self, Verdict, DEFAULT_COOLDOWN};
 use crate::select;
-use crate::clock::now_ms;
 
 /// How an attempt failed, for the account's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +55,8 @@ pub fn account_failed(ctx: &mut Ctx, failure: Failure, reason: &str) {
         Failure::KeyBroken => health.key_broken(),
     };
     if let (Some(t), Some(core)) = (t, ctx.core()) {
-        observe::transition(core, &pool.name, &account.name, t, reason);
+        core.notifier
+            .account_changed(webhook_on(ctx), &pool.name, &account.name, t, reason);
     }
     ctx.probe = false;
 }
@@ -70,7 +70,8 @@ pub fn account_fine(ctx: &mut Ctx) {
         m.outcomes[0].inc();
     }
     if let (Some(t), Some(core)) = (account.state.health.success(), ctx.core()) {
-        observe::transition(core, &pool.name, &account.name, t, "request succeeded");
+        core.notifier
+            .account_changed(webhook_on(ctx), &pool.name, &account.name, t, "request succeeded");
     }
     ctx.probe = false;
 }
@@ -165,4 +166,9 @@ pub fn on_in_band_error(ctx: &mut Ctx, kind: Option<&str>) -> bool {
         return true;
     }
     false
+}
+
+/// Whether the request's snapshot sends notifications to a webhook.
+fn webhook_on(ctx: &Ctx) -> bool {
+    ctx.snap.as_ref().is_some_and(|s| s.webhook.is_some())
 }

@@ -23,10 +23,10 @@ use attempt::Failure;
 pub use ctx::Ctx;
 use replay::Expired;
 
+use crate::clock::now_ms;
 use crate::respond::{self, ErrorKind, Reply};
 use crate::select::{self, NoPick};
 use crate::sidecar::Sidecar;
-use crate::clock::now_ms;
 use crate::{inject, observe, resilience};
 
 /// The sidecar as a Pingora proxy service; embed it in any Pingora server with
@@ -149,7 +149,7 @@ impl ProxyHttp for SidecarProxy {
                 tokio::time::sleep(resilience::backoff(p.retry.backoff, p.retry.max_backoff, ctx.attempts)).await;
             }
         }
-        let pick = match select::pick(&self.core, &snap, &mut ctx.walk, ctx.session.as_deref()).await {
+        let pick = match select::pick(&self.core.notifier, &snap, &mut ctx.walk, ctx.session.as_deref()).await {
             Ok(p) => p,
             Err(no) => {
                 let (kind, wait) = match no {

@@ -75,7 +75,9 @@ async fn check(core: &Sidecar, client: &Outbound, pool: &Pool, account: &Account
         ),
     };
     match transition {
-        Some(t) => crate::observe::transition(core, &pool.name, &account.name, t, &reason),
+        Some(t) => core
+            .notifier
+            .account_changed(core.webhook_on(), &pool.name, &account.name, t, &reason),
         None => {
             tracing::debug!(pool = &*pool.name, account = &*account.name, %reason, "health check")
         }

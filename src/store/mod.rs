@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
-use crate::state::States;
 use crate::clock::now_ms;
+use crate::state::States;
 use crate::usage::Usage;
 
 /// One request, as logged.

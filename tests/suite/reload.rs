@@ -34,7 +34,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn reloads(proxy: &Proxy, result: &str) -> f64 {
-    let text = proxy.core.metrics.render(&proxy.core.snapshot(), 0, 0);
+    let text = llm_sidecar::admin::metrics::render(&proxy.core.metrics, &proxy.core.snapshot(), 0, 0);
     let text = String::from_utf8_lossy(&text).into_owned();
     let line = format!("llm_sidecar_config_reloads_total{{result=\"{result}\"}} ");
     text.lines()

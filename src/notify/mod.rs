@@ -1,40 +1,62 @@
 //! Notifications: `budget_threshold`, `key_broken`, `breaker_open`, `breaker_closed`,
 //! `fallback_used`, `session_rebound`. Each goes to the log and, when a webhook is configured,
-//! to a bounded queue that a background task POSTs as `{event, pool, account, at, detail}`, with
-//! retries and backoff. A slow or dead webhook never delays a request; drops are counted.
+//! to a bounded queue that a background task ([`webhook`]) POSTs as `{event, pool, account, at,
+//! detail}`, with retries and backoff. A slow or dead webhook never delays a request; drops are
+//! counted. Account health changes are logged here too, with their reason.
+
+pub mod webhook;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use dashmap::DashMap;
-use pingora::http::RequestHeader;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::config::Upstream;
-use crate::outbound::Outbound;
-use crate::sidecar::Sidecar;
 use crate::clock::now_ms;
+use crate::resilience::health::Transition;
+use crate::text::sanitize;
 
 const QUEUE: usize = 1024;
-const TRIES: u32 = 4;
 
-/// Where notifications are POSTed (`notifications.webhook`).
-pub struct Webhook {
-    pub target: Upstream,
-    /// Path and query of the URL.
-    pub path: String,
-    pub timeout: Duration,
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    BudgetThreshold,
+    KeyBroken,
+    BreakerOpen,
+    BreakerClosed,
+    FallbackUsed,
+    SessionRebound,
+    /// Logged only: an account cooled down after a rate limit, or came back.
+    Cooldown,
+    Recovered,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::BudgetThreshold => "budget_threshold",
+            Kind::KeyBroken => "key_broken",
+            Kind::BreakerOpen => "breaker_open",
+            Kind::BreakerClosed => "breaker_closed",
+            Kind::FallbackUsed => "fallback_used",
+            Kind::SessionRebound => "session_rebound",
+            Kind::Cooldown => "cooldown",
+            Kind::Recovered => "recovered",
+        }
+    }
+
+    /// Whether an operator should look (logged as a warning).
+    fn warns(self) -> bool {
+        matches!(self, Kind::BudgetThreshold | Kind::KeyBroken | Kind::BreakerOpen)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
-    pub event: &'static str,
+    pub event: Kind,
     pub pool: String,
     pub account: Option<String>,
     /// RFC 3339, UTC.
@@ -69,12 +91,12 @@ impl Default for Notifier {
 
 impl Notifier {
     /// Log the event and queue it for the webhook (never waits).
-    pub fn emit(&self, webhook_on: bool, event: &'static str, pool: &str, account: Option<&str>, detail: String) {
-        let warn = matches!(event, "budget_threshold" | "key_broken" | "breaker_open");
-        if warn {
-            tracing::warn!(target: "llm_sidecar::notify", event, pool, account, %detail, "notification");
+    pub fn emit(&self, webhook_on: bool, event: Kind, pool: &str, account: Option<&str>, detail: String) {
+        let name = event.as_str();
+        if event.warns() {
+            tracing::warn!(target: "llm_sidecar::notify", event = name, pool, account, %detail, "notification");
         } else {
-            tracing::info!(target: "llm_sidecar::notify", event, pool, account, %detail, "notification");
+            tracing::info!(target: "llm_sidecar::notify", event = name, pool, account, %detail, "notification");
         }
         if !webhook_on {
             return;
@@ -112,7 +134,7 @@ impl Notifier {
         if due {
             self.emit(
                 webhook_on,
-                "fallback_used",
+                Kind::FallbackUsed,
                 pool,
                 None,
                 format!("no account could serve; using {fallback}"),
@@ -132,7 +154,7 @@ impl Notifier {
                     used * 100.0,
                     t * 100.0
                 );
-                self.emit(webhook_on, "budget_threshold", pool, Some(account), detail);
+                self.emit(webhook_on, Kind::BudgetThreshold, pool, Some(account), detail);
             }
         }
     }
@@ -144,81 +166,45 @@ impl Notifier {
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
-}
 
-/// The background task that POSTs queued events to the configured webhook.
-pub struct WebhookSender {
-    core: Arc<Sidecar>,
-    client: Outbound,
-}
-
-impl WebhookSender {
-    pub fn new(core: Arc<Sidecar>) -> Self {
-        WebhookSender {
-            core,
-            client: Outbound::default(),
-        }
+    /// The queue's receiving end, for the one webhook sender (`None` once taken).
+    pub(crate) fn take_receiver(&self) -> Option<mpsc::Receiver<Event>> {
+        self.rx.lock().ok().and_then(|mut r| r.take())
     }
 
-    async fn deliver(&self, hook: &Webhook, body: &Bytes) -> Result<(), String> {
-        let addr = hook.target.addr().await?;
-        let timeouts = crate::config::Timeouts {
-            connect: hook.timeout,
-            first_byte: hook.timeout,
-            first_token: None,
-            idle: hook.timeout,
-            total: hook.timeout,
+    /// One info line for a change of an account's health, with its reason; breaker and key
+    /// changes are also notifications.
+    pub fn account_changed(&self, webhook_on: bool, pool: &str, account: &str, t: Transition, reason: &str) {
+        let (event, detail) = match t {
+            Transition::BreakerOpened { cooldown } => (
+                Kind::BreakerOpen,
+                format!("open for {}", humantime::format_duration(cooldown)),
+            ),
+            Transition::BreakerReopened { cooldown } => (
+                Kind::BreakerOpen,
+                format!("probe failed; open for {}", humantime::format_duration(cooldown)),
+            ),
+            Transition::BreakerClosed => (Kind::BreakerClosed, "probe succeeded".to_string()),
+            Transition::CooledDown { for_ } => (
+                Kind::Cooldown,
+                format!("no traffic for {}", humantime::format_duration(round_ms(for_))),
+            ),
+            Transition::KeyBroken => (
+                Kind::KeyBroken,
+                "out of rotation until reload or a passing health check".to_string(),
+            ),
+            Transition::Recovered => (Kind::Recovered, "back in rotation".to_string()),
         };
-        let peer = crate::peer::build(addr, &hook.target, &timeouts);
-        let mut req = RequestHeader::build("POST", hook.path.as_bytes(), None).map_err(|e| e.to_string())?;
-        for (n, v) in [("content-type", "application/json"), ("user-agent", "llm-sidecar")] {
-            req.insert_header(n, v).map_err(|e| e.to_string())?;
-        }
-        req.insert_header(http::header::HOST, hook.target.host_header.clone())
-            .map_err(|e| e.to_string())?;
-        req.insert_header(http::header::CONTENT_LENGTH, body.len())
-            .map_err(|e| e.to_string())?;
-        let reply = self.client.send(&peer, req, Some(body.clone()), hook.timeout).await?;
-        if (200..300).contains(&reply.status) {
-            Ok(())
-        } else {
-            Err(format!("webhook answered {}", reply.status))
+        let reason = sanitize(reason);
+        tracing::info!(target: "llm_sidecar::decision", pool, account, event = event.as_str(), detail, %reason, "account state");
+        if matches!(event, Kind::BreakerOpen | Kind::BreakerClosed | Kind::KeyBroken) {
+            self.emit(webhook_on, event, pool, Some(account), format!("{detail} ({reason})"));
         }
     }
 }
 
-#[async_trait]
-impl BackgroundService for WebhookSender {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Some(mut rx) = self.core.notifier.rx.lock().ok().and_then(|mut r| r.take()) else {
-            return;
-        };
-        loop {
-            let event = tokio::select! {
-                e = rx.recv() => match e { Some(e) => e, None => return },
-                _ = shutdown.changed() => return,
-            };
-            let snap = self.core.snapshot();
-            let Some(hook) = snap.webhook.as_ref() else { continue };
-            let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
-            for attempt in 1..=TRIES {
-                match self.deliver(hook, &body).await {
-                    Ok(()) => {
-                        self.core.notifier.sent.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    Err(e) if attempt == TRIES => {
-                        let n = self.core.notifier.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                        tracing::warn!(event = event.event, error = %crate::text::sanitize(&e), dropped_total = n, "webhook failed; notification dropped");
-                    }
-                    Err(e) => {
-                        tracing::debug!(event = event.event, attempt, error = %crate::text::sanitize(&e), "webhook retry");
-                        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                    }
-                }
-            }
-        }
-    }
+fn round_ms(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -232,7 +218,7 @@ mod tests {
         n.budget(true, "p", "a", 0.86, &[0.8, 0.9]);
         n.budget(true, "p", "a", 0.95, &[0.8, 0.9]);
         n.budget(true, "p", "b", 0.95, &[0.8, 0.9]);
-        let mut rx = n.rx.lock().ok().and_then(|mut r| r.take()).expect("receiver");
+        let mut rx = n.take_receiver().expect("receiver");
         let mut got = Vec::new();
         while let Ok(e) = rx.try_recv() {
             got.push((e.account.unwrap_or_default(), e.detail));
@@ -251,8 +237,8 @@ mod tests {
             n.fallback_used(true, "p", "backup");
             n.fallback_used(true, "q", "backup");
         }
-        n.emit(false, "key_broken", "p", Some("a"), "x".into());
-        let mut rx = n.rx.lock().ok().and_then(|mut r| r.take()).expect("receiver");
+        n.emit(false, Kind::KeyBroken, "p", Some("a"), "x".into());
+        let mut rx = n.take_receiver().expect("receiver");
         let mut pools = Vec::new();
         while let Ok(e) = rx.try_recv() {
             pools.push(e.pool);

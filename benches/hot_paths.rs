@@ -4,14 +4,15 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use http::header::HeaderValue;
+use llm_sidecar::alloc::pick::{self as select, Walk};
 use llm_sidecar::config::{parse_base_url, Account};
 use llm_sidecar::provider::{AuthStyle, ProviderKind};
+use llm_sidecar::proxy::inject;
 use llm_sidecar::secret::Secret;
-use llm_sidecar::select::{self, Walk};
 use llm_sidecar::sidecar::Sidecar;
 use llm_sidecar::state::States;
 use llm_sidecar::usage::Meter;
-use llm_sidecar::{config, inject, validate};
+use llm_sidecar::{config, validate};
 use pingora::http::RequestHeader;
 
 fn request_body(kib: usize) -> Vec<u8> {

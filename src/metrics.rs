@@ -19,14 +19,38 @@ const OVERHEAD: [f64; 12] = [
     1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 0.1, 1.0,
 ];
 
-pub const OUTCOMES: [&str; 6] = [
-    "ok",
-    "failure",
-    "rate_limited",
-    "key_broken",
-    "connect_error",
-    "timeout",
-];
+/// How an upstream attempt ended, for `upstream_attempts_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failure,
+    RateLimited,
+    KeyBroken,
+    ConnectError,
+    Timeout,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Ok,
+        Outcome::Failure,
+        Outcome::RateLimited,
+        Outcome::KeyBroken,
+        Outcome::ConnectError,
+        Outcome::Timeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failure => "failure",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::KeyBroken => "key_broken",
+            Outcome::ConnectError => "connect_error",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
 pub const STATES: [&str; 5] = ["healthy", "cooling_down", "open", "half_open", "broken_key"];
 
 pub struct Metrics {
@@ -115,7 +139,8 @@ pub struct RouteMetrics {
 
 /// Per-request handles for one account.
 pub struct AccountMetrics {
-    pub outcomes: [IntCounter; 6],
+    /// In the order of [`Outcome::ALL`].
+    outcomes: [IntCounter; 6],
     /// input, output, cache_read, cache_write.
     pub tokens: [IntCounter; 4],
     pub cost: Counter,
@@ -203,7 +228,7 @@ impl Metrics {
 
     pub fn account(&self, pool: &str, account: &str) -> AccountMetrics {
         AccountMetrics {
-            outcomes: OUTCOMES.map(|o| self.attempts.with_label_values(&[pool, account, o])),
+            outcomes: Outcome::ALL.map(|o| self.attempts.with_label_values(&[pool, account, o.as_str()])),
             tokens: ["input", "output", "cache_read", "cache_write"]
                 .map(|k| self.tokens.with_label_values(&[pool, account, k])),
             cost: self.cost.with_label_values(&[pool, account]),
@@ -227,6 +252,13 @@ impl Metrics {
 
     pub fn ratelimited(&self, scope: &'static str) {
         self.ratelimited.with_label_values(&[scope]).inc();
+    }
+}
+
+impl AccountMetrics {
+    /// The counter of attempts that ended with `outcome`.
+    pub fn outcome(&self, outcome: Outcome) -> &IntCounter {
+        &self.outcomes[outcome as usize]
     }
 }
 

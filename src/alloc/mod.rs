@@ -2,6 +2,7 @@
 //! caches are per account); new sessions and requests without one go to the best-scoring
 //! available account; budgets and caps are respected; idle sessions are rebalanced.
 
+pub mod pick;
 pub mod rebalance;
 pub mod score;
 pub mod sessions;

@@ -1,23 +1,22 @@
-//! Admission, run in `request_filter` before any upstream is involved: request id, the path
-//! normalised and routed, the method, CORS preflights and `HEAD` answered here, client token,
-//! ids, and the body read in full (size-, time- and memory-limited) and validated.
+//! Admission, run in `request_filter` before any upstream is involved: request id and snapshot
+//! pinned, the path routed ([`super::route`]), the method, CORS preflights and `HEAD` answered
+//! here, client token and rate, session id, and the body read ([`super::body`]) and validated.
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::Ctx;
 use super::replay;
+use super::respond::ErrorKind;
+use super::{body, route};
 use crate::clock::now_ms;
-use crate::config::{ClientToken, Snapshot};
+use crate::config::{ClientToken, Pool, Route, Snapshot};
 use crate::resilience::limits::ClientKey;
-use crate::respond::ErrorKind;
-use crate::route;
-use crate::select::Walk;
-use crate::sidecar::Sidecar;
+use crate::sidecar::{BufferLease, InflightGuard, Sidecar};
 use crate::validate::{self, Invalid};
 
 /// A request the sidecar answers itself.
@@ -37,160 +36,244 @@ pub struct Refusal {
     pub rate_limit: Option<(u64, u64, u64)>,
 }
 
-fn refuse(kind: ErrorKind, message: impl Into<String>) -> Option<Early> {
-    Some(Early::Refuse(refusal(kind, message)))
-}
-
-fn refusal(kind: ErrorKind, message: impl Into<String>) -> Refusal {
-    Refusal {
-        kind,
-        message: message.into(),
-        retry_after: None,
-        rate_limit: None,
+impl Refusal {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Refusal {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            rate_limit: None,
+        }
     }
 }
 
-/// Methods a provider API uses; anything else never reaches an upstream.
-fn forwarded(method: &http::Method) -> bool {
-    matches!(*method, http::Method::GET | http::Method::POST | http::Method::DELETE)
+fn refuse(kind: ErrorKind, message: impl Into<String>) -> Option<Early> {
+    Some(Early::Refuse(Refusal::new(kind, message)))
+}
+
+/// What admission learnt about the request; read by the later stages through its methods.
+#[derive(Default)]
+pub struct Request {
+    snap: Option<Arc<Snapshot>>,
+    request_id: Option<HeaderValue>,
+    inflight: Option<InflightGuard>,
+    route: Option<usize>,
+    client: Option<Arc<str>>,
+    session: Option<String>,
+    stream: bool,
+    model: Option<String>,
+    upstream_path: String,
+    body_len: usize,
+    strip_usage: bool,
+    cors: Option<HeaderValue>,
+    buffer: Option<BufferLease>,
+}
+
+impl Request {
+    pub fn snap(&self) -> Option<&Snapshot> {
+        self.snap.as_deref()
+    }
+    /// The pinned snapshot itself (for what outlives a borrow of the context).
+    pub fn snap_arc(&self) -> Option<Arc<Snapshot>> {
+        self.snap.clone()
+    }
+    pub fn core(&self) -> Option<&Sidecar> {
+        self.inflight.as_ref().map(|g| &**g.core())
+    }
+    pub fn request_id(&self) -> &HeaderValue {
+        static NONE: HeaderValue = HeaderValue::from_static("-");
+        self.request_id.as_ref().unwrap_or(&NONE)
+    }
+    pub fn route(&self) -> Option<&Route> {
+        self.snap()?.routes.get(self.route?)
+    }
+    pub fn client(&self) -> Option<&Arc<str>> {
+        self.client.as_ref()
+    }
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+    pub fn take_session(&mut self) -> Option<String> {
+        self.session.take()
+    }
+    /// The client asked for a stream (in its body, or by the path).
+    pub fn streamed(&self) -> bool {
+        self.stream
+    }
+    /// The `model` the body names.
+    pub fn take_model(&mut self) -> Option<String> {
+        self.model.take()
+    }
+    /// Route-relative path and query for the upstream.
+    pub fn upstream_path(&self) -> &str {
+        &self.upstream_path
+    }
+    pub fn body_len(&self) -> usize {
+        self.body_len
+    }
+    /// The sidecar asked an OpenAI stream for usage on the client's behalf: strip that chunk.
+    pub fn strip_usage(&self) -> bool {
+        self.strip_usage
+    }
+    /// `access-control-allow-origin` for an allowed browser origin.
+    pub fn cors(&self) -> Option<&HeaderValue> {
+        self.cors.as_ref()
+    }
 }
 
 /// Admit the request into the proxy phase, or say why not. `Err` is an I/O failure with the
 /// client (it went away), not a refusal.
 pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Early>> {
     let snap = core.snapshot();
-    ctx.request_id = Some(request_id(session.req_header().headers.get("x-request-id")));
-    ctx._inflight = Some(core.enter());
-    ctx.snap = Some(Arc::clone(&snap));
-
+    let r = &mut ctx.req;
     let req = session.req_header();
-    ctx.cors = snap
+    r.request_id = Some(request_id(req.headers.get("x-request-id")));
+    r.inflight = Some(core.enter());
+    r.snap = Some(Arc::clone(&snap));
+    r.cors = snap
         .cors
         .as_ref()
         .and_then(|c| c.allowed(req.headers.get(header::ORIGIN)));
-    let normal = match route::normalize(req.uri.path()) {
-        Ok(n) => n,
-        Err(why) => return Ok(refuse(ErrorKind::InvalidPath, format!("invalid path: {why}"))),
+    let routed = match route::resolve(&snap.routes, req.uri.path(), &req.headers) {
+        Ok(routed) => routed,
+        Err((kind, msg)) => return Ok(refuse(kind, msg)),
     };
-    // Climbing out of the route the path entered by (`/anthropic/../openai/...`).
-    let entered = normal
-        .entry
-        .as_deref()
-        .and_then(|e| route::find(&snap.routes, e, &req.headers));
-    if let Some(entry) = entered
-        .map(|i| &snap.routes[i])
-        .filter(|r| normal.escapes(&r.path_prefix))
-    {
-        let msg = format!("invalid path: it climbs above the route's prefix {}", entry.path_prefix);
-        return Ok(refuse(ErrorKind::InvalidPath, msg));
-    }
-    let Some(ri) = route::find(&snap.routes, &normal.path, &req.headers) else {
-        let msg = format!("no route for {}", normal.path);
-        return Ok(refuse(ErrorKind::NoRoute, msg));
+    let Some(route) = snap.routes.get(routed.index) else {
+        return Ok(refuse(ErrorKind::NoRoute, "no route"));
     };
-    let route = &snap.routes[ri];
-    ctx.route = Some(ri);
-    if normal.escapes(&route.path_prefix) {
-        let msg = format!("invalid path: it climbs above the route's prefix {}", route.path_prefix);
-        return Ok(refuse(ErrorKind::InvalidPath, msg));
+    r.route = Some(routed.index);
+    if let Some(early) = by_method(&req.method) {
+        return Ok(Some(early));
     }
-    match req.method {
-        http::Method::OPTIONS => return Ok(Some(Early::Preflight)),
-        http::Method::HEAD => return Ok(Some(Early::Head)),
-        ref m if !forwarded(m) => {
-            let msg = format!("method {m} is not allowed: the sidecar forwards GET, POST and DELETE");
-            return Ok(refuse(ErrorKind::MethodNotAllowed, msg));
-        }
-        _ => {}
-    }
-    ctx.pool = Some(route.pool);
-    ctx.walk = Walk::new(route.pool);
-    let pool = &snap.pools[route.pool];
-    if let Some(g) = ctx._inflight.as_mut() {
+    ctx.attempt.start_walk(route.pool);
+    let Some(pool) = snap.pools.get(route.pool) else {
+        return Ok(refuse(ErrorKind::Internal, "route without a pool"));
+    };
+    if let Some(g) = ctx.req.inflight.as_mut() {
         g.count_in(pool.inflight.get());
     }
+    if let Some(refused) = client(core, session, &mut ctx.req, &snap) {
+        return Ok(Some(Early::Refuse(refused)));
+    }
+    if let Err(refused) = session_id(session, &mut ctx.req, pool) {
+        return Ok(Some(Early::Refuse(refused)));
+    }
+    let req = session.req_header();
+    ctx.req.stream = pool.provider.streams_by_path(&routed.path);
+    ctx.req.upstream_path = route::upstream_path(route, &routed.path, req.uri.query());
+    let body = match body::read(core, session, &mut ctx.req.buffer, &snap, pool.timeouts.idle).await? {
+        Ok(b) => b,
+        Err(refusal) => return Ok(Some(Early::Refuse(refusal))),
+    };
+    let body = match validate_body(session, &mut ctx.req, pool, &snap, body) {
+        Ok(b) => b,
+        Err(refusal) => return Ok(Some(Early::Refuse(refusal))),
+    };
+    ctx.req.body_len = body.len();
+    pool.state.budget.deposit(now_ms());
+    let link = replay::wrap(&mut session.downstream_session, body, pool.timeouts, ctx.started());
+    ctx.link = Some(link);
+    Ok(None)
+}
 
+/// Methods a provider API uses go on; `OPTIONS` and `HEAD` are answered here; others refused.
+fn by_method(method: &http::Method) -> Option<Early> {
+    match *method {
+        http::Method::GET | http::Method::POST | http::Method::DELETE => None,
+        http::Method::OPTIONS => Some(Early::Preflight),
+        http::Method::HEAD => Some(Early::Head),
+        ref m => refuse(
+            ErrorKind::MethodNotAllowed,
+            format!("method {m} is not allowed: the sidecar forwards GET, POST and DELETE"),
+        ),
+    }
+}
+
+/// The client's token (when tokens are configured) and its request rate.
+fn client(core: &Sidecar, session: &Session, r: &mut Request, snap: &Snapshot) -> Option<Refusal> {
+    let req = session.req_header();
     if !snap.client_tokens.is_empty() {
         match client_name(&snap.client_tokens, req) {
-            Some(name) => ctx.client = Some(name),
+            Some(name) => r.client = Some(name),
             None => {
                 let msg = "missing or unknown sidecar token: send your client token as the API key";
-                return Ok(refuse(ErrorKind::Unauthorized, msg));
+                return Some(Refusal::new(ErrorKind::Unauthorized, msg));
             }
         }
     }
-    if let Some(rpm) = snap.client_rpm {
-        let key = match (&ctx.client, session.client_addr().and_then(|a| a.as_inet())) {
-            (Some(name), _) => ClientKey::Named(Arc::clone(name)),
-            (None, Some(addr)) => ClientKey::Addr(addr.ip()),
-            (None, None) => ClientKey::Overflow,
-        };
-        let v = core.clients.check(key, u64::from(rpm), now_ms());
-        if !v.allowed {
-            core.metrics.ratelimited("client");
-            let wait = v.retry_after_ms.div_ceil(1000).max(1);
-            tracing::info!(target: "llm_sidecar::decision", client = ctx.client.as_deref().unwrap_or("-"), rpm, "client over its rate");
-            return Ok(Some(Early::Refuse(Refusal {
-                kind: ErrorKind::ClientRateLimited,
-                message: format!("this client is over its limit of {rpm} requests per minute"),
-                retry_after: Some(wait),
-                rate_limit: Some((v.limit, 0, wait)),
-            })));
-        }
+    let rpm = snap.client_rpm?;
+    let key = match (&r.client, session.client_addr().and_then(|a| a.as_inet())) {
+        (Some(name), _) => ClientKey::Named(Arc::clone(name)),
+        (None, Some(addr)) => ClientKey::Addr(addr.ip()),
+        (None, None) => ClientKey::Overflow,
+    };
+    let v = core.clients.check(key, u64::from(rpm), now_ms());
+    if v.allowed {
+        return None;
     }
-    let req = session.req_header();
-    let session_header = &pool.session.header;
-    if let Some(sid) = req.headers.get(session_header) {
+    core.metrics.ratelimited("client");
+    let wait = v.retry_after_ms.div_ceil(1000).max(1);
+    tracing::info!(target: "llm_sidecar::decision", client = r.client.as_deref().unwrap_or("-"), rpm, "client over its rate");
+    Some(Refusal {
+        retry_after: Some(wait),
+        rate_limit: Some((v.limit, 0, wait)),
+        ..Refusal::new(
+            ErrorKind::ClientRateLimited,
+            format!("this client is over its limit of {rpm} requests per minute"),
+        )
+    })
+}
+
+/// The session named by the pool's header, else by Claude Code's `x-claude-code-session-id`.
+fn session_id(session: &Session, r: &mut Request, pool: &Pool) -> std::result::Result<(), Refusal> {
+    let headers = &session.req_header().headers;
+    let name = &pool.session.header;
+    if let Some(sid) = headers.get(name) {
         if !validate::valid_id(sid.as_bytes()) {
-            let msg = format!("{session_header} must match ^[A-Za-z0-9._:-]{{1,128}}$");
-            return Ok(refuse(ErrorKind::InvalidHeader, msg));
+            let msg = format!("{name} must match ^[A-Za-z0-9._:-]{{1,128}}$");
+            return Err(Refusal::new(ErrorKind::InvalidHeader, msg));
         }
-        ctx.session = sid.to_str().ok().map(String::from);
-    } else if let Some(sid) = req.headers.get("x-claude-code-session-id") {
-        // Claude Code names its session here on every request.
-        ctx.session = Some(sid.as_bytes())
+        r.session = sid.to_str().ok().map(String::from);
+    } else if let Some(sid) = headers.get("x-claude-code-session-id") {
+        r.session = Some(sid.as_bytes())
             .filter(|s| validate::valid_id(s))
             .and_then(|s| std::str::from_utf8(s).ok())
             .map(String::from);
     }
-    ctx.stream = pool.provider.streams_by_path(&normal.path);
-    ctx.upstream_path = route::upstream_path(route, &normal.path, req.uri.query());
+    Ok(())
+}
 
-    let mut body = match read_body(core, session, ctx, &snap, pool.timeouts.idle).await? {
-        Ok(b) => b,
-        Err(refusal) => return Ok(Some(Early::Refuse(refusal))),
-    };
-    if !body.is_empty() && is_json(session.req_header()) {
-        let info = match validate::check_json(&body, snap.limits.max_json_depth) {
-            Ok(info) => info,
-            Err(e) => {
-                let kind = match e {
-                    Invalid::TooDeep(_) => ErrorKind::JsonTooDeep,
-                    Invalid::Nul | Invalid::NotObject => ErrorKind::InvalidBody,
-                    Invalid::NotJson(_) => ErrorKind::InvalidJson,
-                };
-                return Ok(refuse(kind, e.message()));
-            }
-        };
-        ctx.stream |= info.stream == Some(true);
-        if ctx.session.is_none() {
-            ctx.session = pool
-                .provider
-                .body_session(&info)
-                .filter(|s| validate::valid_id(s.as_bytes()));
-        }
-        (body, ctx.strip_usage) = pool.provider.prepare_body(&ctx.upstream_path, &info, body);
-        ctx.req_model = info.model;
+/// A JSON body validated (shape, depth, NUL), its facts noted (stream, model, session), and
+/// prepared for the upstream (OpenAI streams asked for usage).
+fn validate_body(
+    session: &Session,
+    r: &mut Request,
+    pool: &Pool,
+    snap: &Snapshot,
+    body: Bytes,
+) -> std::result::Result<Bytes, Refusal> {
+    if body.is_empty() || !body::is_json(session.req_header()) {
+        return Ok(body);
     }
-    ctx.body_len = body.len();
-    pool.state.budget.deposit(now_ms());
-    ctx.link = Some(replay::wrap(
-        &mut session.downstream_session,
-        body,
-        pool.timeouts,
-        ctx.started(),
-    ));
-    Ok(None)
+    let info = validate::check_json(&body, snap.limits.max_json_depth).map_err(|e| {
+        let kind = match e {
+            Invalid::TooDeep(_) => ErrorKind::JsonTooDeep,
+            Invalid::Nul | Invalid::NotObject => ErrorKind::InvalidBody,
+            Invalid::NotJson(_) => ErrorKind::InvalidJson,
+        };
+        Refusal::new(kind, e.message())
+    })?;
+    r.stream |= info.stream == Some(true);
+    if r.session.is_none() {
+        r.session = pool
+            .provider
+            .body_session(&info)
+            .filter(|s| validate::valid_id(s.as_bytes()));
+    }
+    let (body, strip) = pool.provider.prepare_body(&r.upstream_path, &info, body);
+    r.strip_usage = strip;
+    r.model = info.model;
+    Ok(body)
 }
 
 /// `x-request-id` when well-formed, else a fresh random one.
@@ -224,152 +307,4 @@ fn client_name(tokens: &[ClientToken], req: &pingora::http::RequestHeader) -> Op
         }
     }
     found
-}
-
-/// LLM APIs take JSON bodies; only uploads (files, audio, batches as JSON lines) are exempt.
-/// A missing or form content type is still validated: curl's `-d` sends form encoding.
-fn is_json(req: &pingora::http::RequestHeader) -> bool {
-    let Some(ct) = req.headers.get(header::CONTENT_TYPE) else {
-        return true;
-    };
-    let ct = ct.as_bytes().to_ascii_lowercase();
-    let essence = ct.split(|b| *b == b';').next().unwrap_or(&ct).trim_ascii();
-    let upload = essence.starts_with(b"multipart/")
-        || essence.starts_with(b"audio/")
-        || essence.starts_with(b"image/")
-        || essence.starts_with(b"video/")
-        || essence == b"application/octet-stream"
-        || essence.ends_with(b"jsonl")
-        || essence.ends_with(b"ndjson");
-    !upload
-}
-
-/// Read the whole body, refusing it past `max_body_bytes` (declared or counted as it arrives),
-/// when all requests together would hold more than `max_buffered_bytes`, when a read waits longer
-/// than `idle` or the whole body takes longer than `server.body_timeout`.
-async fn read_body(
-    core: &Arc<Sidecar>,
-    session: &mut Session,
-    ctx: &mut Ctx,
-    snap: &Snapshot,
-    idle: std::time::Duration,
-) -> Result<std::result::Result<Bytes, Refusal>> {
-    let max = snap.limits.max_body_bytes;
-    if session.is_body_empty() {
-        return Ok(Ok(Bytes::new()));
-    }
-    let declared = session
-        .req_header()
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    // Whatever happens next, a body we stop reading is not drained to keep the connection.
-    let keepalive = session.get_keepalive();
-    session.set_keepalive(None);
-    if declared.is_some_and(|n| n > max) {
-        return Ok(Err(refusal(
-            ErrorKind::BodyTooLarge,
-            format!("request body is larger than {max} bytes"),
-        )));
-    }
-    let cap = snap.limits.max_buffered_bytes;
-    let Some(lease) = core.lease(declared.unwrap_or(0), cap) else {
-        return Ok(Err(overloaded(core)));
-    };
-    let lease = ctx.buffer.insert(lease);
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
-        session.write_continue_response().await?;
-    }
-    session.set_read_timeout(Some(idle));
-    let whole = snap.server.body_timeout;
-    let read = tokio::time::timeout(whole, read_chunks(session, lease, core, declared, max, cap)).await;
-    let body = match read {
-        Ok(Ok(body)) => body,
-        Ok(Err(refused)) => return Ok(Err(refused)),
-        Err(_) => {
-            let msg = format!(
-                "the request body did not arrive within {}",
-                humantime::format_duration(whole)
-            );
-            return Ok(Err(refusal(ErrorKind::ClientTimeout, msg)));
-        }
-    };
-    session.set_read_timeout(None);
-    session.set_keepalive(keepalive); // read in full: the connection may be reused
-    Ok(Ok(body))
-}
-
-/// The chunks of the body, joined. Most bodies arrive in one chunk: that one is kept without a
-/// copy; a copy is made only when a second comes.
-async fn read_chunks(
-    session: &mut Session,
-    lease: &mut crate::sidecar::BufferLease,
-    core: &Sidecar,
-    declared: Option<usize>,
-    max: usize,
-    cap: usize,
-) -> std::result::Result<Bytes, Refusal> {
-    let mut single: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
-    loop {
-        let chunk = match session.read_request_body().await {
-            Ok(Some(c)) => c,
-            Ok(None) => break,
-            Err(e) => return Err(client_fault(&e)),
-        };
-        let seen = single.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
-        if seen > max {
-            return Err(refusal(
-                ErrorKind::BodyTooLarge,
-                format!("request body is larger than {max} bytes"),
-            ));
-        }
-        if seen > declared.unwrap_or(0) && !lease.grow(chunk.len(), cap) {
-            return Err(overloaded(core));
-        }
-        if single.is_none() && joined.is_empty() {
-            single = Some(chunk);
-            continue;
-        }
-        if let Some(first) = single.take() {
-            joined.reserve(declared.unwrap_or(seen).min(max));
-            joined.extend_from_slice(&first);
-        }
-        joined.extend_from_slice(&chunk);
-    }
-    Ok(single.unwrap_or_else(|| joined.freeze()))
-}
-
-/// What a failed body read was: the client went quiet, left, or sent a malformed body.
-fn client_fault(e: &pingora::Error) -> Refusal {
-    use pingora::ErrorType as T;
-    match e.etype() {
-        T::ReadTimedout => refusal(ErrorKind::ClientTimeout, "timed out reading the request body"),
-        T::ConnectionClosed | T::ReadError | T::WriteError => refusal(
-            ErrorKind::ClientClosed,
-            "the client closed the connection during the upload",
-        ),
-        _ => refusal(
-            ErrorKind::BadRequest,
-            format!("malformed request body: {}", crate::text::sanitize(e.reason_str())),
-        ),
-    }
-}
-
-fn overloaded(core: &Sidecar) -> Refusal {
-    tracing::warn!(
-        buffered = core.buffered(),
-        "request bodies in memory at limits.max_buffered_bytes: refusing"
-    );
-    Refusal {
-        kind: ErrorKind::Overloaded,
-        message: ErrorKind::Overloaded.describe().into(),
-        retry_after: Some(1),
-        rate_limit: None,
-    }
 }

@@ -1,109 +1,97 @@
-//! Per-request state carried across Pingora's hooks.
+//! Per-request state carried across Pingora's hooks: one part per stage, each with fields private
+//! to the stage that owns it, and the few views every stage needs (the pinned snapshot, the
+//! route's and the current attempt's pool and account).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::HeaderValue;
-use tokio::sync::OwnedSemaphorePermit;
 
+use super::admit::Request;
 use super::replay::Link;
+use super::retry::Retry;
+use super::select::Attempt;
+use super::stream::Response;
+use super::translate::Translation;
 use crate::config::{Account, Pool, Snapshot};
-use crate::respond::ErrorKind;
-use crate::select::Walk;
-use crate::sidecar::{InflightGuard, Sidecar};
-use crate::usage::Meter;
+use crate::provider::Provider;
+use crate::sidecar::Sidecar;
 
-#[derive(Default)]
+/// The state of one request, from its head to its log row.
 pub struct Ctx {
-    pub start: Option<Instant>,
-    /// The snapshot this request runs on, from admission to logging.
-    pub snap: Option<Arc<Snapshot>>,
-    pub request_id: Option<HeaderValue>,
-    pub route: Option<usize>,
-    /// The pool serving the current attempt (the route's, or a fallback).
-    pub pool: Option<usize>,
-    pub account: Option<usize>,
-    pub walk: Walk,
-    pub client: Option<Arc<str>>,
-    /// Route-relative path and query for the upstream.
-    pub upstream_path: String,
-    pub body_len: usize,
-    pub link: Option<Arc<Link>>,
-    /// Upstream attempts so far.
-    pub attempts: u32,
-    /// The concurrency slot held on the current account.
-    pub permit: Option<OwnedSemaphorePermit>,
-    /// The current attempt is the breaker's probe and has no outcome yet.
-    pub probe: bool,
-    /// A retry was decided while handling the response (head, or in-band error); the reason.
-    pub retry_planned: Option<&'static str>,
-    /// The next attempt replaces a pooled connection the upstream had closed: no backoff.
-    pub stale_retry: bool,
-    /// For our own 429/503: seconds until an account may be available.
-    pub retry_after: Option<Duration>,
-    /// The response head went out but no body yet (a stream retried after an in-band error).
-    pub head_sent_no_body: bool,
-    /// After such a retry the answer was not an event stream: its status, sent as an error event.
-    pub replace_body: Option<u16>,
-    /// A retry was refused because the pool's retry budget was spent.
-    pub budget_exhausted: bool,
-    /// A stream's preamble, held until its first content or error.
-    pub held: Option<Vec<Bytes>>,
-    pub error: Option<ErrorKind>,
-    pub ttfb: Option<Duration>,
-    pub sse: bool,
-    /// The request's `model`, when its body names one.
-    pub req_model: Option<String>,
-    /// The client asked for a stream.
-    pub stream: bool,
-    pub session: Option<String>,
-    /// The sidecar added `include_usage` for the client: strip the usage-only chunk.
-    pub strip_usage: bool,
-    pub meter: Option<Meter>,
-    /// `access-control-allow-origin` for an allowed browser origin.
-    pub cors: Option<HeaderValue>,
-    /// The request body's share of `limits.max_buffered_bytes`.
-    pub buffer: Option<crate::sidecar::BufferLease>,
-    pub _inflight: Option<InflightGuard>,
+    started: Instant,
+    /// What admission learnt: snapshot, route, client, session, body facts.
+    pub(super) req: Request,
+    /// The seam between the client's dialect and the target's (identity for pass-through routes).
+    #[allow(dead_code)] // the front doors fill it in
+    pub(super) translation: Translation,
+    /// Where the current attempt goes: pool, account, slot, and the walk over pools.
+    pub(super) attempt: Attempt,
+    /// Every retry decision and its state: attempts, what the client has seen, why it failed.
+    pub(super) retry: Retry,
+    /// The response on its way to the client: meter, held preamble.
+    pub(super) response: Response,
+    /// The replaying session's clock and deadlines, once the proxy phase starts.
+    pub(super) link: Option<Arc<Link>>,
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Ctx::new()
+    }
 }
 
 impl Ctx {
+    /// A request that just arrived.
     pub fn new() -> Self {
         Ctx {
-            start: Some(Instant::now()),
-            ..Ctx::default()
+            started: Instant::now(),
+            req: Request::default(),
+            translation: Translation::default(),
+            attempt: Attempt::default(),
+            retry: Retry::default(),
+            response: Response::default(),
+            link: None,
         }
     }
 
+    /// When the request arrived.
     pub fn started(&self) -> Instant {
-        self.start.unwrap_or_else(Instant::now)
+        self.started
     }
 
+    /// The request id (`-` before admission set one).
     pub fn request_id(&self) -> &HeaderValue {
-        static NONE: HeaderValue = HeaderValue::from_static("-");
-        self.request_id.as_ref().unwrap_or(&NONE)
+        self.req.request_id()
     }
 
-    pub fn pool(&self) -> Option<&Pool> {
-        Some(&self.snap.as_ref()?.pools[self.pool?])
-    }
-
-    /// The route's own pool (its retry settings govern the request).
-    pub fn primary(&self) -> Option<&Pool> {
-        Some(&self.snap.as_ref()?.pools[self.route_pool()?])
-    }
-
-    fn route_pool(&self) -> Option<usize> {
-        Some(self.snap.as_ref()?.routes[self.route?].pool)
+    /// The snapshot this request runs on, from admission to its log row.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.req.snap()
     }
 
     /// The sidecar this request runs in.
     pub fn core(&self) -> Option<&Sidecar> {
-        self._inflight.as_ref().map(|g| &**g.core())
+        self.req.core()
     }
 
+    /// The pool serving the current attempt (the route's, or a fallback).
+    pub fn pool(&self) -> Option<&Pool> {
+        self.snapshot()?.pools.get(self.attempt.pool()?)
+    }
+
+    /// The account of the current attempt.
     pub fn account(&self) -> Option<&Account> {
-        self.pool()?.accounts.get(self.account?)
+        self.pool()?.accounts.get(self.attempt.account()?)
+    }
+
+    /// The pool whose retry settings govern the request (the first of its walk).
+    pub fn primary(&self) -> Option<&Pool> {
+        self.snapshot()?.pools.get(self.attempt.primary()?)
+    }
+
+    /// The provider whose shape the client expects for our own answers: the route's pool's.
+    pub(super) fn client_provider(&self) -> Option<&'static dyn Provider> {
+        self.primary().map(|p| p.provider)
     }
 }

@@ -31,12 +31,27 @@ fn nanos(d: Duration) -> u64 {
 
 /// Which of our deadlines ended the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Expired {
-    FirstByte,
+    FirstByte = 1,
     /// A stream's head arrived, but no content within `first_token`.
-    FirstToken,
-    Idle,
-    Total,
+    FirstToken = 2,
+    Idle = 3,
+    Total = 4,
+}
+
+impl Expired {
+    const ALL: [Expired; 4] = [Expired::FirstByte, Expired::FirstToken, Expired::Idle, Expired::Total];
+
+    /// What the request is failed with.
+    fn explain(self) -> &'static str {
+        match self {
+            Expired::FirstByte => "no response head within the first_byte timeout",
+            Expired::FirstToken => "no content within the first_token timeout",
+            Expired::Idle => "stream idle for longer than the idle timeout",
+            Expired::Total => "request exceeded the total timeout",
+        }
+    }
 }
 
 /// What the proxy hooks and the wrapped session share: the clock, and the slot through which
@@ -48,7 +63,7 @@ pub struct Link {
     attempt_start: AtomicU64,
     /// Nanoseconds after `origin` of the last upstream data, or `WAITING_FOR_HEAD`.
     last_data: AtomicU64,
-    /// 0 none, 1 first byte, 2 idle, 3 total, 4 first token.
+    /// 0, or the [`Expired`] that fired (`as u8`).
     expired: AtomicU8,
     /// The current attempt's stream must show content by this (nanoseconds after `origin`;
     /// `u64::MAX`: no such deadline).
@@ -120,13 +135,8 @@ impl Link {
 
     /// The deadline that fired, if one did.
     pub fn expired(&self) -> Option<Expired> {
-        match self.expired.load(Ordering::Relaxed) {
-            1 => Some(Expired::FirstByte),
-            2 => Some(Expired::Idle),
-            3 => Some(Expired::Total),
-            4 => Some(Expired::FirstToken),
-            _ => None,
-        }
+        let code = self.expired.load(Ordering::Relaxed);
+        Expired::ALL.into_iter().find(|e| *e as u8 == code)
     }
 
     /// The earliest deadline now in force and which one it is.
@@ -312,14 +322,8 @@ impl CustomSession for Replay {
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     // The deadline may have moved while we slept (data arrived).
                     if self.link.deadline().0 <= Instant::now() {
-                        let (code, what) = match which {
-                            Expired::FirstByte => (1, "no response head within the first_byte timeout"),
-                            Expired::FirstToken => (4, "no content within the first_token timeout"),
-                            Expired::Idle => (2, "stream idle for longer than the idle timeout"),
-                            Expired::Total => (3, "request exceeded the total timeout"),
-                        };
-                        self.link.expired.store(code, Ordering::Relaxed);
-                        return Err(Error::explain(ErrorType::ReadTimedout, what));
+                        self.link.expired.store(which as u8, Ordering::Relaxed);
+                        return Err(Error::explain(ErrorType::ReadTimedout, which.explain()));
                     }
                 }
             }

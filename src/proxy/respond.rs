@@ -1,5 +1,6 @@
-//! Responses the sidecar makes itself: a status, the provider's error shape, a clear message,
-//! `x-llm-sidecar-error: <kind>` and the request id.
+//! Answers the sidecar makes itself (`request_filter` refusals, `fail_to_proxy`): a status, the
+//! client's error shape, a clear message, `x-llm-sidecar-error: <kind>`, the request id and CORS;
+//! and [`ErrorKind`], the one enum of what a request can fail with.
 
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -7,6 +8,12 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 
+use pingora::proxy::FailToProxy;
+use pingora::{Error, ErrorSource, ErrorType};
+
+use super::admit::{Early, Refusal};
+use super::ctx::Ctx;
+use super::replay::Expired;
 use crate::provider::{Provider, ProviderKind};
 
 /// Why the sidecar answered or failed a request itself. The string form is the
@@ -101,7 +108,19 @@ impl ErrorKind {
             ErrorKind::ClientRateLimited => "this client is over its request rate",
             ErrorKind::InBandError => "the upstream stream reported an error",
             ErrorKind::Internal => "internal error in the sidecar",
-            _ => "the request was refused by the sidecar",
+            ErrorKind::NoRoute => "no route matches this path",
+            ErrorKind::MethodNotAllowed => "this method is not forwarded",
+            ErrorKind::InvalidPath => "the path is not allowed",
+            ErrorKind::BadRequest => "the request is malformed",
+            ErrorKind::Unauthorized => "missing or unknown sidecar token",
+            ErrorKind::BodyTooLarge => "the request body is too large",
+            ErrorKind::InvalidJson => "the request body is not valid JSON",
+            ErrorKind::JsonTooDeep => "the request body nests too deeply",
+            ErrorKind::InvalidBody => "the request body is not acceptable",
+            ErrorKind::InvalidHeader => "a request header is not acceptable",
+            ErrorKind::RetryBudgetExhausted => "the pool's retry budget is spent",
+            ErrorKind::ClientClosed => "the client closed the connection",
+            ErrorKind::ClientTimeout => "the client was too slow",
         }
     }
 
@@ -219,4 +238,111 @@ pub async fn send(
     session.write_response_header(Box::new(head), false).await?;
     session.write_response_body(Some(body), true).await?;
     Ok(())
+}
+
+/// What went wrong, from Pingora's error and what the request recorded on the way.
+pub fn classify(e: &Error, ctx: &Ctx) -> ErrorKind {
+    if let Some(kind) = ctx.retry.failure() {
+        return kind;
+    }
+    if let Some(expired) = ctx.link.as_ref().and_then(|l| l.expired()) {
+        return match expired {
+            Expired::FirstByte => ErrorKind::FirstByteTimeout,
+            Expired::FirstToken => ErrorKind::FirstTokenTimeout,
+            Expired::Idle => ErrorKind::IdleTimeout,
+            Expired::Total => ErrorKind::TotalTimeout,
+        };
+    }
+    // Pingora's error types are many and open-ended: the source decides the rest.
+    match e.etype() {
+        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute => ErrorKind::ConnectRefused,
+        ErrorType::ConnectTimedout => ErrorKind::ConnectTimeout,
+        ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::InvalidCert
+        | ErrorType::TLSWantX509Lookup
+        | ErrorType::HandshakeError => ErrorKind::TlsError,
+        ErrorType::ReadTimedout if *e.esource() == ErrorSource::Upstream => ErrorKind::FirstByteTimeout,
+        _ => match e.esource() {
+            ErrorSource::Upstream => ErrorKind::UpstreamError,
+            ErrorSource::Downstream => ErrorKind::ClientClosed,
+            ErrorSource::Internal | ErrorSource::Unset => ErrorKind::Internal,
+        },
+    }
+}
+
+/// The error kind to record: none when the client hung up after the provider's end-of-stream
+/// marker had gone out (SDKs close as soon as they read `[DONE]`): it got everything.
+pub fn outcome(e: &Error, ctx: &Ctx) -> Option<ErrorKind> {
+    let kind = classify(e, ctx);
+    (!(kind == ErrorKind::ClientClosed && ctx.response.delivered())).then_some(kind)
+}
+
+/// Answer a request admission stopped (`request_filter`): a preflight, a `HEAD`, or a refusal.
+pub async fn early(session: &mut Session, ctx: &mut Ctx, early: Early) -> pingora::Result<()> {
+    match early {
+        Early::Preflight => {
+            let cors = ctx.snapshot().and_then(|s| s.cors.as_ref()).zip(ctx.req.cors());
+            empty(session, 204, ctx.request_id(), cors).await
+        }
+        Early::Head => empty(session, 200, ctx.request_id(), None).await,
+        Early::Refuse(r) => refusal(session, ctx, r).await,
+    }
+}
+
+/// Answer a request admission refused.
+pub async fn refusal(session: &mut Session, ctx: &mut Ctx, refusal: Refusal) -> pingora::Result<()> {
+    ctx.retry.fail(refusal.kind, None);
+    // Refused before its body was read: do not let Pingora drain it (of any size, from anyone)
+    // to keep the connection: close it after answering. A client that left gets nothing.
+    if !session.is_body_done() || refusal.kind == ErrorKind::ClientClosed {
+        session.set_keepalive(None);
+    }
+    if refusal.kind == ErrorKind::ClientClosed {
+        return Ok(());
+    }
+    let mut reply = Reply::new(refusal.kind, &refusal.message);
+    reply.retry_after = refusal.retry_after;
+    reply.rate_limit = refusal.rate_limit;
+    reply.cors = ctx.req.cors();
+    send(session, ctx.client_provider(), &reply, ctx.request_id()).await
+}
+
+/// The request failed past admission (`fail_to_proxy`): answer it in the client's shape when no
+/// head went out yet, or end a stream that has only its head with an error event.
+pub async fn failed(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+    let kind = classify(e, ctx);
+    let recorded = outcome(e, ctx);
+    ctx.retry.record(recorded);
+    // Pingora closes the client connection after an error past peer selection; say so in the
+    // answer (the wrapper cannot carry keep-alive settings: put the real session back).
+    if let Some(link) = &ctx.link {
+        link.restore(&mut session.downstream_session);
+    }
+    session.set_keepalive(None);
+    let message = match kind {
+        ErrorKind::TlsError | ErrorKind::UpstreamError => {
+            format!("{} ({})", kind.describe(), crate::text::sanitize(e.reason_str()))
+        }
+        _ => kind.describe().to_string(),
+    };
+    let provider = ctx.pool().or(ctx.primary()).map(|p| p.provider);
+    if session.response_written().is_none() && kind != ErrorKind::ClientClosed {
+        let mut reply = Reply::new(kind, &message);
+        reply.retry_after = ctx.retry.retry_after().map(|d| d.as_secs_f64().ceil() as u64);
+        reply.cors = ctx.req.cors();
+        if let Err(write) = send(session, provider, &reply, ctx.request_id()).await {
+            tracing::debug!(error = %write, "could not write the error response");
+        }
+    } else if ctx.retry.head_only() {
+        // A stream retried after an in-band error found no account: end it the provider's way.
+        if let Some(p) = provider {
+            let event = Bytes::from(p.sse_error(kind.status(), &message));
+            let _ = session.write_response_body(Some(event), true).await;
+        }
+    }
+    FailToProxy {
+        error_code: kind.status(),
+        can_reuse_downstream: false,
+    }
 }

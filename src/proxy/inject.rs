@@ -5,7 +5,21 @@ use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::Result;
 
+use super::ctx::Ctx;
+use super::respond::ErrorKind;
 use crate::config::Account;
+
+/// `upstream_request_filter`: the request head for the current attempt's account.
+pub fn upstream_request(req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+    let account = ctx.account().ok_or_else(|| super::stop(ErrorKind::Internal))?;
+    rewrite(
+        req,
+        account,
+        ctx.req.upstream_path(),
+        ctx.req.body_len(),
+        ctx.request_id(),
+    )
+}
 
 /// Headers a client may use to carry a credential. All are removed before the account's is added.
 const CLIENT_CREDENTIALS: [HeaderName; 5] = [

@@ -4,7 +4,43 @@
 
 use http::HeaderMap;
 
+use super::respond::ErrorKind;
 use crate::config::Route;
+
+/// The route a request takes: its index and the normalised path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub index: usize,
+    pub path: String,
+}
+
+/// Normalise `raw_path` and find its route; a path that cannot be normalised, that climbs out of
+/// the route it entered by (`/anthropic/../openai/...`) or out of the one it lands in, or that
+/// matches no route, is refused with the kind and message to answer.
+pub fn resolve(routes: &[Route], raw_path: &str, headers: &HeaderMap) -> Result<Routed, (ErrorKind, String)> {
+    let normal = normalize(raw_path).map_err(|why| (ErrorKind::InvalidPath, format!("invalid path: {why}")))?;
+    let climbed = |r: &Route| {
+        let msg = format!("invalid path: it climbs above the route's prefix {}", r.path_prefix);
+        (ErrorKind::InvalidPath, msg)
+    };
+    let entered = normal.entry.as_deref().and_then(|e| find(routes, e, headers));
+    if let Some(r) = entered
+        .and_then(|i| routes.get(i))
+        .filter(|r| normal.escapes(&r.path_prefix))
+    {
+        return Err(climbed(r));
+    }
+    let Some(index) = find(routes, &normal.path, headers) else {
+        return Err((ErrorKind::NoRoute, format!("no route for {}", normal.path)));
+    };
+    match routes.get(index) {
+        Some(r) if normal.escapes(&r.path_prefix) => Err(climbed(r)),
+        _ => Ok(Routed {
+            index,
+            path: normal.path,
+        }),
+    }
+}
 
 /// A request path after normalisation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Account selection. A request walks its route's pool, then that pool's fallback pools in order.
+//! Account selection (the algorithm the request path's select stage runs). A request walks its route's pool, then that pool's fallback pools in order.
 //! In each pool the candidates are the untried accounts that are available (health), under their
 //! rpm/tpm and under 100% of their weekly budget, ranked by health score. A session goes to the
 //! account it is bound to when that one has a free slot; else it is (re)bound to the best account
@@ -44,7 +44,7 @@ impl Walk {
     pub fn pool_at(&self, snap: &Snapshot, step: usize) -> Option<usize> {
         match step {
             0 => Some(self.primary),
-            n => snap.pools[self.primary].fallback.get(n - 1).copied(),
+            n => snap.pools.get(self.primary)?.fallback.get(n - 1).copied(),
         }
     }
 }

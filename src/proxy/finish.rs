@@ -1,0 +1,215 @@
+//! The end of every request (`logging`, exactly once): its usage read and priced, the account's
+//! ledger and budget notifications, the metrics, one access-log line and one request-log row.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use pingora::proxy::Session;
+
+use super::ctx::Ctx;
+use super::respond::ErrorKind;
+use crate::clock::now_ms;
+use crate::sidecar::Sidecar;
+use crate::store::Row;
+use crate::text::sanitize;
+use crate::usage::{price, Meter, Reading, Source, Usage};
+
+/// The status the client saw: what was written, or the failure's (499 when the client left
+/// before any answer).
+pub fn status(session: &Session, ctx: &Ctx) -> u16 {
+    match session.response_written() {
+        Some(r) => r.status.as_u16(),
+        None => ctx.retry.failure().map_or(499, ErrorKind::status),
+    }
+}
+
+/// What was read from the response, priced.
+struct Metered {
+    usage: Usage,
+    source: Source,
+    model: Option<String>,
+    cost: Option<f64>,
+}
+
+/// `logging`: put the real session back, give back the account's slot and any probe, settle
+/// the outcome, then finish the request; the connection then waits for the next one.
+pub fn logging(core: &Sidecar, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
+    if let Some(link) = &ctx.link {
+        link.restore(&mut session.downstream_session);
+    }
+    // A probe that ended without an outcome (the client left first) lets another probe.
+    let snap = ctx.req.snap_arc();
+    ctx.attempt.release(snap.as_deref());
+    if let (Some(e), None) = (e, ctx.retry.failure()) {
+        let outcome = super::respond::outcome(e, ctx);
+        ctx.retry.record(outcome);
+    }
+    request(core, session, ctx);
+    crate::gate::request_done(session);
+}
+
+/// Finish the request: ledger, metrics, access line, log row.
+pub fn request(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
+    let metered = meter(core, ctx);
+    let now = now_ms();
+    ledger(core, ctx, &metered, now);
+    let status = status(session, ctx);
+    // The cause, else the note that a retry was refused for lack of budget.
+    let error_kind = ctx
+        .retry
+        .failure()
+        .or(ctx.retry.budget_exhausted().then_some(ErrorKind::RetryBudgetExhausted));
+    let elapsed = ctx.started().elapsed();
+    metrics(core, ctx, &metered, status, elapsed);
+    logs(core, session, ctx, metered, status, error_kind, elapsed, now);
+}
+
+/// Usage and model from the meter (the body's model when the response names none), priced.
+fn meter(core: &Sidecar, ctx: &mut Ctx) -> Metered {
+    let request_id = ctx.req.request_id().clone();
+    if let Some(m) = ctx.response.meter_mut() {
+        let oversized = m.oversized();
+        if oversized > 0 {
+            core.metrics.oversized_events.inc_by(oversized);
+            tracing::info!(target: "llm_sidecar::decision", request_id = request_id.to_str().unwrap_or("-"), oversized, "SSE events over limits.max_sse_event_bytes passed through unmetered");
+        }
+        if m.too_large() {
+            core.metrics.unmetered.with_label_values(&["too_large"]).inc();
+        }
+    }
+    let (reading, source): (Reading, Source) = ctx.response.meter_mut().map(Meter::finish).unwrap_or_default();
+    // Client- or upstream-supplied: cut to 500 bytes, control characters removed.
+    let model = reading.model.or_else(|| ctx.req.take_model()).map(|m| sanitize(&m));
+    let cost = ctx
+        .snapshot()
+        .and_then(|s| price::cost(&s.prices, model.as_deref(), &reading.usage));
+    if cost.is_none() && !reading.usage.is_empty() {
+        warn_unpriced(model.as_deref());
+    }
+    Metered {
+        usage: reading.usage,
+        source,
+        model,
+        cost,
+    }
+}
+
+/// The account's ledger, and a budget threshold notification when one is crossed.
+fn ledger(core: &Sidecar, ctx: &Ctx, m: &Metered, now: i64) {
+    let (Some(snap), Some(pool), Some(account)) = (ctx.snapshot(), ctx.pool(), ctx.account()) else {
+        return;
+    };
+    let ledger = &account.state.ledger;
+    ledger.record(now, m.cost.unwrap_or(0.0), m.usage.total_tokens(), 1);
+    if let Some(budget) = account.budget.as_ref() {
+        if m.cost.is_some_and(|c| c > 0.0) && budget.weekly_usd > 0.0 {
+            let used = ledger.view(now).week_cost / budget.weekly_usd;
+            let webhook_on = snap.webhook.is_some();
+            core.notifier
+                .budget(webhook_on, &pool.name, &account.name, used, &snap.thresholds);
+        }
+    }
+}
+
+/// The route's request metrics and the account's tokens and cost.
+fn metrics(core: &Sidecar, ctx: &Ctx, m: &Metered, status: u16, elapsed: Duration) {
+    let upstream = ctx.link.as_ref().map_or(Duration::ZERO, |l| l.upstream_time());
+    let route = ctx.req.route().and_then(|r| r.metrics.get());
+    if let Some(rm) = route.or_else(|| core.metrics.unrouted.get()) {
+        rm.by_class[crate::metrics::class_index(status)].inc();
+        rm.duration.observe(elapsed.as_secs_f64());
+        if let Some(t) = ctx.response.ttfb() {
+            rm.ttfb.observe(t.as_secs_f64());
+        }
+        rm.overhead.observe(elapsed.saturating_sub(upstream).as_secs_f64());
+    }
+    if let Some(am) = ctx.account().and_then(|a| a.metrics.get()) {
+        let u = &m.usage;
+        for (counter, n) in am.tokens.iter().zip([u.input, u.output, u.cache_read, u.cache_write]) {
+            counter.inc_by(n.unwrap_or(0));
+        }
+        if let Some(c) = m.cost {
+            am.cost.inc_by(c);
+        }
+    }
+}
+
+/// The access line and the request-log row.
+#[allow(clippy::too_many_arguments)]
+fn logs(
+    core: &Sidecar,
+    session: &Session,
+    ctx: &mut Ctx,
+    m: Metered,
+    status: u16,
+    error_kind: Option<ErrorKind>,
+    elapsed: Duration,
+    now: i64,
+) {
+    let req = session.req_header();
+    let route = ctx.req.route().map(|r| Arc::clone(&r.name));
+    let pool = ctx.pool().map(|p| Arc::clone(&p.name));
+    let account = ctx.account().map(|a| Arc::clone(&a.name));
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    let ttfb_ms = ctx.response.ttfb().map(|d| d.as_secs_f64() * 1000.0);
+    let request_id = ctx.request_id().to_str().unwrap_or("-");
+    let attempts = ctx.retry.attempts();
+    crate::logline::log(&crate::logline::Access {
+        request_id,
+        route: route.as_deref().unwrap_or("-"),
+        pool: pool.as_deref().unwrap_or("-"),
+        account: account.as_deref().unwrap_or("-"),
+        client: ctx.req.client().map_or("-", |c| &**c),
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        status,
+        duration_ms,
+        ttfb_ms,
+        attempts,
+        model: m.model.as_deref(),
+        input_tokens: m.usage.input,
+        output_tokens: m.usage.output,
+        cache_read_tokens: m.usage.cache_read,
+        cache_write_tokens: m.usage.cache_write,
+        cost_usd: m.cost,
+        usage_source: m.source.as_str(),
+        error_kind: error_kind.map(ErrorKind::as_str),
+    });
+    let Some(log) = &core.log else { return };
+    let request_id = request_id.to_string();
+    let provider = ctx.pool().map(|p| p.provider.kind().name());
+    let stream = ctx.req.streamed() || ctx.response.sse();
+    log.record(Row {
+        ts: now,
+        request_id,
+        route,
+        pool,
+        account,
+        provider,
+        model: m.model,
+        session: ctx.req.take_session(),
+        client: ctx.req.client().cloned(),
+        method: req.method.as_str().to_string(),
+        path: req.uri.path().to_string(),
+        status,
+        stream,
+        duration_ms,
+        ttfb_ms,
+        usage: m.usage,
+        cost_usd: m.cost,
+        usage_source: m.source.as_str(),
+        attempts,
+        error_kind: error_kind.map(ErrorKind::as_str),
+    });
+}
+
+/// Say once per model and process that a model has no price (its cost is logged as null).
+fn warn_unpriced(model: Option<&str>) {
+    static SEEN: OnceLock<DashMap<String, ()>> = OnceLock::new();
+    let seen = SEEN.get_or_init(DashMap::new);
+    let name = sanitize(model.unwrap_or("(unknown)"));
+    if seen.len() < 1024 && seen.insert(name.clone(), ()).is_none() {
+        tracing::warn!(model = %name, "no price for this model: its cost is logged as null");
+    }
+}

@@ -1,0 +1,182 @@
+//! Selection, run in `upstream_peer` for every attempt: give back the previous account's slot,
+//! pick the next account of the walk ([`crate::alloc::pick`]: health, budgets, limits, sticky
+//! sessions, queues), and build the peer it is reached by. Why no account could be had becomes
+//! the request's answer (`rate_limited`, `no_account`, `queue_full`, `queue_timeout`, `dns_error`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::ctx::Ctx;
+use super::respond::ErrorKind;
+use crate::alloc::pick::{self, NoPick, Walk};
+use crate::clock::now_ms;
+use crate::config::{Account, Pool, Snapshot};
+use crate::notify::Notifier;
+use crate::sidecar::Sidecar;
+
+/// `upstream_peer`: wait the retry's backoff, pick the next account, and build its peer; or say
+/// why no account can take the attempt.
+pub async fn upstream_peer(core: &Sidecar, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
+    let Some(snap) = ctx.req.snap_arc() else {
+        return Err(super::stop(ErrorKind::Internal));
+    };
+    let primary = snap.pools.get(ctx.attempt.primary().unwrap_or(usize::MAX));
+    if let Some(wait) = ctx.retry.backoff(primary) {
+        tokio::time::sleep(wait).await;
+    }
+    match ctx.attempt.next(&core.notifier, &snap, ctx.req.session()).await {
+        Ok(addr) => {
+            ctx.retry.attempt_started();
+            let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) else {
+                return Err(super::stop(ErrorKind::Internal));
+            };
+            if let Some(link) = &ctx.link {
+                link.attempt_started(&pool.timeouts);
+            }
+            Ok(crate::peer::build(addr, &account.upstream, &pool.timeouts))
+        }
+        Err(no) => {
+            if no.kind == ErrorKind::RateLimited {
+                core.metrics.ratelimited("pool");
+            }
+            ctx.retry.fail(no.kind, no.retry_after);
+            Err(match no.detail {
+                // Reported like a connect failure (Pingora's view), answered as `dns_error`.
+                Some(m) => Error::explain(ErrorType::ConnectNoRoute, m).into_up(),
+                None => super::stop(no.kind),
+            })
+        }
+    }
+}
+
+/// Where the current attempt goes, and the walk over pools it came from.
+#[derive(Default)]
+pub struct Attempt {
+    walk: Option<Walk>,
+    pool: Option<usize>,
+    account: Option<usize>,
+    /// The concurrency slot held on the current account.
+    permit: Option<OwnedSemaphorePermit>,
+    /// The current attempt is the breaker's probe and has no outcome yet.
+    probe: bool,
+}
+
+/// Why an attempt could not start: the answer, and seconds for `retry-after`.
+pub struct Unserved {
+    pub kind: ErrorKind,
+    pub retry_after: Option<Duration>,
+    pub detail: Option<String>,
+}
+
+impl Attempt {
+    /// Start walking from the route's pool (it names the request's pool until an attempt picks).
+    pub fn start_walk(&mut self, pool: usize) {
+        self.walk = Some(Walk::new(pool));
+        self.pool = Some(pool);
+    }
+
+    pub fn pool(&self) -> Option<usize> {
+        self.pool
+    }
+
+    pub fn account(&self) -> Option<usize> {
+        self.account
+    }
+
+    /// The first pool of the walk, whose retry settings govern the request.
+    pub fn primary(&self) -> Option<usize> {
+        self.walk.map(|w| w.primary)
+    }
+
+    pub fn walk(&self) -> Option<&Walk> {
+        self.walk.as_ref()
+    }
+
+    /// The account the request left as an outcome was recorded for it: no probe to give back.
+    pub fn outcome_recorded(&mut self) {
+        self.probe = false;
+    }
+
+    /// Give back the breaker probe the attempt holds if it got no outcome, and its slot.
+    pub fn release(&mut self, snap: Option<&Snapshot>) {
+        if std::mem::take(&mut self.probe) {
+            if let Some(a) = snap.and_then(|s| self.account_in(s)) {
+                a.state.health.release_probe();
+            }
+        }
+        self.permit = None;
+    }
+
+    /// The current account served on a pooled connection its upstream had already closed: it
+    /// is not to blame, and may be tried again.
+    pub fn forget_current(&mut self) {
+        if let (Some(walk), Some(ai)) = (self.walk.as_mut(), self.account) {
+            walk.tried &= !(1 << ai);
+        }
+    }
+
+    fn account_in<'s>(&self, snap: &'s Snapshot) -> Option<&'s Account> {
+        snap.pools.get(self.pool?)?.accounts.get(self.account?)
+    }
+
+    /// Pick the account for the next attempt (waiting in a queue if that is what it takes) and
+    /// the address to reach it at.
+    pub async fn next(
+        &mut self,
+        notifier: &Notifier,
+        snap: &Snapshot,
+        session: Option<&str>,
+    ) -> Result<SocketAddr, Unserved> {
+        self.release(Some(snap));
+        let Some(walk) = self.walk.as_mut() else {
+            return Err(unserved(ErrorKind::Internal, None));
+        };
+        let picked = pick::pick(notifier, snap, walk, session).await.map_err(refused)?;
+        walk.tried |= 1 << picked.account;
+        self.pool = Some(picked.pool);
+        self.account = Some(picked.account);
+        self.permit = Some(picked.permit);
+        self.probe = picked.probe;
+        let pool = &snap.pools[picked.pool];
+        let account = &pool.accounts[picked.account];
+        account.state.sent.add(1, now_ms());
+        if picked.probe {
+            tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, "half-open: this request probes the account");
+        }
+        account.upstream.addr().await.map_err(|m| dns_failed(pool, account, m))
+    }
+}
+
+fn unserved(kind: ErrorKind, retry_after: Option<Duration>) -> Unserved {
+    Unserved {
+        kind,
+        retry_after,
+        detail: None,
+    }
+}
+
+fn refused(no: NoPick) -> Unserved {
+    match no {
+        NoPick::Unavailable {
+            retry_after,
+            rate_limited: true,
+        } => unserved(ErrorKind::RateLimited, Some(retry_after)),
+        NoPick::Unavailable { retry_after, .. } => unserved(ErrorKind::NoAccount, Some(retry_after)),
+        NoPick::QueueFull => unserved(ErrorKind::QueueFull, Some(Duration::from_secs(1))),
+        NoPick::QueueTimeout => unserved(ErrorKind::QueueTimeout, Some(Duration::from_secs(1))),
+    }
+}
+
+fn dns_failed(pool: &Pool, account: &Account, message: String) -> Unserved {
+    let message = crate::text::sanitize(&message);
+    tracing::warn!(pool = &*pool.name, account = &*account.name, error = %message, "DNS");
+    Unserved {
+        kind: ErrorKind::DnsError,
+        retry_after: None,
+        detail: Some(message),
+    }
+}

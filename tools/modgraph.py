@@ -73,9 +73,10 @@ def absolute(mod, path, is_mod_file):
     segs = path.split("::")
     if segs[0] == "crate":
         return segs[1:]
-    base = list(mod) if is_mod_file else list(mod[:-1])
+    # `self` is the module the file is; each `super` is one level up from it.
+    base = list(mod)
     if segs[0] == "self":
-        return (list(mod) if is_mod_file else list(mod[:-1])) + segs[1:]
+        return base + segs[1:]
     while segs and segs[0] == "super":
         base = base[:-1]
         segs = segs[1:]

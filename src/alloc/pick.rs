@@ -6,16 +6,13 @@
 //! (caps) or has no session takes the best account with a free slot; failing all that, it waits in
 //! the FIFO queue of the best account whose queue has room.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::alloc::score::{score, weekly_used};
-use crate::alloc::sessions::reserve;
+use super::candidates::{rank, serveable, take, Candidate, Unavailable};
 use crate::clock::now_ms;
-use crate::config::{Account, Pool, Snapshot};
+use crate::config::{Pool, Snapshot};
 use crate::notify::Notifier;
 use crate::resilience::health::Availability;
 use crate::resilience::limits::QueueError;
@@ -70,103 +67,6 @@ pub enum NoPick {
     QueueTimeout,
 }
 
-/// What is known about the unavailable accounts met on the walk.
-#[derive(Default)]
-struct Unavailable {
-    earliest: Option<Instant>,
-    all_rate_limited: bool,
-    any: bool,
-}
-
-impl Unavailable {
-    fn note(&mut self, until: Option<Instant>, rate_limited: bool) {
-        self.all_rate_limited = if self.any {
-            self.all_rate_limited && rate_limited
-        } else {
-            rate_limited
-        };
-        self.any = true;
-        if let Some(u) = until {
-            self.earliest = Some(self.earliest.map_or(u, |e| e.min(u)));
-        }
-    }
-}
-
-fn over_rate(account: &Account, ms: i64) -> bool {
-    let (l, s) = (&account.limits, &account.state);
-    l.rpm.is_some_and(|rpm| s.sent.count(ms) >= f64::from(rpm))
-        || l.tpm.is_some_and(|tpm| s.ledger.view(ms).tokens_last_minute >= tpm)
-}
-
-/// Past 100% of its weekly budget: no requests at all.
-fn over_budget(account: &Account, view: &crate::usage::ledger::LedgerView) -> bool {
-    account.budget.is_some_and(|b| b.weekly_usd > 0.0) && weekly_used(view, account.budget.as_ref()) >= 1.0
-}
-
-/// Whether `account` could take an attempt now, and if not, until when (the one predicate both
-/// ranking and retry decisions use).
-fn serveable(account: &Account, now: Instant, ms: i64, gone: &mut Unavailable) -> bool {
-    if over_rate(account, ms) {
-        gone.note(Some(now + Duration::from_secs(1)), true);
-        return false;
-    }
-    if let Availability::Unavailable { until, rate_limited } = account.state.health.peek(now) {
-        gone.note(until, rate_limited);
-        return false;
-    }
-    if over_budget(account, &account.state.ledger.view(ms)) {
-        gone.note(None, false);
-        return false;
-    }
-    true
-}
-
-/// A ranked candidate.
-struct Candidate {
-    index: usize,
-    score: f64,
-    /// Under its budget threshold: may take a new session.
-    bindable: bool,
-}
-
-/// Untried accounts that could serve now, best first (ties rotate).
-fn rank(pool: &Pool, tried: u64, gone: &mut Unavailable) -> Vec<Candidate> {
-    let (now, ms) = (Instant::now(), now_ms());
-    let n = pool.accounts.len();
-    let start = if n == 0 {
-        0
-    } else {
-        pool.next.fetch_add(1, Ordering::Relaxed) % n
-    };
-    let mut out = Vec::with_capacity(n);
-    for i in (0..n).map(|i| (start + i) % n).filter(|i| tried & (1 << i) == 0) {
-        let a = &pool.accounts[i];
-        if !serveable(a, now, ms, gone) {
-            continue;
-        }
-        let view = a.state.ledger.view(ms);
-        let sessions = a.state.sessions.load(Ordering::Acquire);
-        let bindable = a.budget.is_none_or(|b| weekly_used(&view, Some(&b)) < b.threshold);
-        out.push(Candidate {
-            index: i,
-            score: score(&view, a.budget.as_ref(), sessions, a.weight),
-            bindable,
-        });
-    }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score)); // stable: equal scores keep the rotation
-    out
-}
-
-/// A free slot on `account`, and its health claimed (the probe when half-open).
-fn take(account: &Account) -> Option<(OwnedSemaphorePermit, bool)> {
-    let permit = account.state.slots.try_take()?;
-    match account.state.health.check(Instant::now()) {
-        Availability::Available => Some((permit, false)),
-        Availability::Probe => Some((permit, true)),
-        Availability::Unavailable { .. } => None,
-    }
-}
-
 /// Choose the account for the next attempt, waiting in a queue if that is what it takes.
 pub async fn pick(
     notifier: &Notifier,
@@ -181,79 +81,43 @@ pub async fn pick(
         let pool = &snap.pools[pi];
         let ranked = rank(pool, walk.tried, &mut gone);
         let mut queue_at = None;
-        if let Some(id) = session {
-            if let Some((ai, permit, probe)) = bind(notifier, webhook_on, pool, &ranked, id, walk.tried, &mut queue_at)
-            {
+        let taken = take_now(notifier, webhook_on, pool, &ranked, session, walk.tried, &mut queue_at);
+        match taken {
+            Ok((account, permit, probe)) => {
                 return Ok(Pick {
                     pool: pi,
-                    account: ai,
+                    account,
                     permit,
                     probe,
-                });
+                })
             }
-        }
-        for c in &ranked {
-            let account = &pool.accounts[c.index];
-            if let Some((permit, probe)) = take(account) {
-                return Ok(Pick {
-                    pool: pi,
-                    account: c.index,
-                    permit,
-                    probe,
-                });
-            }
-            if account.state.slots.can_queue(account.limits.max_queue as usize) {
-                queue_at.get_or_insert(c.index);
-            } else {
-                queue_full = true;
-            }
+            Err(full) => queue_full |= full,
         }
         if let Some(ai) = queue_at {
-            let account = &pool.accounts[ai];
-            tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, queued = account.state.slots.queued(), "waiting for a slot");
-            match account
-                .state
-                .slots
-                .wait(account.limits.max_queue as usize, account.limits.queue_timeout)
-                .await
-            {
-                Ok(permit) => match account.state.health.check(Instant::now()) {
-                    Availability::Available => {
-                        return Ok(Pick {
-                            pool: pi,
-                            account: ai,
-                            permit,
-                            probe: false,
-                        })
-                    }
-                    Availability::Probe => {
-                        return Ok(Pick {
-                            pool: pi,
-                            account: ai,
-                            permit,
-                            probe: true,
-                        })
-                    }
-                    // It went bad while we waited: look again, without it.
-                    Availability::Unavailable { .. } => {
-                        walk.tried |= 1 << ai;
-                        continue;
-                    }
-                },
-                Err(QueueError::Timeout) => {
-                    tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, "queue timeout");
+            match queue(pool, ai).await {
+                Queued::Got(permit, probe) => {
+                    return Ok(Pick {
+                        pool: pi,
+                        account: ai,
+                        permit,
+                        probe,
+                    })
+                }
+                // It went bad while we waited: look again, without it.
+                Queued::WentBad => {
+                    walk.tried |= 1 << ai;
+                    continue;
+                }
+                Queued::TimedOut => {
                     walk.tried |= 1 << ai;
                     return Err(NoPick::QueueTimeout);
                 }
-                Err(QueueError::Full) => queue_full = true,
+                Queued::Full => queue_full = true,
             }
         }
         walk.step += 1;
         walk.tried = 0;
-        if let Some(next) = walk.pool_at(snap, walk.step) {
-            tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, fallback = &*snap.pools[next].name, "no account can serve; falling back");
-            notifier.fallback_used(webhook_on, &pool.name, &snap.pools[next].name);
-        }
+        fall_back(notifier, snap, pool, walk.pool_at(snap, walk.step));
     }
     if queue_full && !gone.any {
         return Err(NoPick::QueueFull);
@@ -267,80 +131,74 @@ pub async fn pick(
     })
 }
 
-/// Serve `id` from its bound account, or (re)bind it atomically. `None`: serve unbound.
-fn bind(
+/// Say that the walk moves on to the fallback pool `next` (when there is one).
+fn fall_back(notifier: &Notifier, snap: &Snapshot, pool: &Pool, next: Option<usize>) {
+    if let Some(next) = next.and_then(|n| snap.pools.get(n)) {
+        tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, fallback = &*next.name, "no account can serve; falling back");
+        notifier.fallback_used(snap.webhook.is_some(), &pool.name, &next.name);
+    }
+}
+
+/// An account with a free slot now: the session's (bound or newly bound), else the best ranked.
+/// `Err(true)`: some account's queue was full as well; `queue_at` gets the account to wait for.
+fn take_now(
     notifier: &Notifier,
     webhook_on: bool,
     pool: &Pool,
     ranked: &[Candidate],
-    id: &str,
+    session: Option<&str>,
     tried: u64,
     queue_at: &mut Option<usize>,
-) -> Option<(usize, OwnedSemaphorePermit, bool)> {
-    let ms = now_ms();
-    let mut table = pool.state.sessions.lock();
-    let bound = table.touch(id, ms);
-    let bound_ix = bound.as_ref().and_then(|b| {
-        pool.accounts
-            .iter()
-            .position(|a| Arc::ptr_eq(&a.state.sessions, &b.count))
-    });
-    if let Some(ai) = bound_ix {
-        if ranked.iter().any(|c| c.index == ai) {
-            if let Some((permit, probe)) = take(&pool.accounts[ai]) {
-                return Some((ai, permit, probe));
-            }
-        } else if tried & (1 << ai) != 0 && pool.accounts[ai].state.health.could_serve(Instant::now()) {
-            // This request's earlier attempt failed there, but the account still serves: a
-            // retry goes elsewhere without moving the session.
-            return None;
+) -> Result<(usize, OwnedSemaphorePermit, bool), bool> {
+    if let Some(id) = session {
+        if let Some(picked) = super::bind::bind(notifier, webhook_on, pool, ranked, id, tried, queue_at) {
+            return Ok(picked);
         }
     }
-    let mut rebound = None;
-    let mut picked = None;
-    for c in ranked.iter().filter(|c| c.bindable && Some(c.index) != bound_ix) {
+    let mut full = false;
+    for c in ranked {
         let account = &pool.accounts[c.index];
-        if !reserve(&account.state.sessions, pool.session.max_per_account) {
-            continue;
+        if let Some((permit, probe)) = take(account) {
+            return Ok((c.index, permit, probe));
         }
-        match take(account) {
-            Some((permit, probe)) => {
-                table.bind(id, Arc::clone(&account.name), Arc::clone(&account.state.sessions), ms);
-                rebound = bound
-                    .as_ref()
-                    .map(|old| (Arc::clone(&old.account), Arc::clone(&account.name)));
-                picked = Some((c.index, permit, probe));
-                break;
-            }
-            None => {
-                let _ = account
-                    .state
-                    .sessions
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-            }
+        if account.state.slots.can_queue(account.limits.max_queue as usize) {
+            queue_at.get_or_insert(c.index);
+        } else {
+            full = true;
         }
     }
-    if picked.is_none() {
-        // Nothing with room to bind: a bound account still available waits for its own slot.
-        if let Some(ai) = bound_ix.filter(|ai| ranked.iter().any(|c| c.index == *ai)) {
-            let a = &pool.accounts[ai];
-            if a.state.slots.can_queue(a.limits.max_queue as usize) {
-                *queue_at = Some(ai);
-            }
+    Err(full)
+}
+
+/// How a wait in an account's queue ended.
+enum Queued {
+    Got(OwnedSemaphorePermit, bool),
+    WentBad,
+    TimedOut,
+    Full,
+}
+
+/// Wait in the FIFO queue of `pool.accounts[ai]` for a slot, at most its `queue_timeout`.
+async fn queue(pool: &Pool, ai: usize) -> Queued {
+    let account = &pool.accounts[ai];
+    tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, queued = account.state.slots.queued(), "waiting for a slot");
+    let waited = account
+        .state
+        .slots
+        .wait(account.limits.max_queue as usize, account.limits.queue_timeout)
+        .await;
+    match waited {
+        Ok(permit) => match account.state.health.check(Instant::now()) {
+            Availability::Available => Queued::Got(permit, false),
+            Availability::Probe => Queued::Got(permit, true),
+            Availability::Unavailable { .. } => Queued::WentBad,
+        },
+        Err(QueueError::Timeout) => {
+            tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, "queue timeout");
+            Queued::TimedOut
         }
+        Err(QueueError::Full) => Queued::Full,
     }
-    drop(table);
-    if let Some((from, to)) = rebound {
-        tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, from = &*from, to = &*to, "session re-bound");
-        notifier.emit(
-            webhook_on,
-            crate::notify::Kind::SessionRebound,
-            &pool.name,
-            Some(&to),
-            format!("from {from} (unavailable or full)"),
-        );
-    }
-    picked
 }
 
 /// Whether another attempt could find an account (no side effects): one that could serve and

@@ -2,6 +2,7 @@
 //! problem, and build the immutable [`Snapshot`] the proxy reads.
 
 mod build;
+mod check;
 mod pools;
 pub mod raw;
 mod raw_server;
@@ -11,7 +12,7 @@ mod units;
 
 use std::path::Path;
 
-pub use build::{parse_base_url, Problem};
+pub use check::{parse_base_url, Problem};
 pub use snapshot::{
     Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Pool, RetryConf, Route, ServerLimits,
     Snapshot, Timeouts, Upstream, Webhook,

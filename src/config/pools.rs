@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::build::{parse_base_url, read_secret, valid_name, Problems, MAX_ACCOUNTS, NAME_RULE};
+use super::check::{parse_base_url, read_secret, valid_name, Problems, MAX_ACCOUNTS, NAME_RULE};
 use super::raw::{RawAccount, RawPool};
 use super::snapshot::{Account, AccountLimits, HealthCheckConf, Pool, RebalanceConf, RetryConf, SessionConf, Timeouts};
 use crate::alloc::score::Budget;

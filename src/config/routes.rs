@@ -3,7 +3,7 @@
 
 use http::header::{HeaderName, HeaderValue};
 
-use super::build::{valid_name, Problems, NAME_RULE};
+use super::check::{valid_name, Problems, NAME_RULE};
 use super::raw::{RawRoute, RawServer};
 use super::snapshot::{Route, ServerLimits};
 

@@ -135,6 +135,19 @@ fn metrics(core: &Sidecar, ctx: &Ctx, m: &Metered, status: u16, elapsed: Duratio
     }
 }
 
+/// What the access line and the log row share.
+struct Line<'a> {
+    route: Option<Arc<str>>,
+    pool: Option<Arc<str>>,
+    account: Option<Arc<str>>,
+    status: u16,
+    error_kind: Option<ErrorKind>,
+    duration_ms: f64,
+    ttfb_ms: Option<f64>,
+    attempts: u32,
+    request_id: &'a str,
+}
+
 /// The access line and the request-log row.
 #[allow(clippy::too_many_arguments)]
 fn logs(
@@ -147,26 +160,39 @@ fn logs(
     elapsed: Duration,
     now: i64,
 ) {
-    let req = session.req_header();
-    let route = ctx.req.route().map(|r| Arc::clone(&r.name));
-    let pool = ctx.pool().map(|p| Arc::clone(&p.name));
-    let account = ctx.account().map(|a| Arc::clone(&a.name));
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    let ttfb_ms = ctx.response.ttfb().map(|d| d.as_secs_f64() * 1000.0);
-    let request_id = ctx.request_id().to_str().unwrap_or("-");
-    let attempts = ctx.retry.attempts();
-    crate::logline::log(&crate::logline::Access {
+    let rid = ctx.request_id().clone(); // a reference count, not a copy
+    let request_id = rid.to_str().unwrap_or("-");
+    let line = Line {
+        route: ctx.req.route().map(|r| Arc::clone(&r.name)),
+        pool: ctx.pool().map(|p| Arc::clone(&p.name)),
+        account: ctx.account().map(|a| Arc::clone(&a.name)),
+        status,
+        error_kind,
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        ttfb_ms: ctx.response.ttfb().map(|d| d.as_secs_f64() * 1000.0),
+        attempts: ctx.retry.attempts(),
         request_id,
-        route: route.as_deref().unwrap_or("-"),
-        pool: pool.as_deref().unwrap_or("-"),
-        account: account.as_deref().unwrap_or("-"),
+    };
+    access_line(session, ctx, &m, &line);
+    if let Some(log) = &core.log {
+        log.record(row(session, ctx, m, line, now));
+    }
+}
+
+fn access_line(session: &Session, ctx: &Ctx, m: &Metered, l: &Line<'_>) {
+    let req = session.req_header();
+    crate::logline::log(&crate::logline::Access {
+        request_id: l.request_id,
+        route: l.route.as_deref().unwrap_or("-"),
+        pool: l.pool.as_deref().unwrap_or("-"),
+        account: l.account.as_deref().unwrap_or("-"),
         client: ctx.req.client().map_or("-", |c| &**c),
         method: req.method.as_str(),
         path: req.uri.path(),
-        status,
-        duration_ms,
-        ttfb_ms,
-        attempts,
+        status: l.status,
+        duration_ms: l.duration_ms,
+        ttfb_ms: l.ttfb_ms,
+        attempts: l.attempts,
         model: m.model.as_deref(),
         input_tokens: m.usage.input,
         output_tokens: m.usage.output,
@@ -174,34 +200,34 @@ fn logs(
         cache_write_tokens: m.usage.cache_write,
         cost_usd: m.cost,
         usage_source: m.source.as_str(),
-        error_kind: error_kind.map(ErrorKind::as_str),
+        error_kind: l.error_kind.map(ErrorKind::as_str),
     });
-    let Some(log) = &core.log else { return };
-    let request_id = request_id.to_string();
-    let provider = ctx.pool().map(|p| p.provider.kind().name());
-    let stream = ctx.req.streamed() || ctx.response.sse();
-    log.record(Row {
+}
+
+fn row(session: &Session, ctx: &mut Ctx, m: Metered, l: Line<'_>, now: i64) -> Row {
+    let req = session.req_header();
+    Row {
         ts: now,
-        request_id,
-        route,
-        pool,
-        account,
-        provider,
+        request_id: l.request_id.to_string(),
+        route: l.route,
+        pool: l.pool,
+        account: l.account,
+        provider: ctx.pool().map(|p| p.provider.kind().name()),
         model: m.model,
         session: ctx.req.take_session(),
         client: ctx.req.client().cloned(),
         method: req.method.as_str().to_string(),
         path: req.uri.path().to_string(),
-        status,
-        stream,
-        duration_ms,
-        ttfb_ms,
+        status: l.status,
+        stream: ctx.req.streamed() || ctx.response.sse(),
+        duration_ms: l.duration_ms,
+        ttfb_ms: l.ttfb_ms,
         usage: m.usage,
         cost_usd: m.cost,
         usage_source: m.source.as_str(),
-        attempts,
-        error_kind: error_kind.map(ErrorKind::as_str),
-    });
+        attempts: l.attempts,
+        error_kind: l.error_kind.map(ErrorKind::as_str),
+    }
 }
 
 /// Say once per model and process that a model has no price (its cost is logged as null).

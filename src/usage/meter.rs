@@ -42,6 +42,55 @@ struct Strip {
     passing: bool,
 }
 
+impl Strip {
+    /// Frame `chunk`, removing usage-only events; `None` when it passes untouched.
+    fn feed(
+        &mut self,
+        framer: &mut Framer,
+        chunk: &Bytes,
+        note: &mut dyn FnMut(&[u8], &[u8]) -> Event,
+    ) -> Option<Bytes> {
+        let max = framer.limit();
+        // `out` stays `None` while the output is exactly a prefix of `chunk`.
+        let mut out: Option<Vec<u8>> = None;
+        let mut start = 0; // where the current event's bytes begin in `chunk`
+        framer.feed_frames(chunk, &mut |frame, end| {
+            let keep = match frame {
+                Frame::Event { name, data } => note(name, data) != Event::UsageOnly || self.passing,
+                Frame::Oversized => true,
+            };
+            self.passing = false;
+            if !(keep && out.is_none() && self.pending.is_empty()) {
+                let buf = out.get_or_insert_with(|| chunk[..start].to_vec());
+                if keep {
+                    buf.extend_from_slice(&self.pending);
+                    buf.extend_from_slice(&chunk[start..end]);
+                }
+                self.pending.clear();
+            }
+            start = end;
+        });
+        // Whatever follows the last complete event waits for the event's end, up to the event
+        // limit; past it, it is passed on.
+        let rest = &chunk[start..];
+        if self.passing || self.pending.len() + rest.len() > max {
+            self.passing = true;
+            let buf = out.get_or_insert_with(|| chunk[..start].to_vec());
+            buf.extend_from_slice(&self.pending);
+            buf.extend_from_slice(rest);
+            self.pending = Vec::new();
+            start = chunk.len();
+        } else {
+            self.pending.extend_from_slice(rest);
+        }
+        match out {
+            Some(buf) => Some(Bytes::from(buf)),
+            None if start < chunk.len() => Some(chunk.slice(..start)),
+            None => None, // the chunk passes untouched
+        }
+    }
+}
+
 impl Meter {
     /// `sse`: the response is an event stream. `strip_usage_only`: remove usage-only events.
     /// `max_event`: the most bytes of one event kept (`limits.max_sse_event_bytes`).
@@ -126,47 +175,13 @@ impl Meter {
                 framer,
                 strip: Some(strip),
             } => {
-                let max = framer.limit();
-                // `out` stays `None` while the output is exactly a prefix of `chunk`.
-                let mut out: Option<Vec<u8>> = None;
-                let mut start = 0; // where the current event's bytes begin in `chunk`
-                framer.feed_frames(chunk, &mut |frame, end| {
-                    let keep = match frame {
-                        Frame::Event { name, data } => {
-                            let event = provider.sse_event(name, data, reading);
-                            flags.note(event);
-                            event != Event::UsageOnly || strip.passing
-                        }
-                        Frame::Oversized => true,
-                    };
-                    strip.passing = false;
-                    if !(keep && out.is_none() && strip.pending.is_empty()) {
-                        let buf = out.get_or_insert_with(|| chunk[..start].to_vec());
-                        if keep {
-                            buf.extend_from_slice(&strip.pending);
-                            buf.extend_from_slice(&chunk[start..end]);
-                        }
-                        strip.pending.clear();
-                    }
-                    start = end;
-                });
-                // Whatever follows the last complete event waits for the event's end, up to the
-                // event limit; past it, it is passed on.
-                let rest = &chunk[start..];
-                if strip.passing || strip.pending.len() + rest.len() > max {
-                    strip.passing = true;
-                    let buf = out.get_or_insert_with(|| chunk[..start].to_vec());
-                    buf.extend_from_slice(&strip.pending);
-                    buf.extend_from_slice(rest);
-                    strip.pending = Vec::new();
-                    start = chunk.len();
-                } else {
-                    strip.pending.extend_from_slice(rest);
-                }
-                match out {
-                    Some(buf) => *body = Some(Bytes::from(buf)),
-                    None if start < chunk.len() => *body = Some(chunk.slice(..start)),
-                    None => {} // the chunk passes untouched
+                let note = &mut |name: &[u8], data: &[u8]| {
+                    let event = provider.sse_event(name, data, reading);
+                    flags.note(event);
+                    event
+                };
+                if let Some(out) = strip.feed(framer, chunk, note) {
+                    *body = Some(out);
                 }
             }
         }

@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-
-use super::raw::{RawConfig, RawLog, RawPrice, RawToken};
 use super::check::{parse_base_url, read_secret, valid_name, Problem, Problems, NAME_RULE};
+use super::raw::{RawConfig, RawLog, RawPrice, RawToken};
 use super::snapshot::{ClientToken, Limits, LogConf, Snapshot};
 use crate::state::States;
 use crate::usage::price::Price;

@@ -9,9 +9,9 @@ use http::header::{self, HeaderValue};
 use pingora::proxy::Session;
 use pingora::Result;
 
-use super::ctx::Ctx;
-use super::replay;
-use super::respond::ErrorKind;
+use super::replay::{self, Link};
+use super::respond::{Early, ErrorKind, Refusal};
+use super::view::View;
 use super::{body, route};
 use crate::clock::now_ms;
 use crate::config::{ClientToken, Pool, Route, Snapshot};
@@ -19,36 +19,18 @@ use crate::resilience::limits::ClientKey;
 use crate::sidecar::{BufferLease, InflightGuard, Sidecar};
 use crate::validate::{self, Invalid};
 
-/// A request the sidecar answers itself.
-pub enum Early {
-    Refuse(Refusal),
-    /// `OPTIONS`: never forwarded; `204`, with CORS headers for an allowed origin.
-    Preflight,
-    /// `HEAD` (Claude Code's credential-less probe of the base URL): `200`, never forwarded.
-    Head,
-}
-
-/// Why a request is answered by the sidecar itself.
-pub struct Refusal {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub retry_after: Option<u64>,
-    pub rate_limit: Option<(u64, u64, u64)>,
-}
-
-impl Refusal {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Refusal {
-            kind,
-            message: message.into(),
-            retry_after: None,
-            rate_limit: None,
-        }
-    }
-}
-
 fn refuse(kind: ErrorKind, message: impl Into<String>) -> Option<Early> {
     Some(Early::Refuse(Refusal::new(kind, message)))
+}
+
+/// What admission needs from the request beyond the common view.
+pub trait AdmitCtx: View {
+    /// Admission's own part of the request's state.
+    fn request_mut(&mut self) -> &mut Request;
+    /// Start the walk over pools at the route's pool.
+    fn start_walk(&mut self, pool: usize);
+    /// The replaying session's link, once the body is read.
+    fn set_link(&mut self, link: Arc<Link>);
 }
 
 /// What admission learnt about the request; read by the later stages through its methods.
@@ -123,9 +105,9 @@ impl Request {
 
 /// Admit the request into the proxy phase, or say why not. `Err` is an I/O failure with the
 /// client (it went away), not a refusal.
-pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Early>> {
+pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut impl AdmitCtx) -> Result<Option<Early>> {
     let snap = core.snapshot();
-    let r = &mut ctx.req;
+    let r = ctx.request_mut();
     let req = session.req_header();
     r.request_id = Some(request_id(req.headers.get("x-request-id")));
     r.inflight = Some(core.enter());
@@ -145,34 +127,35 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut Ctx) ->
     if let Some(early) = by_method(&req.method) {
         return Ok(Some(early));
     }
-    ctx.attempt.start_walk(route.pool);
+    ctx.start_walk(route.pool);
     let Some(pool) = snap.pools.get(route.pool) else {
         return Ok(refuse(ErrorKind::Internal, "route without a pool"));
     };
-    if let Some(g) = ctx.req.inflight.as_mut() {
+    let r = ctx.request_mut();
+    if let Some(g) = r.inflight.as_mut() {
         g.count_in(pool.inflight.get());
     }
-    if let Some(refused) = client(core, session, &mut ctx.req, &snap) {
+    if let Some(refused) = client(core, session, r, &snap) {
         return Ok(Some(Early::Refuse(refused)));
     }
-    if let Err(refused) = session_id(session, &mut ctx.req, pool) {
+    if let Err(refused) = session_id(session, r, pool) {
         return Ok(Some(Early::Refuse(refused)));
     }
     let req = session.req_header();
-    ctx.req.stream = pool.provider.streams_by_path(&routed.path);
-    ctx.req.upstream_path = route::upstream_path(route, &routed.path, req.uri.query());
-    let body = match body::read(core, session, &mut ctx.req.buffer, &snap, pool.timeouts.idle).await? {
+    r.stream = pool.provider.streams_by_path(&routed.path);
+    r.upstream_path = route::upstream_path(route, &routed.path, req.uri.query());
+    let body = match body::read(core, session, &mut r.buffer, &snap, pool.timeouts.idle).await? {
         Ok(b) => b,
         Err(refusal) => return Ok(Some(Early::Refuse(refusal))),
     };
-    let body = match validate_body(session, &mut ctx.req, pool, &snap, body) {
+    let body = match validate_body(session, r, pool, &snap, body) {
         Ok(b) => b,
         Err(refusal) => return Ok(Some(Early::Refuse(refusal))),
     };
-    ctx.req.body_len = body.len();
+    r.body_len = body.len();
     pool.state.budget.deposit(now_ms());
     let link = replay::wrap(&mut session.downstream_session, body, pool.timeouts, ctx.started());
-    ctx.link = Some(link);
+    ctx.set_link(link);
     Ok(None)
 }
 

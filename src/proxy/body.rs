@@ -12,8 +12,7 @@ use http::header;
 use pingora::proxy::Session;
 use pingora::Result;
 
-use super::admit::Refusal;
-use super::respond::ErrorKind;
+use super::respond::{ErrorKind, Refusal};
 use crate::config::Snapshot;
 use crate::sidecar::{BufferLease, Sidecar};
 

@@ -1,38 +1,44 @@
 //! Per-request state carried across Pingora's hooks: one part per stage, each with fields private
-//! to the stage that owns it, and the few views every stage needs (the pinned snapshot, the
-//! route's and the current attempt's pool and account).
+//! to the stage that owns it, and the narrow interface each stage declares (`AdmitCtx`,
+//! `SelectCtx`, ...) implemented here, so the stages never depend on this type.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::HeaderValue;
+use pingora::protocols::http::ServerSession;
 
-use super::admit::Request;
-use super::replay::Link;
-use super::retry::Retry;
-use super::select::Attempt;
-use super::stream::Response;
+use super::admit::{AdmitCtx, Request};
+use super::finish::FinishCtx;
+use super::inject::InjectCtx;
+use super::replay::{Expired, Link};
+use super::respond::{ErrorKind, RespondCtx};
+use super::retry::{Retry, RetryCtx};
+use super::select::{Attempt, SelectCtx};
+use super::stream::{Response, StreamCtx};
 use super::translate::Translation;
-use crate::config::{Account, Pool, Snapshot};
-use crate::provider::Provider;
+use super::view::View;
+use crate::alloc::pick::Walk;
+use crate::config::{Account, Pool, Route, Snapshot};
 use crate::sidecar::Sidecar;
+use crate::usage::Meter;
 
 /// The state of one request, from its head to its log row.
 pub struct Ctx {
     started: Instant,
     /// What admission learnt: snapshot, route, client, session, body facts.
-    pub(super) req: Request,
+    req: Request,
     /// The seam between the client's dialect and the target's (identity for pass-through routes).
     #[allow(dead_code)] // the front doors fill it in
-    pub(super) translation: Translation,
+    translation: Translation,
     /// Where the current attempt goes: pool, account, slot, and the walk over pools.
-    pub(super) attempt: Attempt,
+    attempt: Attempt,
     /// Every retry decision and its state: attempts, what the client has seen, why it failed.
-    pub(super) retry: Retry,
+    retry: Retry,
     /// The response on its way to the client: meter, held preamble.
-    pub(super) response: Response,
+    response: Response,
     /// The replaying session's clock and deadlines, once the proxy phase starts.
-    pub(super) link: Option<Arc<Link>>,
+    link: Option<Arc<Link>>,
 }
 
 impl Default for Ctx {
@@ -54,44 +60,160 @@ impl Ctx {
             link: None,
         }
     }
+}
 
-    /// When the request arrived.
-    pub fn started(&self) -> Instant {
+impl View for Ctx {
+    fn started(&self) -> Instant {
         self.started
     }
-
-    /// The request id (`-` before admission set one).
-    pub fn request_id(&self) -> &HeaderValue {
+    fn request_id(&self) -> &HeaderValue {
         self.req.request_id()
     }
-
-    /// The snapshot this request runs on, from admission to its log row.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
+    fn snapshot(&self) -> Option<&Snapshot> {
         self.req.snap()
     }
-
-    /// The sidecar this request runs in.
-    pub fn core(&self) -> Option<&Sidecar> {
+    fn core(&self) -> Option<&Sidecar> {
         self.req.core()
     }
-
-    /// The pool serving the current attempt (the route's, or a fallback).
-    pub fn pool(&self) -> Option<&Pool> {
+    fn route(&self) -> Option<&Route> {
+        self.req.route()
+    }
+    fn pool(&self) -> Option<&Pool> {
         self.snapshot()?.pools.get(self.attempt.pool()?)
     }
-
-    /// The account of the current attempt.
-    pub fn account(&self) -> Option<&Account> {
+    fn account(&self) -> Option<&Account> {
         self.pool()?.accounts.get(self.attempt.account()?)
     }
-
-    /// The pool whose retry settings govern the request (the first of its walk).
-    pub fn primary(&self) -> Option<&Pool> {
+    fn primary(&self) -> Option<&Pool> {
         self.snapshot()?.pools.get(self.attempt.primary()?)
     }
+    fn cors(&self) -> Option<&HeaderValue> {
+        self.req.cors()
+    }
+    fn link(&self) -> Option<&Link> {
+        self.link.as_deref()
+    }
+}
 
-    /// The provider whose shape the client expects for our own answers: the route's pool's.
-    pub(super) fn client_provider(&self) -> Option<&'static dyn Provider> {
-        self.primary().map(|p| p.provider)
+impl AdmitCtx for Ctx {
+    fn request_mut(&mut self) -> &mut Request {
+        &mut self.req
+    }
+    fn start_walk(&mut self, pool: usize) {
+        self.attempt.start_walk(pool);
+    }
+    fn set_link(&mut self, link: Arc<Link>) {
+        self.link = Some(link);
+    }
+}
+
+impl RespondCtx for Ctx {
+    fn failure(&self) -> Option<ErrorKind> {
+        self.retry.failure()
+    }
+    fn record_failure(&mut self, failure: Option<ErrorKind>) {
+        self.retry.record(failure);
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry.retry_after()
+    }
+    fn head_only(&self) -> bool {
+        self.retry.head_only()
+    }
+    fn expired(&self) -> Option<Expired> {
+        self.link.as_ref().and_then(|l| l.expired())
+    }
+    fn delivered(&self) -> bool {
+        self.response.delivered()
+    }
+    fn restore_session(&self, slot: &mut ServerSession) {
+        if let Some(link) = &self.link {
+            link.restore(slot);
+        }
+    }
+}
+
+impl RetryCtx for Ctx {
+    fn retry_mut(&mut self) -> &mut Retry {
+        &mut self.retry
+    }
+    fn retry_ref(&self) -> &Retry {
+        &self.retry
+    }
+    fn walk(&self) -> Option<&Walk> {
+        self.attempt.walk()
+    }
+    fn outcome_recorded(&mut self) {
+        self.attempt.outcome_recorded();
+    }
+    fn forget_attempt(&mut self) {
+        self.attempt.forget_current();
+        self.attempt.release(self.req.snap());
+    }
+    fn abandon_held(&mut self) -> bool {
+        self.response.release_held()
+    }
+}
+
+impl SelectCtx for Ctx {
+    fn attempt_and_session(&mut self) -> (&mut Attempt, Option<&str>) {
+        (&mut self.attempt, self.req.session())
+    }
+    fn snapshot_arc(&self) -> Option<Arc<Snapshot>> {
+        self.req.snap_arc()
+    }
+}
+
+impl StreamCtx for Ctx {
+    fn response_mut(&mut self) -> &mut Response {
+        &mut self.response
+    }
+    fn response_ref(&self) -> &Response {
+        &self.response
+    }
+    fn strip_usage(&self) -> bool {
+        self.req.strip_usage()
+    }
+}
+
+impl InjectCtx for Ctx {
+    fn upstream_path(&self) -> &str {
+        self.req.upstream_path()
+    }
+    fn body_len(&self) -> usize {
+        self.req.body_len()
+    }
+}
+
+impl FinishCtx for Ctx {
+    fn attempts(&self) -> u32 {
+        self.retry.attempts()
+    }
+    fn budget_exhausted(&self) -> bool {
+        self.retry.budget_exhausted()
+    }
+    fn release_attempt(&mut self) {
+        self.attempt.release(self.req.snap());
+    }
+    fn meter_mut(&mut self) -> Option<&mut Meter> {
+        self.response.meter_mut()
+    }
+    fn sse(&self) -> bool {
+        self.response.sse()
+    }
+    fn ttfb(&self) -> Option<Duration> {
+        self.response.ttfb()
+    }
+    fn take_model(&mut self) -> Option<String> {
+        self.req.take_model()
+    }
+    fn take_session(&mut self) -> Option<String> {
+        self.req.take_session()
+    }
+    fn client(&self) -> Option<&Arc<str>> {
+        self.req.client()
+    }
+    fn streamed(&self) -> bool {
+        self.req.streamed()
     }
 }

@@ -7,20 +7,43 @@ use std::time::Duration;
 use dashmap::DashMap;
 use pingora::proxy::Session;
 
-use super::ctx::Ctx;
-use super::respond::ErrorKind;
+use super::respond::{ErrorKind, RespondCtx};
 use crate::clock::now_ms;
 use crate::sidecar::Sidecar;
 use crate::store::Row;
 use crate::text::sanitize;
 use crate::usage::{price, Meter, Reading, Source, Usage};
 
+/// What the end of the request needs beyond what answering needs.
+pub trait FinishCtx: RespondCtx {
+    /// Upstream attempts made.
+    fn attempts(&self) -> u32;
+    /// A retry was refused for lack of budget.
+    fn budget_exhausted(&self) -> bool;
+    /// Give back the account's slot and any breaker probe without an outcome.
+    fn release_attempt(&mut self);
+    /// The response's meter.
+    fn meter_mut(&mut self) -> Option<&mut Meter>;
+    /// The answer was an event stream.
+    fn sse(&self) -> bool;
+    /// Time to the upstream's response head.
+    fn ttfb(&self) -> Option<Duration>;
+    /// The `model` the request body named.
+    fn take_model(&mut self) -> Option<String>;
+    /// The request's session.
+    fn take_session(&mut self) -> Option<String>;
+    /// The client named by its token.
+    fn client(&self) -> Option<&Arc<str>>;
+    /// The client asked for a stream.
+    fn streamed(&self) -> bool;
+}
+
 /// The status the client saw: what was written, or the failure's (499 when the client left
 /// before any answer).
-pub fn status(session: &Session, ctx: &Ctx) -> u16 {
+pub fn status(session: &Session, ctx: &impl FinishCtx) -> u16 {
     match session.response_written() {
         Some(r) => r.status.as_u16(),
-        None => ctx.retry.failure().map_or(499, ErrorKind::status),
+        None => ctx.failure().map_or(499, ErrorKind::status),
     }
 }
 
@@ -34,41 +57,37 @@ struct Metered {
 
 /// `logging`: put the real session back, give back the account's slot and any probe, settle
 /// the outcome, then finish the request; the connection then waits for the next one.
-pub fn logging(core: &Sidecar, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
-    if let Some(link) = &ctx.link {
-        link.restore(&mut session.downstream_session);
-    }
+pub fn logging(core: &Sidecar, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut impl FinishCtx) {
+    ctx.restore_session(&mut session.downstream_session);
     // A probe that ended without an outcome (the client left first) lets another probe.
-    let snap = ctx.req.snap_arc();
-    ctx.attempt.release(snap.as_deref());
-    if let (Some(e), None) = (e, ctx.retry.failure()) {
+    ctx.release_attempt();
+    if let (Some(e), None) = (e, ctx.failure()) {
         let outcome = super::respond::outcome(e, ctx);
-        ctx.retry.record(outcome);
+        ctx.record_failure(outcome);
     }
     request(core, session, ctx);
     crate::gate::request_done(session);
 }
 
 /// Finish the request: ledger, metrics, access line, log row.
-pub fn request(core: &Sidecar, session: &Session, ctx: &mut Ctx) {
+pub fn request(core: &Sidecar, session: &Session, ctx: &mut impl FinishCtx) {
     let metered = meter(core, ctx);
     let now = now_ms();
     ledger(core, ctx, &metered, now);
     let status = status(session, ctx);
     // The cause, else the note that a retry was refused for lack of budget.
     let error_kind = ctx
-        .retry
         .failure()
-        .or(ctx.retry.budget_exhausted().then_some(ErrorKind::RetryBudgetExhausted));
+        .or(ctx.budget_exhausted().then_some(ErrorKind::RetryBudgetExhausted));
     let elapsed = ctx.started().elapsed();
     metrics(core, ctx, &metered, status, elapsed);
     logs(core, session, ctx, metered, status, error_kind, elapsed, now);
 }
 
 /// Usage and model from the meter (the body's model when the response names none), priced.
-fn meter(core: &Sidecar, ctx: &mut Ctx) -> Metered {
-    let request_id = ctx.req.request_id().clone();
-    if let Some(m) = ctx.response.meter_mut() {
+fn meter(core: &Sidecar, ctx: &mut impl FinishCtx) -> Metered {
+    let request_id = ctx.request_id().clone();
+    if let Some(m) = ctx.meter_mut() {
         let oversized = m.oversized();
         if oversized > 0 {
             core.metrics.oversized_events.inc_by(oversized);
@@ -78,9 +97,9 @@ fn meter(core: &Sidecar, ctx: &mut Ctx) -> Metered {
             core.metrics.unmetered.with_label_values(&["too_large"]).inc();
         }
     }
-    let (reading, source): (Reading, Source) = ctx.response.meter_mut().map(Meter::finish).unwrap_or_default();
+    let (reading, source): (Reading, Source) = ctx.meter_mut().map(Meter::finish).unwrap_or_default();
     // Client- or upstream-supplied: cut to 500 bytes, control characters removed.
-    let model = reading.model.or_else(|| ctx.req.take_model()).map(|m| sanitize(&m));
+    let model = reading.model.or_else(|| ctx.take_model()).map(|m| sanitize(&m));
     let cost = ctx
         .snapshot()
         .and_then(|s| price::cost(&s.prices, model.as_deref(), &reading.usage));
@@ -96,7 +115,7 @@ fn meter(core: &Sidecar, ctx: &mut Ctx) -> Metered {
 }
 
 /// The account's ledger, and a budget threshold notification when one is crossed.
-fn ledger(core: &Sidecar, ctx: &Ctx, m: &Metered, now: i64) {
+fn ledger(core: &Sidecar, ctx: &impl FinishCtx, m: &Metered, now: i64) {
     let (Some(snap), Some(pool), Some(account)) = (ctx.snapshot(), ctx.pool(), ctx.account()) else {
         return;
     };
@@ -113,13 +132,13 @@ fn ledger(core: &Sidecar, ctx: &Ctx, m: &Metered, now: i64) {
 }
 
 /// The route's request metrics and the account's tokens and cost.
-fn metrics(core: &Sidecar, ctx: &Ctx, m: &Metered, status: u16, elapsed: Duration) {
-    let upstream = ctx.link.as_ref().map_or(Duration::ZERO, |l| l.upstream_time());
-    let route = ctx.req.route().and_then(|r| r.metrics.get());
+fn metrics(core: &Sidecar, ctx: &impl FinishCtx, m: &Metered, status: u16, elapsed: Duration) {
+    let upstream = ctx.link().map_or(Duration::ZERO, |l| l.upstream_time());
+    let route = ctx.route().and_then(|r| r.metrics.get());
     if let Some(rm) = route.or_else(|| core.metrics.unrouted.get()) {
         rm.by_class[crate::metrics::class_index(status)].inc();
         rm.duration.observe(elapsed.as_secs_f64());
-        if let Some(t) = ctx.response.ttfb() {
+        if let Some(t) = ctx.ttfb() {
             rm.ttfb.observe(t.as_secs_f64());
         }
         rm.overhead.observe(elapsed.saturating_sub(upstream).as_secs_f64());
@@ -153,7 +172,7 @@ struct Line<'a> {
 fn logs(
     core: &Sidecar,
     session: &Session,
-    ctx: &mut Ctx,
+    ctx: &mut impl FinishCtx,
     m: Metered,
     status: u16,
     error_kind: Option<ErrorKind>,
@@ -163,14 +182,14 @@ fn logs(
     let rid = ctx.request_id().clone(); // a reference count, not a copy
     let request_id = rid.to_str().unwrap_or("-");
     let line = Line {
-        route: ctx.req.route().map(|r| Arc::clone(&r.name)),
+        route: ctx.route().map(|r| Arc::clone(&r.name)),
         pool: ctx.pool().map(|p| Arc::clone(&p.name)),
         account: ctx.account().map(|a| Arc::clone(&a.name)),
         status,
         error_kind,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
-        ttfb_ms: ctx.response.ttfb().map(|d| d.as_secs_f64() * 1000.0),
-        attempts: ctx.retry.attempts(),
+        ttfb_ms: ctx.ttfb().map(|d| d.as_secs_f64() * 1000.0),
+        attempts: ctx.attempts(),
         request_id,
     };
     access_line(session, ctx, &m, &line);
@@ -179,14 +198,14 @@ fn logs(
     }
 }
 
-fn access_line(session: &Session, ctx: &Ctx, m: &Metered, l: &Line<'_>) {
+fn access_line(session: &Session, ctx: &impl FinishCtx, m: &Metered, l: &Line<'_>) {
     let req = session.req_header();
     crate::logline::log(&crate::logline::Access {
         request_id: l.request_id,
         route: l.route.as_deref().unwrap_or("-"),
         pool: l.pool.as_deref().unwrap_or("-"),
         account: l.account.as_deref().unwrap_or("-"),
-        client: ctx.req.client().map_or("-", |c| &**c),
+        client: ctx.client().map_or("-", |c| &**c),
         method: req.method.as_str(),
         path: req.uri.path(),
         status: l.status,
@@ -204,7 +223,7 @@ fn access_line(session: &Session, ctx: &Ctx, m: &Metered, l: &Line<'_>) {
     });
 }
 
-fn row(session: &Session, ctx: &mut Ctx, m: Metered, l: Line<'_>, now: i64) -> Row {
+fn row(session: &Session, ctx: &mut impl FinishCtx, m: Metered, l: Line<'_>, now: i64) -> Row {
     let req = session.req_header();
     Row {
         ts: now,
@@ -214,12 +233,12 @@ fn row(session: &Session, ctx: &mut Ctx, m: Metered, l: Line<'_>, now: i64) -> R
         account: l.account,
         provider: ctx.pool().map(|p| p.provider.kind().name()),
         model: m.model,
-        session: ctx.req.take_session(),
-        client: ctx.req.client().cloned(),
+        session: ctx.take_session(),
+        client: ctx.client().cloned(),
         method: req.method.as_str().to_string(),
         path: req.uri.path().to_string(),
         status: l.status,
-        stream: ctx.req.streamed() || ctx.response.sse(),
+        stream: ctx.streamed() || ctx.sse(),
         duration_ms: l.duration_ms,
         ttfb_ms: l.ttfb_ms,
         usage: m.usage,

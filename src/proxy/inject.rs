@@ -5,20 +5,22 @@ use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::Result;
 
-use super::ctx::Ctx;
-use super::respond::ErrorKind;
+use super::error::ErrorKind;
+use super::view::View;
 use crate::config::Account;
 
+/// What key injection needs from the request beyond the common view.
+pub trait InjectCtx: View {
+    /// Route-relative path and query for the upstream.
+    fn upstream_path(&self) -> &str;
+    /// The length of the buffered body.
+    fn body_len(&self) -> usize;
+}
+
 /// `upstream_request_filter`: the request head for the current attempt's account.
-pub fn upstream_request(req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+pub fn upstream_request(req: &mut RequestHeader, ctx: &impl InjectCtx) -> Result<()> {
     let account = ctx.account().ok_or_else(|| super::stop(ErrorKind::Internal))?;
-    rewrite(
-        req,
-        account,
-        ctx.req.upstream_path(),
-        ctx.req.body_len(),
-        ctx.request_id(),
-    )
+    rewrite(req, account, ctx.upstream_path(), ctx.body_len(), ctx.request_id())
 }
 
 /// Headers a client may use to carry a credential. All are removed before the account's is added.

@@ -8,6 +8,7 @@
 pub mod admit;
 mod body;
 mod ctx;
+pub mod error;
 pub mod finish;
 pub mod inject;
 mod replay;
@@ -17,6 +18,7 @@ pub mod route;
 pub mod select;
 pub mod stream;
 mod translate;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;

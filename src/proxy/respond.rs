@@ -11,146 +11,59 @@ use pingora::Result;
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType};
 
-use super::admit::{Early, Refusal};
-use super::ctx::Ctx;
+use std::time::Duration;
+
+use pingora::protocols::http::ServerSession;
+
+pub use super::error::ErrorKind;
 use super::replay::Expired;
+use super::view::View;
 use crate::provider::{Provider, ProviderKind};
 
-/// Why the sidecar answered or failed a request itself. The string form is the
-/// `x-llm-sidecar-error` header value, the log's `error_kind` and a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    NoRoute,
-    MethodNotAllowed,
-    InvalidPath,
-    BadRequest,
-    Overloaded,
-    FirstTokenTimeout,
-    Unauthorized,
-    BodyTooLarge,
-    InvalidJson,
-    JsonTooDeep,
-    InvalidBody,
-    InvalidHeader,
-    DnsError,
-    ConnectRefused,
-    ConnectTimeout,
-    TlsError,
-    FirstByteTimeout,
-    IdleTimeout,
-    TotalTimeout,
-    UpstreamError,
-    NoAccount,
-    RateLimited,
-    QueueFull,
-    QueueTimeout,
-    ClientRateLimited,
-    RetryBudgetExhausted,
-    InBandError,
-    ClientClosed,
-    ClientTimeout,
-    Internal,
+/// A request the sidecar answers itself.
+pub enum Early {
+    Refuse(Refusal),
+    /// `OPTIONS`: never forwarded; `204`, with CORS headers for an allowed origin.
+    Preflight,
+    /// `HEAD` (Claude Code's credential-less probe of the base URL): `200`, never forwarded.
+    Head,
 }
 
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::NoRoute => "no_route",
-            ErrorKind::MethodNotAllowed => "method_not_allowed",
-            ErrorKind::InvalidPath => "invalid_path",
-            ErrorKind::BadRequest => "bad_request",
-            ErrorKind::Overloaded => "overloaded",
-            ErrorKind::FirstTokenTimeout => "first_token_timeout",
-            ErrorKind::Unauthorized => "unauthorized",
-            ErrorKind::BodyTooLarge => "body_too_large",
-            ErrorKind::InvalidJson => "invalid_json",
-            ErrorKind::JsonTooDeep => "json_too_deep",
-            ErrorKind::InvalidBody => "invalid_body",
-            ErrorKind::InvalidHeader => "invalid_header",
-            ErrorKind::DnsError => "dns_error",
-            ErrorKind::ConnectRefused => "connect_refused",
-            ErrorKind::ConnectTimeout => "connect_timeout",
-            ErrorKind::TlsError => "tls_error",
-            ErrorKind::FirstByteTimeout => "first_byte_timeout",
-            ErrorKind::IdleTimeout => "idle_timeout",
-            ErrorKind::TotalTimeout => "total_timeout",
-            ErrorKind::UpstreamError => "upstream_error",
-            ErrorKind::NoAccount => "no_account",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::QueueFull => "queue_full",
-            ErrorKind::QueueTimeout => "queue_timeout",
-            ErrorKind::ClientRateLimited => "client_rate_limited",
-            ErrorKind::RetryBudgetExhausted => "retry_budget_exhausted",
-            ErrorKind::InBandError => "in_band_error",
-            ErrorKind::ClientClosed => "client_closed",
-            ErrorKind::ClientTimeout => "client_timeout",
-            ErrorKind::Internal => "internal",
-        }
-    }
+/// Why a request is answered by the sidecar itself.
+pub struct Refusal {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub retry_after: Option<u64>,
+    pub rate_limit: Option<(u64, u64, u64)>,
+}
 
-    /// What the client is told, in plain words.
-    pub fn describe(self) -> &'static str {
-        match self {
-            ErrorKind::DnsError => "the upstream host name could not be resolved",
-            ErrorKind::ConnectRefused => "the upstream refused the connection",
-            ErrorKind::ConnectTimeout => "connecting to the upstream timed out",
-            ErrorKind::TlsError => "the TLS handshake with the upstream failed",
-            ErrorKind::FirstByteTimeout => "the upstream sent no response within the first_byte timeout",
-            ErrorKind::FirstTokenTimeout => "the upstream stream sent no content within the first_token timeout",
-            ErrorKind::Overloaded => "the sidecar holds too many request bodies in memory; retry shortly",
-            ErrorKind::IdleTimeout => "the upstream stream was idle for longer than the idle timeout",
-            ErrorKind::TotalTimeout => "the request exceeded the total timeout",
-            ErrorKind::UpstreamError => "the upstream connection failed",
-            ErrorKind::NoAccount => "no account of this pool (or its fallbacks) can serve the request now",
-            ErrorKind::RateLimited => "every account of this pool is rate limited",
-            ErrorKind::QueueFull => "every account is at its concurrency limit and its queue is full",
-            ErrorKind::QueueTimeout => "no account slot became free within the queue timeout",
-            ErrorKind::ClientRateLimited => "this client is over its request rate",
-            ErrorKind::InBandError => "the upstream stream reported an error",
-            ErrorKind::Internal => "internal error in the sidecar",
-            ErrorKind::NoRoute => "no route matches this path",
-            ErrorKind::MethodNotAllowed => "this method is not forwarded",
-            ErrorKind::InvalidPath => "the path is not allowed",
-            ErrorKind::BadRequest => "the request is malformed",
-            ErrorKind::Unauthorized => "missing or unknown sidecar token",
-            ErrorKind::BodyTooLarge => "the request body is too large",
-            ErrorKind::InvalidJson => "the request body is not valid JSON",
-            ErrorKind::JsonTooDeep => "the request body nests too deeply",
-            ErrorKind::InvalidBody => "the request body is not acceptable",
-            ErrorKind::InvalidHeader => "a request header is not acceptable",
-            ErrorKind::RetryBudgetExhausted => "the pool's retry budget is spent",
-            ErrorKind::ClientClosed => "the client closed the connection",
-            ErrorKind::ClientTimeout => "the client was too slow",
+impl Refusal {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Refusal {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            rate_limit: None,
         }
     }
+}
 
-    /// The status the sidecar answers with for this kind.
-    pub fn status(self) -> u16 {
-        match self {
-            ErrorKind::NoRoute => 404,
-            ErrorKind::MethodNotAllowed => 405,
-            ErrorKind::InvalidPath | ErrorKind::BadRequest => 400,
-            ErrorKind::Unauthorized => 401,
-            ErrorKind::BodyTooLarge => 413,
-            ErrorKind::InvalidJson | ErrorKind::JsonTooDeep | ErrorKind::InvalidBody | ErrorKind::InvalidHeader => 400,
-            ErrorKind::DnsError | ErrorKind::ConnectRefused | ErrorKind::TlsError | ErrorKind::UpstreamError => 502,
-            ErrorKind::ConnectTimeout
-            | ErrorKind::FirstByteTimeout
-            | ErrorKind::FirstTokenTimeout
-            | ErrorKind::IdleTimeout
-            | ErrorKind::TotalTimeout => 504,
-            ErrorKind::NoAccount
-            | ErrorKind::QueueFull
-            | ErrorKind::QueueTimeout
-            | ErrorKind::RetryBudgetExhausted
-            | ErrorKind::Overloaded
-            | ErrorKind::InBandError => 503,
-            ErrorKind::RateLimited | ErrorKind::ClientRateLimited => 429,
-            ErrorKind::ClientClosed => 499,
-            ErrorKind::ClientTimeout => 408,
-            ErrorKind::Internal => 500,
-        }
-    }
+/// What answering needs from the request beyond the common view.
+pub trait RespondCtx: View {
+    /// What the request failed with, as recorded on the way.
+    fn failure(&self) -> Option<ErrorKind>;
+    /// Set (or clear) what the request failed with.
+    fn record_failure(&mut self, failure: Option<ErrorKind>);
+    /// When an account may be available (our own 429/503's `retry-after`).
+    fn retry_after(&self) -> Option<Duration>;
+    /// The client holds a stream's head and nothing else.
+    fn head_only(&self) -> bool;
+    /// Which of the request's deadlines fired, if one did.
+    fn expired(&self) -> Option<Expired>;
+    /// The provider's end-of-stream marker reached the client.
+    fn delivered(&self) -> bool;
+    /// Put the real downstream session back into `slot` (it was wrapped for the proxy phase).
+    fn restore_session(&self, slot: &mut ServerSession);
 }
 
 /// An answer the sidecar writes itself.
@@ -241,11 +154,11 @@ pub async fn send(
 }
 
 /// What went wrong, from Pingora's error and what the request recorded on the way.
-pub fn classify(e: &Error, ctx: &Ctx) -> ErrorKind {
-    if let Some(kind) = ctx.retry.failure() {
+pub fn classify(e: &Error, ctx: &impl RespondCtx) -> ErrorKind {
+    if let Some(kind) = ctx.failure() {
         return kind;
     }
-    if let Some(expired) = ctx.link.as_ref().and_then(|l| l.expired()) {
+    if let Some(expired) = ctx.expired() {
         return match expired {
             Expired::FirstByte => ErrorKind::FirstByteTimeout,
             Expired::FirstToken => ErrorKind::FirstTokenTimeout,
@@ -273,16 +186,16 @@ pub fn classify(e: &Error, ctx: &Ctx) -> ErrorKind {
 
 /// The error kind to record: none when the client hung up after the provider's end-of-stream
 /// marker had gone out (SDKs close as soon as they read `[DONE]`): it got everything.
-pub fn outcome(e: &Error, ctx: &Ctx) -> Option<ErrorKind> {
+pub fn outcome(e: &Error, ctx: &impl RespondCtx) -> Option<ErrorKind> {
     let kind = classify(e, ctx);
-    (!(kind == ErrorKind::ClientClosed && ctx.response.delivered())).then_some(kind)
+    (!(kind == ErrorKind::ClientClosed && ctx.delivered())).then_some(kind)
 }
 
 /// Answer a request admission stopped (`request_filter`): a preflight, a `HEAD`, or a refusal.
-pub async fn early(session: &mut Session, ctx: &mut Ctx, early: Early) -> pingora::Result<()> {
+pub async fn early(session: &mut Session, ctx: &mut impl RespondCtx, early: Early) -> pingora::Result<()> {
     match early {
         Early::Preflight => {
-            let cors = ctx.snapshot().and_then(|s| s.cors.as_ref()).zip(ctx.req.cors());
+            let cors = ctx.snapshot().and_then(|s| s.cors.as_ref()).zip(ctx.cors());
             empty(session, 204, ctx.request_id(), cors).await
         }
         Early::Head => empty(session, 200, ctx.request_id(), None).await,
@@ -291,8 +204,8 @@ pub async fn early(session: &mut Session, ctx: &mut Ctx, early: Early) -> pingor
 }
 
 /// Answer a request admission refused.
-pub async fn refusal(session: &mut Session, ctx: &mut Ctx, refusal: Refusal) -> pingora::Result<()> {
-    ctx.retry.fail(refusal.kind, None);
+pub async fn refusal(session: &mut Session, ctx: &mut impl RespondCtx, refusal: Refusal) -> pingora::Result<()> {
+    ctx.record_failure(Some(refusal.kind));
     // Refused before its body was read: do not let Pingora drain it (of any size, from anyone)
     // to keep the connection: close it after answering. A client that left gets nothing.
     if !session.is_body_done() || refusal.kind == ErrorKind::ClientClosed {
@@ -304,21 +217,19 @@ pub async fn refusal(session: &mut Session, ctx: &mut Ctx, refusal: Refusal) -> 
     let mut reply = Reply::new(refusal.kind, &refusal.message);
     reply.retry_after = refusal.retry_after;
     reply.rate_limit = refusal.rate_limit;
-    reply.cors = ctx.req.cors();
+    reply.cors = ctx.cors();
     send(session, ctx.client_provider(), &reply, ctx.request_id()).await
 }
 
 /// The request failed past admission (`fail_to_proxy`): answer it in the client's shape when no
 /// head went out yet, or end a stream that has only its head with an error event.
-pub async fn failed(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+pub async fn failed(session: &mut Session, e: &Error, ctx: &mut impl RespondCtx) -> FailToProxy {
     let kind = classify(e, ctx);
     let recorded = outcome(e, ctx);
-    ctx.retry.record(recorded);
+    ctx.record_failure(recorded);
     // Pingora closes the client connection after an error past peer selection; say so in the
     // answer (the wrapper cannot carry keep-alive settings: put the real session back).
-    if let Some(link) = &ctx.link {
-        link.restore(&mut session.downstream_session);
-    }
+    ctx.restore_session(&mut session.downstream_session);
     session.set_keepalive(None);
     let message = match kind {
         ErrorKind::TlsError | ErrorKind::UpstreamError => {
@@ -329,12 +240,12 @@ pub async fn failed(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToPr
     let provider = ctx.pool().or(ctx.primary()).map(|p| p.provider);
     if session.response_written().is_none() && kind != ErrorKind::ClientClosed {
         let mut reply = Reply::new(kind, &message);
-        reply.retry_after = ctx.retry.retry_after().map(|d| d.as_secs_f64().ceil() as u64);
-        reply.cors = ctx.req.cors();
+        reply.retry_after = ctx.retry_after().map(|d| d.as_secs_f64().ceil() as u64);
+        reply.cors = ctx.cors();
         if let Err(write) = send(session, provider, &reply, ctx.request_id()).await {
             tracing::debug!(error = %write, "could not write the error response");
         }
-    } else if ctx.retry.head_only() {
+    } else if ctx.head_only() {
         // A stream retried after an in-band error found no account: end it the provider's way.
         if let Some(p) = provider {
             let event = Bytes::from(p.sse_error(kind.status(), &message));

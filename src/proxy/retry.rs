@@ -10,13 +10,28 @@ use std::time::{Duration, Instant, SystemTime};
 use http::HeaderMap;
 use pingora::{Error, ErrorSource, ErrorType};
 
-use super::ctx::Ctx;
 use super::replay::Expired;
-use super::respond::ErrorKind;
-use crate::alloc::pick;
+use super::respond::{ErrorKind, RespondCtx};
+use crate::alloc::pick::{self, Walk};
 use crate::clock::now_ms;
 use crate::metrics::Outcome;
 use crate::resilience::{self, Verdict, DEFAULT_COOLDOWN};
+
+/// What the retry stage needs from the request beyond what answering needs.
+pub trait RetryCtx: RespondCtx {
+    /// The retry stage's own part of the request's state.
+    fn retry_mut(&mut self) -> &mut Retry;
+    fn retry_ref(&self) -> &Retry;
+    /// The walk over pools (which accounts were tried).
+    fn walk(&self) -> Option<&Walk>;
+    /// The current attempt got its outcome: its breaker probe (if any) is answered.
+    fn outcome_recorded(&mut self);
+    /// The current account served on a pooled connection its upstream had already closed: it is
+    /// not to blame, may be tried again, and its slot goes back.
+    fn forget_attempt(&mut self);
+    /// Drop a stream's held preamble (the attempt is abandoned); whether there was one.
+    fn abandon_held(&mut self) -> bool;
+}
 
 /// The retry state of one request.
 #[derive(Default)]
@@ -71,10 +86,10 @@ impl Retry {
         self.budget_exhausted
     }
     /// Before a pick: the backoff to wait, if this is a retry.
-    pub fn backoff(&mut self, pool: Option<&crate::config::Pool>) -> Option<Duration> {
+    pub fn backoff(&mut self, retry: Option<&crate::config::RetryConf>) -> Option<Duration> {
         let stale = std::mem::take(&mut self.stale);
-        let p = pool.filter(|_| self.attempts > 0 && !stale)?;
-        Some(resilience::backoff(p.retry.backoff, p.retry.max_backoff, self.attempts))
+        let r = retry.filter(|_| self.attempts > 0 && !stale)?;
+        Some(resilience::backoff(r.backoff, r.max_backoff, self.attempts))
     }
     /// An account was picked: one more attempt.
     pub fn attempt_started(&mut self) {
@@ -98,7 +113,7 @@ pub enum Failure {
 }
 
 /// Apply a failure to the current account's health (and log any change).
-fn account_failed(ctx: &mut Ctx, failure: Failure, reason: &str) {
+fn account_failed(ctx: &mut impl RetryCtx, failure: Failure, reason: &str) {
     let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) else {
         return;
     };
@@ -125,13 +140,13 @@ fn account_failed(ctx: &mut Ctx, failure: Failure, reason: &str) {
     };
     if let (Some(t), Some(core)) = (t, core) {
         core.notifier
-            .account_changed(webhook_on(ctx), &pool.name, &account.name, t, reason);
+            .account_changed(ctx.webhook_on(), &pool.name, &account.name, t, reason);
     }
-    ctx.attempt.outcome_recorded();
+    ctx.outcome_recorded();
 }
 
 /// The account answered properly.
-fn account_fine(ctx: &mut Ctx) {
+fn account_fine(ctx: &mut impl RetryCtx) {
     let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) else {
         return;
     };
@@ -140,21 +155,18 @@ fn account_fine(ctx: &mut Ctx) {
     }
     if let (Some(t), Some(core)) = (account.state.health.success(), ctx.core()) {
         core.notifier
-            .account_changed(webhook_on(ctx), &pool.name, &account.name, t, "request succeeded");
+            .account_changed(ctx.webhook_on(), &pool.name, &account.name, t, "request succeeded");
     }
-    ctx.attempt.outcome_recorded();
-}
-
-fn webhook_on(ctx: &Ctx) -> bool {
-    ctx.snapshot().is_some_and(|s| s.webhook.is_some())
+    ctx.outcome_recorded();
 }
 
 /// May the request try again? Counts the retry against the budget when it may.
-fn may_retry(ctx: &mut Ctx, reason: &str) -> bool {
-    let (Some(snap), Some(primary), Some(walk)) = (ctx.snapshot(), ctx.primary(), ctx.attempt.walk()) else {
+fn may_retry(ctx: &mut impl RetryCtx, reason: &str) -> bool {
+    let (Some(snap), Some(primary), Some(walk)) = (ctx.snapshot(), ctx.primary(), ctx.walk()) else {
         return false;
     };
-    if ctx.retry.attempts >= primary.retry.attempts || !pick::any_left(snap, walk) {
+    let attempts = ctx.retry_ref().attempts;
+    if attempts >= primary.retry.attempts || !pick::any_left(snap, walk) {
         return false;
     }
     let core = ctx.core();
@@ -163,19 +175,19 @@ fn may_retry(ctx: &mut Ctx, reason: &str) -> bool {
         if let Some(core) = core {
             core.metrics.budget_exhausted(&primary.name);
         }
-        ctx.retry.budget_exhausted = true;
+        ctx.retry_mut().budget_exhausted = true;
         return false;
     }
     if let Some(core) = core {
         core.metrics.retry(&primary.name);
     }
     let account = ctx.account().map_or("-", |a| &*a.name);
-    tracing::info!(target: "llm_sidecar::decision", pool = &*primary.name, account, attempt = ctx.retry.attempts, %reason, "retrying on another account");
+    tracing::info!(target: "llm_sidecar::decision", pool = &*primary.name, account, attempt = attempts, %reason, "retrying on another account");
     true
 }
 
 /// Connecting failed: nothing reached the upstream, so trying another account is always safe.
-pub fn connect_failed(ctx: &mut Ctx, etype: &ErrorType) -> bool {
+pub fn connect_failed(ctx: &mut impl RetryCtx, etype: &ErrorType) -> bool {
     let failure = if *etype == ErrorType::ConnectTimedout {
         Failure::Timeout
     } else {
@@ -187,22 +199,20 @@ pub fn connect_failed(ctx: &mut Ctx, etype: &ErrorType) -> bool {
 
 /// The attempt failed while proxying: retry it elsewhere? `client_reused`: the upstream
 /// connection came from the pool; `nothing_sent`: no response head reached the client.
-pub fn proxy_failed(ctx: &mut Ctx, e: &Error, client_reused: bool, nothing_sent: bool) -> bool {
-    if ctx.retry.planned.take().is_some() {
+pub fn proxy_failed(ctx: &mut impl RetryCtx, e: &Error, client_reused: bool, nothing_sent: bool) -> bool {
+    if ctx.retry_mut().planned.take().is_some() {
         return true;
     }
     // A pooled connection the upstream had already closed: the account is fine, try again.
     if e.retry() && client_reused && nothing_sent {
-        ctx.attempt.forget_current();
-        let snap = ctx.req.snap_arc();
-        ctx.attempt.release(snap.as_deref());
-        ctx.retry.stale = true;
+        ctx.forget_attempt();
+        ctx.retry_mut().stale = true;
         return true;
     }
-    let expired = ctx.link.as_ref().and_then(|l| l.expired());
-    if expired == Some(Expired::FirstToken) && ctx.response.release_held() {
+    let expired = ctx.expired();
+    if expired == Some(Expired::FirstToken) && ctx.abandon_held() {
         // Only the head reached the client: another account may still serve this stream.
-        ctx.retry.head_only = true;
+        ctx.retry_mut().head_only = true;
         account_failed(ctx, Failure::Timeout, "first token timeout");
         return may_retry(ctx, "first token timeout");
     }
@@ -224,7 +234,7 @@ pub fn proxy_failed(ctx: &mut Ctx, e: &Error, client_reused: bool, nothing_sent:
 }
 
 /// The response head arrived: judge the account; `Err` means "retry elsewhere, do not answer".
-pub fn response_head(ctx: &mut Ctx, status: u16, headers: &HeaderMap) -> pingora::Result<()> {
+pub fn response_head(ctx: &mut impl RetryCtx, status: u16, headers: &HeaderMap) -> pingora::Result<()> {
     let failure = match resilience::verdict(status) {
         Verdict::Fine => {
             account_fine(ctx);
@@ -241,7 +251,7 @@ pub fn response_head(ctx: &mut Ctx, status: u16, headers: &HeaderMap) -> pingora
     let reason = status_reason(status);
     account_failed(ctx, failure, reason);
     if may_retry(ctx, reason) {
-        ctx.retry.planned = Some(reason);
+        ctx.retry_mut().planned = Some(reason);
         return Err(Error::explain(ErrorType::HTTPStatus(status), reason).into_up());
     }
     Ok(())
@@ -263,7 +273,7 @@ fn status_reason(status: u16) -> &'static str {
 
 /// An error inside a stream before any content (e.g. `overloaded_error` in a 200): judge the
 /// account like the matching status; true when the request will try another account.
-pub fn in_band_error(ctx: &mut Ctx, kind: Option<&str>) -> bool {
+pub fn in_band_error(ctx: &mut impl RetryCtx, kind: Option<&str>) -> bool {
     let limited = kind
         .zip(ctx.pool())
         .is_some_and(|(k, p)| p.provider.in_band_rate_limited(k));
@@ -275,8 +285,9 @@ pub fn in_band_error(ctx: &mut Ctx, kind: Option<&str>) -> bool {
     let reason = "error event before content";
     account_failed(ctx, failure, reason);
     if may_retry(ctx, reason) {
-        ctx.retry.planned = Some(reason);
-        ctx.retry.head_only = true;
+        let r = ctx.retry_mut();
+        r.planned = Some(reason);
+        r.head_only = true;
         return true;
     }
     false

@@ -4,7 +4,7 @@
 
 use http::HeaderMap;
 
-use super::respond::ErrorKind;
+use super::error::ErrorKind;
 use crate::config::Route;
 
 /// The route a request takes: its index and the normalised path.

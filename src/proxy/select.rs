@@ -10,31 +10,40 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::ctx::Ctx;
 use super::respond::ErrorKind;
+use super::retry::RetryCtx;
 use crate::alloc::pick::{self, NoPick, Walk};
 use crate::clock::now_ms;
 use crate::config::{Account, Pool, Snapshot};
 use crate::notify::Notifier;
 use crate::sidecar::Sidecar;
 
+/// What selection needs from the request beyond what retries need.
+pub trait SelectCtx: RetryCtx {
+    /// Selection's own part of the request's state, with the request's session (one borrow).
+    fn attempt_and_session(&mut self) -> (&mut Attempt, Option<&str>);
+    /// The pinned snapshot itself (it outlives a borrow of the context).
+    fn snapshot_arc(&self) -> Option<std::sync::Arc<Snapshot>>;
+}
+
 /// `upstream_peer`: wait the retry's backoff, pick the next account, and build its peer; or say
 /// why no account can take the attempt.
-pub async fn upstream_peer(core: &Sidecar, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
-    let Some(snap) = ctx.req.snap_arc() else {
+pub async fn upstream_peer(core: &Sidecar, ctx: &mut impl SelectCtx) -> pingora::Result<Box<HttpPeer>> {
+    let Some(snap) = ctx.snapshot_arc() else {
         return Err(super::stop(ErrorKind::Internal));
     };
-    let primary = snap.pools.get(ctx.attempt.primary().unwrap_or(usize::MAX));
-    if let Some(wait) = ctx.retry.backoff(primary) {
+    let primary = ctx.primary().map(|p| p.retry);
+    if let Some(wait) = ctx.retry_mut().backoff(primary.as_ref()) {
         tokio::time::sleep(wait).await;
     }
-    match ctx.attempt.next(&core.notifier, &snap, ctx.req.session()).await {
+    let (attempt, session) = ctx.attempt_and_session();
+    match attempt.next(&core.notifier, &snap, session).await {
         Ok(addr) => {
-            ctx.retry.attempt_started();
+            ctx.retry_mut().attempt_started();
             let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) else {
                 return Err(super::stop(ErrorKind::Internal));
             };
-            if let Some(link) = &ctx.link {
+            if let Some(link) = ctx.link() {
                 link.attempt_started(&pool.timeouts);
             }
             Ok(crate::peer::build(addr, &account.upstream, &pool.timeouts))
@@ -43,7 +52,7 @@ pub async fn upstream_peer(core: &Sidecar, ctx: &mut Ctx) -> pingora::Result<Box
             if no.kind == ErrorKind::RateLimited {
                 core.metrics.ratelimited("pool");
             }
-            ctx.retry.fail(no.kind, no.retry_after);
+            ctx.retry_mut().fail(no.kind, no.retry_after);
             Err(match no.detail {
                 // Reported like a connect failure (Pingora's view), answered as `dns_error`.
                 Some(m) => Error::explain(ErrorType::ConnectNoRoute, m).into_up(),

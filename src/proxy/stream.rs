@@ -8,12 +8,20 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH,
 use pingora::http::ResponseHeader;
 use pingora::{Error, ErrorType, Result};
 
-use super::ctx::Ctx;
-use super::retry;
+use super::retry::{self, RetryCtx};
 use crate::usage::Meter;
 
 /// The most bytes of a stream's preamble held back before its first content.
 const MAX_HELD: usize = 256 * 1024;
+
+/// What the response stage needs from the request beyond what retries need.
+pub trait StreamCtx: RetryCtx {
+    /// The response stage's own part of the request's state.
+    fn response_mut(&mut self) -> &mut Response;
+    fn response_ref(&self) -> &Response;
+    /// The sidecar asked an OpenAI stream for usage on the client's behalf.
+    fn strip_usage(&self) -> bool;
+}
 
 /// The response part of a request's state.
 #[derive(Default)]
@@ -62,15 +70,16 @@ impl Response {
 
 /// `upstream_response_filter`: the upstream's head arrived; judge the account (`Err`: retry
 /// elsewhere, do not answer).
-pub fn upstream_head(resp: &ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+pub fn upstream_head(resp: &ResponseHeader, ctx: &mut impl StreamCtx) -> Result<()> {
     upstream_data(ctx);
-    ctx.response.head_arrived(ctx.started());
+    let started = ctx.started();
+    ctx.response_mut().head_arrived(started);
     retry::response_head(ctx, resp.status.as_u16(), &resp.headers)
 }
 
 /// Upstream data (a head or a body chunk) arrived: the idle clock restarts.
-pub fn upstream_data(ctx: &Ctx) {
-    if let Some(link) = &ctx.link {
+pub fn upstream_data(ctx: &impl StreamCtx) {
+    if let Some(link) = ctx.link() {
         link.data_arrived();
     }
 }
@@ -78,26 +87,26 @@ pub fn upstream_data(ctx: &Ctx) {
 /// The response head of an attempt. `written`: a head already reached the client (after an
 /// in-band error the first attempt's head may or may not have been written: Pingora drops a
 /// batch of upstream events, head included, when a filter in it fails).
-pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut Ctx) -> Result<()> {
+pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut impl StreamCtx) -> Result<()> {
     our_headers(resp, ctx)?;
     let sse = resp
         .headers
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let out = &mut ctx.response;
-    if ctx.retry.head_only() && written && !(sse && resp.status.is_success()) {
+    if ctx.head_only() && written && !(sse && resp.status.is_success()) {
         // The client already has a 200 event stream from the first attempt: this answer cannot
         // be passed as it is; it becomes an error event in the provider's stream format.
-        out.replace_body = Some(resp.status.as_u16());
+        ctx.response_mut().replace_body = Some(resp.status.as_u16());
         return Ok(());
     }
-    out.sse = sse;
+    ctx.response_mut().sse = sse;
     let Some(gzip) = encoding(resp, ctx) else {
-        ctx.response.meter = None;
-        ctx.response.held = None;
+        let out = ctx.response_mut();
+        out.meter = None;
+        out.held = None;
         return Ok(());
     };
-    let strip = sse && ctx.req.strip_usage() && !gzip; // the usage chunk cannot be cut out of gzip
+    let strip = sse && ctx.strip_usage() && !gzip; // the usage chunk cannot be cut out of gzip
     if sse {
         resp.insert_header(CACHE_CONTROL, HeaderValue::from_static("no-cache"))?;
         resp.insert_header("x-accel-buffering", HeaderValue::from_static("no"))?;
@@ -107,7 +116,7 @@ pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut Ctx) ->
         }
     }
     let max_event = ctx.snapshot().map_or(1 << 20, |s| s.limits.max_sse_event_bytes);
-    ctx.response.meter = ctx.pool().map(|p| {
+    let meter = ctx.pool().map(|p| {
         let meter = Meter::new(p.provider, sse, strip, max_event);
         if gzip {
             meter.gunzip()
@@ -116,20 +125,24 @@ pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut Ctx) ->
         }
     });
     // Hold a successful stream's preamble while another account could still take over.
-    let retry_left = ctx.primary().is_some_and(|p| ctx.retry.attempts() < p.retry.attempts);
+    let retry_left = ctx
+        .primary()
+        .is_some_and(|p| ctx.retry_ref().attempts() < p.retry.attempts);
     let stream_ok = sse && resp.status.is_success();
-    ctx.response.held = (stream_ok && retry_left).then(Vec::new);
     let first_token = ctx.pool().and_then(|p| p.timeouts.first_token);
-    if let (Some(limit), Some(link), true) = (first_token, &ctx.link, stream_ok) {
+    if let (Some(limit), Some(link), true) = (first_token, ctx.link(), stream_ok) {
         link.await_first_token(limit);
     }
+    let out = ctx.response_mut();
+    out.meter = meter;
+    out.held = (stream_ok && retry_left).then(Vec::new);
     Ok(())
 }
 
 /// `x-request-id`, CORS, and the pool and account that answered.
-fn our_headers(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
+fn our_headers(resp: &mut ResponseHeader, ctx: &impl StreamCtx) -> Result<()> {
     resp.insert_header("x-request-id", ctx.request_id().clone())?;
-    if let Some(origin) = ctx.req.cors() {
+    if let Some(origin) = ctx.cors() {
         crate::cors::add_response_headers(origin, resp)?;
     }
     if let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) {
@@ -141,7 +154,7 @@ fn our_headers(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
 
 /// Whether the body is gzipped (metered through inflation); `None` for another encoding, which
 /// passes as sent, unmetered and counted.
-fn encoding(resp: &ResponseHeader, ctx: &Ctx) -> Option<bool> {
+fn encoding(resp: &ResponseHeader, ctx: &impl StreamCtx) -> Option<bool> {
     match resp.headers.get(CONTENT_ENCODING).map(|v| v.as_bytes()) {
         None => Some(false),
         Some(e) if e.eq_ignore_ascii_case(b"identity") => Some(false),
@@ -156,8 +169,8 @@ fn encoding(resp: &ResponseHeader, ctx: &Ctx) -> Option<bool> {
 }
 
 /// One body chunk on its way to the client.
-pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
-    if let Some(status) = ctx.response.replace_body {
+pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut impl StreamCtx) -> Result<()> {
+    if let Some(status) = ctx.response_ref().replace_body {
         *body = end.then(|| {
             let p = ctx.pool().map(|p| p.provider);
             let message = format!("the upstream answered {status} after a retry");
@@ -165,7 +178,7 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
         });
         return Ok(());
     }
-    let Some(meter) = ctx.response.meter.as_mut() else {
+    let Some(meter) = ctx.response_mut().meter.as_mut() else {
         return Ok(());
     };
     meter.feed(body);
@@ -176,21 +189,22 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
     }
     let (content, error) = (meter.saw_content, meter.error_before_content);
     if content {
-        if let Some(link) = &ctx.link {
+        if let Some(link) = ctx.link() {
             link.content_arrived();
         }
     }
-    if ctx.response.held.is_none() {
+    if ctx.response_ref().held.is_none() {
         if content {
-            ctx.retry.body_sent();
+            ctx.retry_mut().body_sent();
         }
         return Ok(());
     }
     if error {
-        let kind = ctx.response.meter.as_ref().and_then(Meter::in_band_error);
+        let kind = ctx.response_ref().meter.as_ref().and_then(Meter::in_band_error);
         if retry::in_band_error(ctx, kind.as_deref()) {
-            ctx.response.held = None;
-            ctx.response.meter = None;
+            let out = ctx.response_mut();
+            out.held = None;
+            out.meter = None;
             *body = None;
             return Err(Error::explain(ErrorType::HTTPStatus(503), "error event before content").into_up());
         }
@@ -198,8 +212,8 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
         return Ok(());
     }
     // Content (or the end, or an error we pass on): release what was held, in order.
-    ctx.retry.body_sent();
-    if let Some(mut held) = ctx.response.held.take().filter(|h| !h.is_empty()) {
+    ctx.retry_mut().body_sent();
+    if let Some(mut held) = ctx.response_mut().held.take().filter(|h| !h.is_empty()) {
         if let Some(b) = body.take() {
             held.push(b);
         }
@@ -210,8 +224,8 @@ pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Resu
 
 /// Hold a preamble chunk back; false when the preamble grew past `MAX_HELD` (it is then passed
 /// on, and with it the chance to retry this stream elsewhere).
-fn hold(body: &mut Option<Bytes>, ctx: &mut Ctx) -> bool {
-    let Some(held) = ctx.response.held.as_mut() else {
+fn hold(body: &mut Option<Bytes>, ctx: &mut impl StreamCtx) -> bool {
+    let Some(held) = ctx.response_mut().held.as_mut() else {
         return false;
     };
     let size: usize = held.iter().map(Bytes::len).sum::<usize>() + body.as_ref().map_or(0, Bytes::len);

@@ -5,49 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::harness::alloc::{account_of, accounts, config};
 use crate::harness::*;
 use serde_json::{json, Value};
-
-/// Three equal accounts answering with usage worth `cost` USD at $3/M input tokens.
-async fn accounts(n: usize, input_tokens: u64) -> Vec<Fake> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let reply = json!({"model": "claude-sonnet-5", "content": [], "usage": {"input_tokens": input_tokens, "output_tokens": 0}});
-        out.push(Fake::always(Reply::Json(200, reply)).await);
-    }
-    out
-}
-
-fn config(urls: &[String], pool_extra: &str, account_extra: &str, top: &str) -> String {
-    let mut accounts = String::new();
-    for (i, u) in urls.iter().enumerate() {
-        let var = format!("LLMS_ALLOC_{}_{i}", std::process::id());
-        std::env::set_var(&var, format!("KEY-{i}"));
-        accounts.push_str(&format!(
-            "      - {{ name: acct-{i}, base_url: \"{u}\", key_env: {var}{account_extra} }}\n"
-        ));
-    }
-    format!(
-        "{top}prices:\n  - {{ model: \"claude-*\", input: 3.0, output: 15.0 }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    retry: {{ backoff: 1ms }}\n{pool_extra}    accounts:\n{accounts}"
-    )
-}
-
-async fn send(proxy: &Proxy, session: Option<&str>) -> reqwest::Response {
-    let mut req = client()
-        .post(proxy.url("/a/v1/messages"))
-        .json(&json!({"model": "claude-sonnet-5"}));
-    if let Some(s) = session {
-        req = req.header("x-session-id", s);
-    }
-    req.send().await.expect("request")
-}
-
-fn account_of(resp: &reqwest::Response) -> String {
-    resp.headers()["x-llm-sidecar-account"]
-        .to_str()
-        .expect("ascii")
-        .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twelve_sessions_stick_to_one_account_each_and_spread_evenly() {
@@ -133,8 +93,7 @@ async fn many_concurrent_first_requests_of_one_session_bind_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard() {
-    let hook = Fake::always(Reply::Json(200, json!({}))).await;
-    std::env::set_var("LLMS_HOOK_1", format!("{}/hooks/llm", hook.url()));
+    let hook = Fake::webhook("LLMS_HOOK_REBOUND", Reply::Json(200, json!({}))).await;
     let flaky = Fake::start(|_, n| {
         if n < 2 {
             Reply::Json(
@@ -154,7 +113,7 @@ async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard
         json!({"content": [], "usage": {"input_tokens": 1, "output_tokens": 1}}),
     ))
     .await;
-    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_1, timeout: 2s }\n";
+    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_REBOUND, timeout: 2s }\n";
     let proxy = Proxy::start(&config(
         &[flaky.url(), steady.url()],
         "    breaker: { failures: 1, cooldown: 60s }\n",

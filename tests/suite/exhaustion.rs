@@ -407,7 +407,6 @@ async fn a_200_mb_unterminated_event_stays_within_the_manifests_memory_limit() {
     let dir = tempfile::tempdir().expect("dir");
     let (port, admin) = (free_port(), free_port());
     let path = dir.path().join("sidecar.yaml");
-    std::env::set_var("LLMS_MEM_KEY", "k");
     let yaml = format!(
         "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\n\
          routes:\n  - {{ name: a, match: {{ path_prefix: /a }}, pool: a }}\n\
@@ -419,6 +418,7 @@ async fn a_200_mb_unterminated_event_stays_within_the_manifests_memory_limit() {
         .args(["run", "--config"])
         .arg(&path)
         .env("RUST_LOG", "warn")
+        .env("LLMS_MEM_KEY", "k")
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn");

@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -17,24 +16,20 @@ fn config(provider: &str, urls: &[String], extra: &str) -> String {
     )
 }
 
-fn sse(events: &[(&str, serde_json::Value)]) -> Vec<(Duration, String)> {
-    events
-        .iter()
-        .map(|(n, d)| (Duration::from_millis(5), format!("event: {n}\ndata: {d}\n\n")))
-        .collect()
-}
-
 fn overloaded() -> Vec<(Duration, String)> {
-    sse(&[
-        (
-            "message_start",
-            json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 40, "output_tokens": 1}}}),
-        ),
-        (
-            "error",
-            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
-        ),
-    ])
+    sse(
+        Duration::from_millis(5),
+        &[
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 40, "output_tokens": 1}}}),
+            ),
+            (
+                "error",
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,16 +171,10 @@ async fn a_retried_stream_whose_next_answer_is_not_a_stream_ends_with_an_error_e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_band_error_that_is_not_retried_keeps_its_partial_usage() {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("r.db");
     let up = Fake::always(Reply::Sse(overloaded())).await;
-    let proxy = Proxy::start(&format!(
-        "log: {{ sqlite: \"{}\" }}\n{}",
-        db.display(),
-        config("anthropic", &[up.url()], "")
-    ));
+    let s = Logged::start(&config("anthropic", &[up.url()], ""), "");
     let resp = client()
-        .post(proxy.url("/a/v1/messages"))
+        .post(s.proxy.url("/a/v1/messages"))
         .json(&json!({"stream": true}))
         .send()
         .await
@@ -195,24 +184,13 @@ async fn an_in_band_error_that_is_not_retried_keeps_its_partial_usage() {
         text.contains("message_start") && text.contains("overloaded_error"),
         "passed on as the upstream sent it"
     );
-    let log = proxy.core.log.as_ref().expect("log");
-    let mut row = None;
-    for _ in 0..50 {
-        log.flush(Duration::from_secs(2));
-        let conn = rusqlite::Connection::open(&db).expect("db");
-        row = conn
-            .query_row("SELECT input_tokens, usage_source FROM requests", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })
-            .ok();
-        if row.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let rows = s.wait_rows(1).await;
+    let row = rows
+        .first()
+        .map(|r| (r["input_tokens"].clone(), r["usage_source"].clone()));
     assert_eq!(
         row,
-        Some((40, "partial".to_string())),
+        Some((json!(40), json!("partial"))),
         "input tokens from message_start kept"
     );
 }
@@ -268,16 +246,8 @@ async fn an_openai_stream_whose_first_data_is_an_error_is_retried() {
         .send()
         .await
         .expect("req");
-    let mut text = Vec::new();
-    let mut s = resp.bytes_stream();
-    while let Some(c) = s.next().await {
-        text.extend_from_slice(&c.expect("clean"));
-    }
-    assert_eq!(
-        String::from_utf8_lossy(&text),
-        expected,
-        "one clean stream from the good account"
-    );
+    let text = read_clean(resp).await;
+    assert_eq!(text, expected, "one clean stream from the good account");
     assert_eq!((err.count(), good.count()), (1, 1));
 }
 
@@ -313,9 +283,9 @@ async fn a_529_cools_the_account_down_like_a_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_refused_before_its_body_was_read_closes_the_connection() {
     let up = Fake::always(Reply::Json(200, json!({}))).await;
-    std::env::set_var("LLMS_FAULT_TOKEN", "tok");
     let proxy = Proxy::start(&format!(
-        "clients:\n  tokens: [{{ name: app, token_env: LLMS_FAULT_TOKEN }}]\n{}",
+        "clients:\n  tokens: [{{ name: app, token_file: \"{}\" }}]\n{}",
+        secret_file("faults-app.token", "tok"),
         config("openai", &[up.url()], "")
     ));
     let resp = client()

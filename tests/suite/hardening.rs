@@ -134,10 +134,12 @@ async fn paths_are_normalised_before_routing_and_never_climb_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browsers_get_cors_from_the_sidecar_and_preflights_are_never_forwarded() {
     let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    std::env::set_var("LLMS_CORS_TOKEN", "tok");
-    let extra = "clients:\n  tokens: [{ name: web, token_env: LLMS_CORS_TOKEN }]\n\
-                 cors: { allow_origins: [\"https://app.example\"], max_age: 5m }\n";
-    let s = Logged::start(&routes_and_pools(&up.url(), &up.url(), extra), "");
+    let extra = format!(
+        "clients:\n  tokens: [{{ name: web, token_file: \"{}\" }}]\n\
+         cors: {{ allow_origins: [\"https://app.example\"], max_age: 5m }}\n",
+        secret_file("hardening-web.token", "tok")
+    );
+    let s = Logged::start(&routes_and_pools(&up.url(), &up.url(), &extra), "");
     let preflight = |origin: &str| {
         format!(
             "OPTIONS /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\norigin: {origin}\r\n\
@@ -290,9 +292,9 @@ async fn a_body_serde_cannot_reserialise_is_still_metered() {
 async fn claude_code_sessions_stick_and_its_head_probe_is_answered_here() {
     let a = Fake::always(Reply::Json(200, anthropic_reply())).await;
     let b = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    std::env::set_var("LLMS_CC_TOKEN", "tok");
     let yaml = format!(
-        "clients:\n  tokens: [{{ name: cc, token_env: LLMS_CC_TOKEN }}]\nroutes:\n  - {{ name: cc, match: {{ path_prefix: /cc }}, pool: cc }}\npools:\n{}",
+        "clients:\n  tokens: [{{ name: cc, token_file: \"{}\" }}]\nroutes:\n  - {{ name: cc, match: {{ path_prefix: /cc }}, pool: cc }}\npools:\n{}",
+        secret_file("hardening-cc.token", "tok"),
         pool_yaml("cc", "anthropic", &[a.url(), b.url()], "")
     );
     let proxy = Proxy::start(&yaml);
@@ -404,15 +406,14 @@ async fn a_gzipped_answer_keeps_its_usage() {
 
 #[test]
 fn check_refuses_a_route_shadowed_by_an_earlier_one() {
-    std::env::set_var("LLMS_SHADOW_KEY", "k");
-    let pools = "pools:\n  p: { provider: anthropic, accounts: [{ name: a, base_url: \"https://x\", key_env: LLMS_SHADOW_KEY }] }\n";
+    let pools = format!(
+        "pools:\n  p: {{ provider: anthropic, accounts: [{{ name: a, base_url: \"https://x\", key_file: \"{}\" }}] }}\n",
+        secret_file("hardening-shadow.key", "k")
+    );
     let shadowed = format!(
         "routes:\n  - {{ name: all, match: {{ path_prefix: /a }}, pool: p }}\n  - {{ name: later, match: {{ path_prefix: /a, header: {{ name: x-r, value: b }} }}, pool: p }}\n  - {{ name: deeper, match: {{ path_prefix: /a/v1 }}, pool: p }}\n{pools}"
     );
-    let problems: Vec<String> = match llm_sidecar::config::load_str(&shadowed, &Default::default()) {
-        Ok(_) => Vec::new(),
-        Err(p) => p.iter().map(ToString::to_string).collect(),
-    };
+    let problems = config_problems(&shadowed);
     assert!(
         problems
             .iter()
@@ -428,8 +429,5 @@ fn check_refuses_a_route_shadowed_by_an_earlier_one() {
     let fine = format!(
         "routes:\n  - {{ name: later, match: {{ path_prefix: /a, header: {{ name: x-r, value: b }} }}, pool: p }}\n  - {{ name: deeper, match: {{ path_prefix: /a/v1 }}, pool: p }}\n  - {{ name: all, match: {{ path_prefix: /a }}, pool: p }}\n{pools}"
     );
-    assert!(
-        llm_sidecar::config::load_str(&fine, &Default::default()).is_ok(),
-        "header and deeper routes first: fine"
-    );
+    assert!(load_config(&fine).is_ok(), "header and deeper routes first: fine");
 }

@@ -199,11 +199,11 @@ async fn admin_json(c: &reqwest::Client, url: String) -> Value {
 async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_token() {
     let bad_key = Fake::always(Reply::Json(401, json!({}))).await;
     let good = Fake::always(Reply::Json(200, json!({"content": []}))).await;
-    std::env::set_var("LLMS_ADMIN_TOKEN_1", "adm-secret");
     let dir = tempfile::tempdir().expect("dir");
     let proxy = Proxy::start_file(
         dir.path(),
         &config(&[("a", vec![bad_key.url(), good.url()])]),
+        // Set once by the harness (the admin token has no `token_file`).
         ", token_env: LLMS_ADMIN_TOKEN_1",
     );
     let c = client();
@@ -313,24 +313,21 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
 
 #[test]
 fn a_non_loopback_admin_listener_needs_a_token() {
-    std::env::set_var("LLMS_OPS_KEY", "k");
-    let base = "routes: [{name: r, pool: p}]\npools:\n  p:\n    provider: openai\n    accounts: [{name: a, base_url: 'https://x', key_env: LLMS_OPS_KEY}]\n";
+    let base = format!(
+        "routes: [{{name: r, pool: p}}]\npools:\n  p:\n    provider: openai\n    accounts: [{{name: a, base_url: 'https://x', key_file: \"{}\"}}]\n",
+        secret_file("operations-admin.key", "k")
+    );
     let open = format!("admin: {{ listen: \"0.0.0.0:9901\" }}\n{base}");
-    let problems: Vec<String> = llm_sidecar::config::load_str(&open, &Default::default())
-        .err()
-        .unwrap_or_default()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let problems = config_problems(&open);
     assert!(
         problems
             .iter()
             .any(|p| p.starts_with("admin.listen: 0.0.0.0:9901 is not a loopback address")),
         "{problems:?}"
     );
-    std::env::set_var("LLMS_OPS_ADMIN", "t");
+    // LLMS_OPS_ADMIN is set once by the harness (the admin token has no `token_file`).
     let guarded = format!("admin: {{ listen: \"0.0.0.0:9901\", token_env: LLMS_OPS_ADMIN }}\n{base}");
-    assert!(llm_sidecar::config::load_str(&guarded, &Default::default()).is_ok());
+    assert!(load_config(&guarded).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -193,9 +193,9 @@ async fn unrouted_paths_get_a_json_404_with_a_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_tokens_are_required_and_replaced() {
     let up = Fake::always(Reply::Json(200, json!({"candidates": []}))).await;
-    std::env::set_var("LLMS_TEST_CLIENT_TOKEN", "tok-checkout");
     let yaml = format!(
-        "clients:\n  tokens:\n    - {{ name: checkout-svc, token_env: LLMS_TEST_CLIENT_TOKEN }}\nroutes:\n{}pools:\n{}",
+        "clients:\n  tokens:\n    - {{ name: checkout-svc, token_file: \"{}\" }}\nroutes:\n{}pools:\n{}",
+        secret_file("passthrough-checkout.token", "tok-checkout"),
         routes("g", "/gemini", "gem"),
         pool_yaml("gem", "gemini", &[up.url()], "")
     );

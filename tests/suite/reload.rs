@@ -13,13 +13,9 @@ use serde_json::{json, Value};
 fn pool(urls: &[(&str, String)], timeouts: &str) -> String {
     let mut out = format!("routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    timeouts: {{ {timeouts} }}\n    accounts:\n");
     for (name, url) in urls {
-        std::env::set_var(
-            format!("LLMS_RELOAD_{}", name.to_uppercase().replace('-', "_")),
-            format!("KEY-{name}"),
-        );
+        let key = secret_file(&format!("reload-{name}.key"), &format!("KEY-{name}"));
         out.push_str(&format!(
-            "      - {{ name: {name}, base_url: \"{url}\", key_env: LLMS_RELOAD_{} }}\n",
-            name.to_uppercase().replace('-', "_")
+            "      - {{ name: {name}, base_url: \"{url}\", key_file: \"{key}\" }}\n"
         ));
     }
     out
@@ -103,10 +99,10 @@ async fn a_valid_change_applies_without_restart_and_state_carries_over() {
 async fn an_invalid_file_is_refused_and_the_running_config_stays() {
     let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
     let dir = tempfile::tempdir().expect("dir");
-    std::env::set_var("LLMS_RELOAD_ADMIN", "adm");
     let proxy = Proxy::start_file(
         dir.path(),
         &pool(&[("one", up.url())], "connect: 2s"),
+        // Set once by the harness (the admin token has no `token_file`).
         ", token_env: LLMS_RELOAD_ADMIN",
     );
     proxy.rewrite("routes: [ { name: r, pool: missing } ]\npools: {}\nbogus_key: 1\n");

@@ -4,8 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::harness::*;
-use futures_util::StreamExt;
+use crate::harness::{self, *};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use serde_json::json;
 use tokio_rustls::rustls;
@@ -33,25 +32,23 @@ fn acceptor(ca: &rcgen::Certificate, ca_key: &KeyPair, names: &[&str]) -> tokio_
     tokio_rustls::TlsAcceptor::from(Arc::new(conf))
 }
 
-fn ca() -> (rcgen::Certificate, KeyPair) {
+/// A CA the sidecar has never heard of.
+fn stranger_ca() -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().expect("ca key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     (params.self_signed(&key).expect("ca cert"), key)
 }
 
-/// One trusted CA for this test process (via `SSL_CERT_FILE`, read when a proxy starts) and one
-/// the sidecar has never heard of.
+/// Certificates from the CA every sidecar of this process trusts (the harness sets it once as
+/// `SSL_CERT_FILE`), and from one the sidecar has never heard of.
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(|| {
-        let (trusted, trusted_key) = ca();
-        let (other, other_key) = ca();
-        let file = std::env::temp_dir().join(format!("llms-test-ca-{}.pem", std::process::id()));
-        std::fs::write(&file, trusted.pem()).expect("write CA");
-        std::env::set_var("SSL_CERT_FILE", &file);
+        let (trusted, trusted_key) = harness::env::trusted_ca();
+        let (other, other_key) = stranger_ca();
         Pki {
-            good: acceptor(&trusted, &trusted_key, &["localhost"]),
+            good: acceptor(trusted, trusted_key, &["localhost"]),
             untrusted: acceptor(&other, &other_key, &["localhost"]),
         }
     })
@@ -152,16 +149,8 @@ async fn streams_and_large_bodies_over_h2_survive_a_retry() {
             .await
             .expect("request");
         assert_eq!(resp.status(), 200, "round {round}");
-        let mut text = Vec::new();
-        let mut s = resp.bytes_stream();
-        while let Some(c) = s.next().await {
-            text.extend_from_slice(&c.expect("chunk"));
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&text).matches("event: ping").count(),
-            4,
-            "round {round}: whole stream"
-        );
+        let text = read_clean(resp).await;
+        assert_eq!(text.matches("event: ping").count(), 4, "round {round}: whole stream");
     }
     assert_eq!(good.count(), 2, "both requests ended on the good account");
     for s in good.seen().iter().chain(stalled.seen().iter()) {

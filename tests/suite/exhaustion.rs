@@ -155,7 +155,7 @@ async fn a_trickled_body_is_cut_at_the_body_timeout() {
         408,
         "the whole body must arrive within body_timeout: {answer}"
     );
-    assert!(answer.contains("client_timeout"), "{answer}");
+    assert!(answer.contains("client_timeout"), "error kind client_timeout: {answer}");
     assert!(
         started.elapsed() < Duration::from_millis(2000),
         "cut at ~1 s: {:?}",
@@ -178,7 +178,10 @@ async fn past_max_connections_newcomers_get_503_and_the_admin_listener_answers()
         .await
         .expect("closed at once");
     assert_eq!(status_of(&answer), 503, "the listener is full: {answer}");
-    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(
+        answer.contains("retry-after: 1"),
+        "the 503 says when to retry: {answer}"
+    );
     let health = client()
         .get(format!("http://{}/healthz", proxy.admin))
         .send()
@@ -224,7 +227,11 @@ async fn request_bodies_share_one_memory_cap() {
         .expect("send");
     assert_eq!(second.status(), 503, "over the global cap while the first body is held");
     assert_eq!(second.headers()["retry-after"], "1", "with retry-after");
-    assert_eq!(second.headers()["x-llm-sidecar-error"], "overloaded", "named");
+    assert_eq!(
+        second.headers()["x-llm-sidecar-error"],
+        "overloaded",
+        "error kind overloaded"
+    );
     drop(holder);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -238,7 +245,11 @@ async fn request_bodies_share_one_memory_cap() {
         .send()
         .await
         .expect("send");
-    assert_ne!(third.status(), 503, "room again");
+    assert_ne!(
+        third.status(),
+        503,
+        "room again under the cap once the first body is gone"
+    );
 }
 
 fn preamble_then_silence() -> Reply {
@@ -317,7 +328,7 @@ async fn client_faults_are_the_clients_and_pipelined_requests_are_all_answered()
         400,
         "a bad chunk size is the client's error: {answer}"
     );
-    assert!(answer.contains("bad_request"), "{answer}");
+    assert!(answer.contains("bad_request"), "error kind bad_request: {answer}");
     let mut gone = TcpStream::connect(s.proxy.addr).await.expect("connect");
     gone.write_all(b"POST /a/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\n{\"a\":")
         .await
@@ -380,7 +391,7 @@ async fn http2_with_prior_knowledge_is_served() {
         .await
         .expect("h2c");
     assert_eq!(resp.version(), reqwest::Version::HTTP_2, "spoken over h2c");
-    assert_eq!(resp.status(), 200, "served");
+    assert_eq!(resp.status(), 200, "served over h2c");
     assert_eq!(up.seen()[0].json()["model"], "m", "the body went through");
 }
 

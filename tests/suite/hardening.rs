@@ -235,7 +235,7 @@ async fn without_cors_options_is_still_answered_here() {
         QUIET,
     )
     .await;
-    assert_eq!(status_of(&answer), 204, "{answer}");
+    assert_eq!(status_of(&answer), 204, "OPTIONS answered here with 204: {answer}");
     assert!(
         !answer.to_ascii_lowercase().contains("access-control"),
         "no CORS configured: {answer}"
@@ -266,7 +266,7 @@ async fn a_body_serde_cannot_reserialise_is_still_metered() {
             QUIET,
         )
         .await;
-        assert_eq!(status_of(&answer), 200, "{answer}");
+        assert_eq!(status_of(&answer), 200, "a body with {odd} is served: {answer}");
         assert!(
             !answer.contains("prompt_tokens"),
             "the usage chunk the client did not ask for is removed: {answer}"
@@ -328,7 +328,12 @@ async fn claude_code_sessions_stick_and_its_head_probe_is_answered_here() {
             if let Some(h) = header {
                 req = req.header("x-claude-code-session-id", h);
             }
-            assert_eq!(req.send().await.expect("send").status(), 200, "served");
+            assert_eq!(
+                req.send().await.expect("send").status(),
+                200,
+                "served with the session from {}",
+                if header.is_some() { "the header" } else { "the metadata" }
+            );
         }
         let (da, db) = (a.count() - before_a, b.count() - before_b);
         assert!(
@@ -418,13 +423,13 @@ fn check_refuses_a_route_shadowed_by_an_earlier_one() {
         problems
             .iter()
             .any(|p| p.starts_with("routes[1]: route \"later\" is never reached")),
-        "{problems:?}"
+        "the header route after its catch-all is reported: {problems:?}"
     );
     assert!(
         problems
             .iter()
             .any(|p| p.starts_with("routes[2]: route \"deeper\" is never reached")),
-        "{problems:?}"
+        "the deeper prefix after its catch-all is reported: {problems:?}"
     );
     let fine = format!(
         "routes:\n  - {{ name: later, match: {{ path_prefix: /a, header: {{ name: x-r, value: b }} }}, pool: p }}\n  - {{ name: deeper, match: {{ path_prefix: /a/v1 }}, pool: p }}\n  - {{ name: all, match: {{ path_prefix: /a }}, pool: p }}\n{pools}"

@@ -67,17 +67,17 @@ async fn https_upstream_speaks_h2_with_verified_certificates() {
     let up = Fake::start_tls(pki.good.clone(), |_, _| Reply::Json(200, anthropic_reply())).await;
     // `localhost` goes through the DNS path; the certificate is only valid for that name.
     let proxy = Proxy::start(&config(&[format!("https://localhost:{}", up.addr.port())], ""));
-    for _ in 0..3 {
+    for i in 0..3 {
         let resp = client()
             .post(proxy.url("/anthropic/v1/messages"))
             .json(&json!({"model": "m"}))
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.status(), 200, "request {i} served over HTTPS");
     }
     let seen = up.seen();
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 3, "all three reached the upstream");
     assert!(
         seen.iter().all(|s| s.version == http::Version::HTTP_2),
         "h2 negotiated by ALPN"
@@ -110,8 +110,12 @@ async fn wrong_name_and_unknown_issuer_are_refused_as_tls_errors() {
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 502, "{what}");
-        assert_eq!(resp.headers()["x-llm-sidecar-error"], "tls_error", "{what}");
+        assert_eq!(resp.status(), 502, "{what}: a bad gateway");
+        assert_eq!(
+            resp.headers()["x-llm-sidecar-error"],
+            "tls_error",
+            "{what}: error kind tls_error"
+        );
     }
     assert_eq!(
         good.count() + stranger.count(),
@@ -148,13 +152,13 @@ async fn streams_and_large_bodies_over_h2_survive_a_retry() {
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 200, "round {round}");
+        assert_eq!(resp.status(), 200, "round {round}: served after the retry");
         let text = read_clean(resp).await;
         assert_eq!(text.matches("event: ping").count(), 4, "round {round}: whole stream");
     }
     assert_eq!(good.count(), 2, "both requests ended on the good account");
     for s in good.seen().iter().chain(stalled.seen().iter()) {
-        assert_eq!(s.version, http::Version::HTTP_2, "h2");
+        assert_eq!(s.version, http::Version::HTTP_2, "every attempt over h2");
         assert!(s.body[..] == body[..], "the 1 MiB body arrived whole on every attempt");
     }
     assert!(stalled.count() >= 1, "the stalled account was tried");

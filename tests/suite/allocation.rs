@@ -19,7 +19,7 @@ async fn twelve_sessions_stick_to_one_account_each_and_spread_evenly() {
         for s in 0..12 {
             let id = format!("sess-{s}");
             let resp = send(&proxy, Some(&id)).await;
-            assert_eq!(resp.status(), 200, "round {round} {id}");
+            assert_eq!(resp.status(), 200, "round {round}: {id} served");
             placed.entry(id).or_default().insert(account_of(&resp));
         }
     }
@@ -69,8 +69,16 @@ async fn concurrent_new_sessions_never_exceed_the_cap_and_the_seventh_is_still_s
         .map(|s| format!("new-{s}"))
         .find(|id| !bound.contains(id))
         .expect("one unbound");
-    assert_eq!(send(&proxy, Some(&unbound)).await.status(), 200);
-    assert_eq!(pool.state.sessions.len(), 6);
+    assert_eq!(
+        send(&proxy, Some(&unbound)).await.status(),
+        200,
+        "{unbound}: served again while every account is at its cap"
+    );
+    assert_eq!(
+        pool.state.sessions.len(),
+        6,
+        "{unbound} still unbound: no binding past the caps"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +96,7 @@ async fn many_concurrent_first_requests_of_one_session_bind_it_once() {
         .iter()
         .map(|a| a.state.sessions.load(std::sync::atomic::Ordering::Acquire))
         .sum();
-    assert_eq!(total, 1, "counted once");
+    assert_eq!(total, 1, "the one binding is counted once across accounts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +154,9 @@ async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard
     assert_eq!(opened.len(), 1, "breaker_open heard once: {ev:#?}");
     assert_eq!(
         (opened[0]["pool"].clone(), opened[0]["account"].clone()),
-        (json!("p"), json!("acct-0"))
+        (json!("p"), json!("acct-0")),
+        "breaker_open names the flaky account and its pool: {:?}",
+        opened[0]
     );
     assert!(
         opened[0]["at"].as_str().is_some_and(|t| t.ends_with('Z')),
@@ -157,8 +167,12 @@ async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard
         1,
         "the move heard once: {ev:#?}"
     );
-    assert_eq!(hook.seen()[0].path, "/hooks/llm");
-    assert_eq!(hook.seen()[0].header("content-type"), Some("application/json"));
+    assert_eq!(hook.seen()[0].path, "/hooks/llm", "posted to the URL's path");
+    assert_eq!(
+        hook.seen()[0].header("content-type"),
+        Some("application/json"),
+        "the event is sent as JSON"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +195,7 @@ async fn rebalancing_moves_idle_sessions_from_the_hottest_to_the_coolest() {
             .count()
     };
     let (hot0, cool0) = (on("acct-0"), on("acct-1"));
-    assert_eq!(hot0 + cool0, 6);
+    assert_eq!(hot0 + cool0, 6, "all six sessions bound: {hot0} + {cool0}");
     pool.accounts[0]
         .state
         .ledger
@@ -197,7 +211,11 @@ async fn rebalancing_moves_idle_sessions_from_the_hottest_to_the_coolest() {
         2,
         "max_moves idle sessions move"
     );
-    assert_eq!((on("acct-0"), on("acct-1")), (hot0 - 2, cool0 + 2));
+    assert_eq!(
+        (on("acct-0"), on("acct-1")),
+        (hot0 - 2, cool0 + 2),
+        "two sessions moved from acct-0 (had {hot0}) to acct-1 (had {cool0})"
+    );
     let counts: Vec<u32> = pool
         .accounts
         .iter()

@@ -44,8 +44,12 @@ async fn a_full_queue_and_a_queue_timeout_are_503s() {
         .await
         .expect("request");
     assert_eq!(full.status(), 503, "queue of one already taken");
-    assert_eq!(full.headers()["x-llm-sidecar-error"], "queue_full");
-    assert!(full.headers().contains_key("retry-after"));
+    assert_eq!(
+        full.headers()["x-llm-sidecar-error"],
+        "queue_full",
+        "error kind queue_full"
+    );
+    assert!(full.headers().contains_key("retry-after"), "the 503 says when to retry");
     let (status, kind, retry_after) = queued.await.expect("join");
     assert_eq!(
         (status, kind.as_deref(), retry_after),
@@ -97,9 +101,17 @@ async fn each_client_has_its_own_window_under_concurrent_load() {
         let ok = mine.iter().filter(|r| r.status() == 200).count();
         assert_eq!(ok, 5, "{client}: exactly its 5 per minute");
         for r in mine.iter().filter(|r| r.status() == 429) {
-            assert_eq!(r.headers()["x-llm-sidecar-error"], "client_rate_limited");
-            assert_eq!(r.headers()["x-ratelimit-limit"], "5");
-            assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+            assert_eq!(
+                r.headers()["x-llm-sidecar-error"],
+                "client_rate_limited",
+                "{client}: the 429 is the client's limit"
+            );
+            assert_eq!(r.headers()["x-ratelimit-limit"], "5", "{client}: its limit");
+            assert_eq!(
+                r.headers()["x-ratelimit-remaining"],
+                "0",
+                "{client}: nothing left in this window"
+            );
             let reset: u64 = r.headers()["x-ratelimit-reset"]
                 .to_str()
                 .expect("ascii")
@@ -126,9 +138,9 @@ async fn an_account_at_its_rpm_is_skipped() {
         spare.url()
     );
     let proxy = Proxy::start(&yaml);
-    for _ in 0..10 {
-        assert_eq!(send(&proxy, None).await.status(), 200);
+    for i in 0..10 {
+        assert_eq!(send(&proxy, None).await.status(), 200, "request {i} served");
     }
     assert_eq!(limited.count(), 2, "two requests per minute, no more");
-    assert_eq!(spare.count(), 8);
+    assert_eq!(spare.count(), 8, "the spare account takes the rest");
 }

@@ -87,7 +87,7 @@ async fn the_webhook_hears_each_event_once() {
             "{w} heard exactly once: {ev:?}"
         );
     }
-    assert_eq!(proxy.core.notifier.dropped(), 0);
+    assert_eq!(proxy.core.notifier.dropped(), 0, "no notification dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,8 +102,8 @@ async fn a_slow_webhook_never_delays_requests_and_its_failures_are_counted() {
     let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_SLOW, timeout: 100ms }\n";
     let proxy = Proxy::start(&config(&[bad_key.url(), good.url()], "", "", top));
     let started = std::time::Instant::now();
-    for _ in 0..5 {
-        assert_eq!(send(&proxy, None).await.status(), 200);
+    for i in 0..5 {
+        assert_eq!(send(&proxy, None).await.status(), 200, "request {i} served");
     }
     assert!(
         started.elapsed() < Duration::from_secs(1),
@@ -142,7 +142,11 @@ async fn budgets_stop_new_sessions_at_the_threshold_and_all_traffic_at_the_limit
     acct0.state.ledger.record(now(), 13.0, 0, 1); // 103%: past its budget
     let before = ups[0].count();
     for _ in 0..6 {
-        assert_eq!(account_of(&send(&proxy, None).await), "acct-1");
+        assert_eq!(
+            account_of(&send(&proxy, None).await),
+            "acct-1",
+            "every request goes to the account within its budget"
+        );
     }
     assert_eq!(ups[0].count(), before, "an account past its budget receives nothing");
     // acct-1 went from 3 to 21 USD through real traffic, crossing 15: the webhook hears it once.
@@ -170,6 +174,7 @@ async fn budgets_stop_new_sessions_at_the_threshold_and_all_traffic_at_the_limit
             last.status().as_u16(),
             last.headers()["x-llm-sidecar-error"].to_str().ok()
         ),
-        (503, Some("no_account"))
+        (503, Some("no_account")),
+        "both accounts past their budget: no account can serve"
     );
 }

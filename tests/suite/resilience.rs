@@ -33,8 +33,12 @@ async fn failing_and_throttled_accounts_stop_receiving_traffic_and_come_back() {
     for i in 0..12 {
         let resp = send(&proxy, None).await;
         assert_eq!(resp.status(), 200, "request {i} succeeds on the healthy account");
-        assert_eq!(resp.headers()["x-llm-sidecar-account"], "acct-2", "request {i}");
-        assert_eq!(resp.headers()["x-llm-sidecar-pool"], "mix");
+        assert_eq!(
+            resp.headers()["x-llm-sidecar-account"],
+            "acct-2",
+            "request {i}: served by acct-2"
+        );
+        assert_eq!(resp.headers()["x-llm-sidecar-pool"], "mix", "request {i}: pool named");
     }
     assert!(
         start.elapsed() < Duration::from_secs(2),
@@ -81,11 +85,11 @@ async fn an_account_answering_401_never_gets_a_second_request() {
         vec![bad_key.url(), good.url()],
         "    retry: { backoff: 1ms }\n",
     )]));
-    for _ in 0..10 {
-        assert_eq!(send(&proxy, None).await.status(), 200);
+    for i in 0..10 {
+        assert_eq!(send(&proxy, None).await.status(), 200, "request {i} served");
     }
     assert_eq!(bad_key.count(), 1, "broken key: out of rotation after one 401");
-    assert_eq!(good.count(), 10);
+    assert_eq!(good.count(), 10, "the good account served all ten");
     assert!(
         logged(&["\"event\":\"key_broken\"", "\"pool\":\"keyb\""]),
         "logged when the key broke"
@@ -107,7 +111,11 @@ async fn when_every_account_fails_the_client_gets_503_with_retry_after() {
     assert_eq!((a.count(), b.count()), (1, 1), "each account tried once");
     let second = send(&proxy, None).await;
     assert_eq!(second.status(), 503, "nothing can serve");
-    assert_eq!(second.headers()["x-llm-sidecar-error"], "no_account");
+    assert_eq!(
+        second.headers()["x-llm-sidecar-error"],
+        "no_account",
+        "error kind no_account"
+    );
     let wait: u64 = second.headers()["retry-after"]
         .to_str()
         .expect("ascii")
@@ -129,15 +137,22 @@ async fn all_accounts_rate_limited_is_a_429_with_retry_after() {
     let first = send(&proxy, None).await;
     assert_eq!(first.status(), 429, "the upstream's own 429 passes on the last attempt");
     let second = send(&proxy, None).await;
-    assert_eq!(second.status(), 429);
-    assert_eq!(second.headers()["x-llm-sidecar-error"], "rate_limited");
+    assert_eq!(second.status(), 429, "the only account is cooling down: our own 429");
+    assert_eq!(
+        second.headers()["x-llm-sidecar-error"],
+        "rate_limited",
+        "error kind rate_limited"
+    );
     let wait: u64 = second.headers()["retry-after"]
         .to_str()
         .expect("ascii")
         .parse()
         .expect("seconds");
-    assert!((29..=30).contains(&wait), "{wait}");
-    assert_eq!(a.count(), 1);
+    assert!(
+        (29..=30).contains(&wait),
+        "retry-after says when the 30 s cooldown ends: {wait}"
+    );
+    assert_eq!(a.count(), 1, "the cooling account got no second request");
 }
 
 /// Events 10 ms apart.
@@ -191,7 +206,7 @@ async fn an_overloaded_error_before_content_is_completed_by_another_account() {
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.status(), 200, "round {round}: served");
         let text = read_clean(resp).await;
         assert_eq!(
             text, expected,
@@ -199,7 +214,7 @@ async fn an_overloaded_error_before_content_is_completed_by_another_account() {
         );
     }
     assert_eq!(overloaded.count(), 1, "overloaded: cooled down after its first error");
-    assert_eq!(good.count(), 2);
+    assert_eq!(good.count(), 2, "the good account completed both");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,14 +253,18 @@ async fn a_pool_with_no_usable_account_falls_back_and_says_so() {
     ]));
     for i in 0..3 {
         let resp = send(&proxy, None).await;
-        assert_eq!(resp.status(), 200, "request {i}");
+        assert_eq!(resp.status(), 200, "request {i}: served");
         assert_eq!(
             resp.headers()["x-llm-sidecar-pool"],
             "backup",
             "served by the fallback pool"
         );
     }
-    assert_eq!((dead.count(), backup.count()), (1, 3));
+    assert_eq!(
+        (dead.count(), backup.count()),
+        (1, 3),
+        "one 401 on the dead pool, then the backup serves all three"
+    );
     assert!(
         logged(&["falling back", "\"pool\":\"claude\""]),
         "the fallback is logged"
@@ -261,19 +280,19 @@ fn fallback_pools_must_exist_and_speak_the_same_api() {
         problems
             .iter()
             .any(|p| p.starts_with("pools.a.fallback[0]: \"b\" speaks the openai API")),
-        "{problems:#?}"
+        "a fallback of another API is refused: {problems:#?}"
     );
     assert!(
         problems
             .iter()
             .any(|p| p.starts_with("pools.a.fallback[1]: no pool named \"nope\"")),
-        "{problems:#?}"
+        "an unknown fallback is refused: {problems:#?}"
     );
     assert!(
         problems
             .iter()
             .any(|p| p.starts_with("pools.a.fallback[2]: a pool cannot fall back to itself")),
-        "{problems:#?}"
+        "falling back to itself is refused: {problems:#?}"
     );
 }
 
@@ -310,8 +329,12 @@ async fn a_passing_health_check_brings_a_broken_account_back() {
         assert_eq!(send(&proxy, None).await.status(), 200, "retried on the other account");
     }
     let checks_at_break = checks();
-    for _ in 0..6 {
-        assert_eq!(send(&proxy, None).await.status(), 200);
+    for i in 0..6 {
+        assert_eq!(
+            send(&proxy, None).await.status(),
+            200,
+            "request {i} after the break: served by the other account"
+        );
     }
     assert!(
         started.elapsed() < Duration::from_millis(1400),
@@ -327,14 +350,18 @@ async fn a_passing_health_check_brings_a_broken_account_back() {
         .into_iter()
         .find(|s| s.path == "/v1/models")
         .expect("checked");
-    assert_eq!(check.method, "GET");
+    assert_eq!(check.method, "GET", "the health check is a GET");
     assert_eq!(
         check.header("x-api-key"),
         Some("REAL-KEY-hc-0"),
         "checks carry the account's key"
     );
-    for _ in 0..6 {
-        assert_eq!(send(&proxy, None).await.status(), 200);
+    for i in 0..6 {
+        assert_eq!(
+            send(&proxy, None).await.status(),
+            200,
+            "request {i} after the check: served"
+        );
     }
     assert!(messages() > 1, "back in rotation after a passing check");
     assert!(

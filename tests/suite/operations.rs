@@ -65,7 +65,7 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
             .send()
             .await
             .expect("req");
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 200, "request {i} served (after a retry off the 429)");
     }
     let _ = c.post(proxy.url("/nowhere")).body("{}").send().await;
     // A request is counted in `logging`, just after its answer went out: the client can be
@@ -125,15 +125,24 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
             "requests_total",
             &[("route", "m-route"), ("pool", "m"), ("status_class", "2xx")]
         ),
-        5.0
+        5.0,
+        "the five successes are counted by route, pool and status class"
     );
     assert_eq!(
         s("requests_total", &[("route", "-"), ("status_class", "4xx")]),
         1.0,
         "unrouted requests are counted too"
     );
-    assert_eq!(s("request_duration_seconds_count", &[("route", "m-route")]), 5.0);
-    assert_eq!(s("overhead_seconds_count", &[("route", "m-route")]), 5.0);
+    assert_eq!(
+        s("request_duration_seconds_count", &[("route", "m-route")]),
+        5.0,
+        "one duration observed per request"
+    );
+    assert_eq!(
+        s("overhead_seconds_count", &[("route", "m-route")]),
+        5.0,
+        "one overhead observed per request"
+    );
     assert_eq!(
         s("tokens_total", &[("account", "acct-1"), ("kind", "input")]),
         5000.0,
@@ -141,7 +150,8 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
     );
     assert_eq!(
         s("tokens_total", &[("account", "acct-1"), ("kind", "cache_read")]),
-        250.0
+        250.0,
+        "cache-read tokens exactly"
     );
     assert!(
         (s("cost_usd_total", &[("account", "acct-1")]) - 5.0 * (1000.0 * 3.0 + 100.0 * 15.0 + 50.0 * 3.0) / 1e6).abs()
@@ -153,19 +163,30 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
             "upstream_attempts_total",
             &[("account", "acct-0"), ("outcome", "rate_limited")]
         ),
-        1.0
+        1.0,
+        "the one 429 attempt is counted as rate_limited"
     );
     assert_eq!(
         s("upstream_attempts_total", &[("account", "acct-1"), ("outcome", "ok")]),
-        5.0
+        5.0,
+        "five successful attempts on the good account"
     );
-    assert_eq!(s("ratelimited_total", &[("scope", "account")]), 1.0);
-    assert_eq!(s("retries_total", &[("pool", "m")]), 1.0);
+    assert_eq!(
+        s("ratelimited_total", &[("scope", "account")]),
+        1.0,
+        "one account-level rate limit"
+    );
+    assert_eq!(s("retries_total", &[("pool", "m")]), 1.0, "one retry, after the 429");
     assert_eq!(
         s("account_state", &[("account", "acct-0"), ("state", "cooling_down")]),
-        1.0
+        1.0,
+        "the 429 account is shown cooling down"
     );
-    assert_eq!(s("account_state", &[("account", "acct-1"), ("state", "healthy")]), 1.0);
+    assert_eq!(
+        s("account_state", &[("account", "acct-1"), ("state", "healthy")]),
+        1.0,
+        "the good account is shown healthy"
+    );
     assert_eq!(s("sessions", &[("pool", "m")]), 5.0, "five sessions bound");
     assert_eq!(s("inflight_requests", &[("pool", "m")]), 0.0, "nothing left in flight");
     assert!(!text.contains("secret-session"), "never a session id as a label");
@@ -216,7 +237,8 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
                 .await
                 .expect("req")
                 .status(),
-            200
+            200,
+            "{s}: served by the good account"
         );
     }
     let admin = |p: &str| format!("http://{}{p}", proxy.admin);
@@ -237,14 +259,21 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
             .await
             .expect("p")
             .status(),
-        401
+        401,
+        "a wrong token, no admin"
     );
     let pools: Value = admin_json(&c, admin("/admin/pools")).await;
     let accounts = &pools["pools"][0]["accounts"];
-    assert_eq!(accounts[0]["state"], "broken_key", "{pools}");
-    assert_eq!(accounts[1]["state"], "healthy");
-    assert_eq!(accounts[1]["sessions"], 2);
-    assert!(accounts[1]["score"].as_f64().is_some_and(|s| s > 80.0));
+    assert_eq!(
+        accounts[0]["state"], "broken_key",
+        "the 401 account is shown with a broken key: {pools}"
+    );
+    assert_eq!(accounts[1]["state"], "healthy", "the good account: {pools}");
+    assert_eq!(accounts[1]["sessions"], 2, "both sessions on the good account: {pools}");
+    assert!(
+        accounts[1]["score"].as_f64().is_some_and(|s| s > 80.0),
+        "the good account scores above 80: {pools}"
+    );
     assert!(!pools.to_string().contains("REAL-KEY"), "no key in any answer");
     let sessions: Value = admin_json(&c, admin("/admin/sessions?pool=a")).await;
     let ids: Vec<&str> = sessions["sessions"]
@@ -253,8 +282,14 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
         .iter()
         .filter_map(|s| s["id"].as_str())
         .collect();
-    assert!(ids.contains(&"conv-1") && ids.contains(&"conv-2"), "{sessions}");
-    assert_eq!(sessions["sessions"][0]["account"], "acct-1");
+    assert!(
+        ids.contains(&"conv-1") && ids.contains(&"conv-2"),
+        "both sessions are listed: {sessions}"
+    );
+    assert_eq!(
+        sessions["sessions"][0]["account"], "acct-1",
+        "a listed session shows its account, the good one: {sessions}"
+    );
     let ready = c.get(admin("/readyz")).send().await.expect("r");
     assert_eq!(ready.status(), 200, "one account can still serve");
     let reset = c
@@ -263,7 +298,7 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
         .send()
         .await
         .expect("reset");
-    assert_eq!(reset.status(), 200);
+    assert_eq!(reset.status(), 200, "the reset is accepted");
     let pools: Value = admin_json(&c, admin("/admin/pools")).await;
     assert_eq!(
         pools["pools"][0]["accounts"][0]["state"], "healthy",
@@ -275,7 +310,7 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
         .send()
         .await
         .expect("reset");
-    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.status(), 404, "resetting an unknown account: not found");
 
     let status = |token: Option<&'static str>| {
         let admin = format!("http://{}", proxy.admin);
@@ -291,18 +326,22 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
     };
     let out = status(Some("adm-secret")).await.expect("join");
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status with the token succeeds: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         table
             .lines()
             .any(|l| l.starts_with("a ") && l.contains("acct-0") && l.contains("healthy")),
-        "{table}"
+        "status shows acct-0 healthy after its reset: {table}"
     );
     assert!(
         table
             .lines()
             .any(|l| l.starts_with("a ") && l.contains("acct-1") && l.contains(" 2 ")),
-        "{table}"
+        "status shows acct-1 with its 2 sessions: {table}"
     );
     let denied = status(None).await.expect("join");
     assert!(
@@ -323,11 +362,15 @@ fn a_non_loopback_admin_listener_needs_a_token() {
         problems
             .iter()
             .any(|p| p.starts_with("admin.listen: 0.0.0.0:9901 is not a loopback address")),
-        "{problems:?}"
+        "an open admin listener without a token is refused: {problems:?}"
     );
     // LLMS_OPS_ADMIN is set once by the harness (the admin token has no `token_file`).
     let guarded = format!("admin: {{ listen: \"0.0.0.0:9901\", token_env: LLMS_OPS_ADMIN }}\n{base}");
-    assert!(load_config(&guarded).is_ok());
+    assert!(
+        load_config(&guarded).is_ok(),
+        "with a token the open admin listener is fine: {:?}",
+        config_problems(&guarded)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,7 +469,11 @@ async fn the_chat_repl_streams_keeps_the_conversation_and_shows_the_raw_json() {
     .await
     .expect("join");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the REPL ends with /quit, exit 0: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         text.contains("assistant> Hello there (1 turns)"),
         "streamed reply: {text}"
@@ -446,13 +493,16 @@ async fn the_chat_repl_streams_keeps_the_conversation_and_shows_the_raw_json() {
     assert!(text.contains("session chat-"), "/session: {text}");
     assert!(
         text.contains("model other-model") && text.contains("new conversation, session chat-"),
-        "{text}"
+        "/model and /new are confirmed: {text}"
     );
-    assert!(text.contains("unknown command /bogus"), "{text}");
+    assert!(
+        text.contains("unknown command /bogus"),
+        "an unknown command is named: {text}"
+    );
     let seen = up.seen();
     let sessions: std::collections::HashSet<&str> = seen.iter().filter_map(|s| s.header("x-session-id")).collect();
     assert_eq!(sessions.len(), 1, "one session id for the conversation");
-    assert_eq!(seen[0].json()["model"], "claude-test");
+    assert_eq!(seen[0].json()["model"], "claude-test", "the --model given is sent");
     assert_eq!(
         seen[0].header("x-api-key"),
         Some("REAL-KEY-anthropic-0"),
@@ -491,5 +541,8 @@ async fn ctrl_c_cancels_a_reply_not_the_repl() {
     .expect("join");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the REPL went on and ended with /quit: {text}");
-    assert!(text.contains("(cancelled)") && text.contains("session chat-"), "{text}");
+    assert!(
+        text.contains("(cancelled)") && text.contains("session chat-"),
+        "the reply is cancelled and the next command still runs: {text}"
+    );
 }

@@ -84,10 +84,13 @@ fn check_lists_every_problem_with_its_path_and_exits_1() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("pools.claude.accounts[0].key_env: ANTHROPIC_KEY_A_UNSET is not set"),
-        "{err}"
+        "the unset key variable is named with its path: {err}"
     );
-    assert!(err.contains("routes[0].pool: no pool named \"nope\""), "{err}");
-    assert!(err.contains("2 problems"), "{err}");
+    assert!(
+        err.contains("routes[0].pool: no pool named \"nope\""),
+        "the unknown pool is named with its path: {err}"
+    );
+    assert!(err.contains("2 problems"), "the problems are counted: {err}");
 
     let run = Command::new(BIN)
         .args(["run", "--config"])
@@ -97,7 +100,8 @@ fn check_lists_every_problem_with_its_path_and_exits_1() {
     assert_eq!(run.status.code(), Some(1), "run refuses an invalid file");
     assert!(
         String::from_utf8_lossy(&run.stderr).contains("ANTHROPIC_KEY_A_UNSET is not set"),
-        "same problems"
+        "run lists the same problems as check: {}",
+        String::from_utf8_lossy(&run.stderr)
     );
 }
 
@@ -111,10 +115,18 @@ fn check_prints_a_summary_and_honours_the_env_var() {
         .env("LLMS_PROC_KEY", "k")
         .output()
         .expect("check");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a valid config found through LLM_SIDECAR_CONFIG exits 0: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
-    assert!(stdout.contains("1 routes, 1 pools, 1 accounts"), "{stdout}");
+    assert!(
+        stdout.contains("1 routes, 1 pools, 1 accounts"),
+        "the summary counts routes, pools and accounts: {stdout}"
+    );
 }
 
 #[test]
@@ -133,7 +145,7 @@ fn a_busy_listen_address_is_a_clear_error() {
     );
     assert!(
         out.contains(&format!("cannot listen on 127.0.0.1:{port}")) && out.contains("in use"),
-        "{out}"
+        "the error names the address and says it is in use: {out}"
     );
 }
 
@@ -216,8 +228,8 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
     ] {
         assert!(!f[key].is_null(), "access line has {key}: {f}");
     }
-    assert_eq!(f["status"], 200, "{f}");
-    assert_eq!(f["account"], "team-a", "{f}");
+    assert_eq!(f["status"], 200, "the access line has the status: {f}");
+    assert_eq!(f["account"], "team-a", "the access line names the account: {f}");
 }
 
 #[test]
@@ -226,7 +238,7 @@ fn sigterm_with_nothing_in_flight_exits_promptly() {
     let (mut child, _port, _up, _dir) = start_with_slow_upstream(&rt, Duration::ZERO, "10s", false);
     signal(&child, "-TERM");
     let (code, took) = wait_exit(&mut child, Duration::from_secs(8));
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(0), "SIGTERM with nothing in flight exits 0");
     assert!(took < Duration::from_secs(2), "no pointless grace wait: {took:?}");
 }
 
@@ -240,7 +252,7 @@ fn sigint_stops_at_once_even_with_a_request_in_flight() {
     }
     signal(&child, "-INT");
     let (code, took) = wait_exit(&mut child, Duration::from_secs(4));
-    assert!(code.is_some(), "process ended");
+    assert!(code.is_some(), "the process ended within 4 s of SIGINT");
     assert!(took < Duration::from_secs(1), "SIGINT does not wait: {took:?}");
     assert!(
         pending.join().expect("thread").is_err(),

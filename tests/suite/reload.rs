@@ -72,7 +72,11 @@ async fn a_valid_change_applies_without_restart_and_state_carries_over() {
         .filter(|l| l.contains("reload"))
         .map(String::from)
         .collect();
-    assert_eq!(proxy.core.snapshot().pools[0].accounts.len(), 2, "{problems:#?}");
+    assert_eq!(
+        proxy.core.snapshot().pools[0].accounts.len(),
+        2,
+        "the new account is in force within 5 s; reload log lines: {problems:#?}"
+    );
     let after = proxy.core.snapshot();
     assert!(
         Arc::ptr_eq(&before.pools[0].accounts[0].state, &after.pools[0].accounts[0].state),
@@ -91,7 +95,7 @@ async fn a_valid_change_applies_without_restart_and_state_carries_over() {
         "the slow account now times out at 300 ms and the new account serves"
     );
     assert!(fresh.count() >= 1, "the new account gets traffic");
-    assert_eq!(reloads(&proxy, "success"), 1.0);
+    assert_eq!(reloads(&proxy, "success"), 1.0, "one successful reload counted");
     assert!(logged(&["config reloaded", "file change"]), "the reload is logged");
 }
 
@@ -131,7 +135,10 @@ async fn an_invalid_file_is_refused_and_the_running_config_stays() {
         200,
         "the old config serves"
     );
-    assert!(reloads(&proxy, "error") >= 1.0, "counted");
+    assert!(
+        reloads(&proxy, "error") >= 1.0,
+        "the refused reload is counted as an error"
+    );
     proxy.rewrite(&pool(&[("one", up.url())], "connect: 3s"));
     let ok = c
         .post(format!("http://{}/admin/reload", proxy.admin))
@@ -139,9 +146,12 @@ async fn an_invalid_file_is_refused_and_the_running_config_stays() {
         .send()
         .await
         .expect("reload");
-    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.status(), 200, "a valid file is accepted");
     let v: Value = ok.json().await.expect("json");
-    assert!(v["status"] == "reloaded" || v["status"] == "unchanged", "{v}");
+    assert!(
+        v["status"] == "reloaded" || v["status"] == "unchanged",
+        "applied, by this call or already by the file watcher: {v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +284,11 @@ async fn a_rotated_key_file_is_picked_up() {
         .send()
         .await
         .expect("req");
-    assert_eq!(up.seen()[0].header("x-api-key"), Some("sk-old"));
+    assert_eq!(
+        up.seen()[0].header("x-api-key"),
+        Some("sk-old"),
+        "the key file's first content is used"
+    );
     // The Kubernetes way: a new file swapped in under the same name.
     std::fs::write(secrets.join(".team-a.new"), "sk-new\n").expect("key");
     std::fs::rename(secrets.join(".team-a.new"), &key).expect("rotate");

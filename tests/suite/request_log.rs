@@ -41,14 +41,18 @@ async fn every_outcome_leaves_exactly_one_row() {
             .send()
             .await
             .expect("req");
-        assert_eq!(resp.status(), status, "{path}");
+        assert_eq!(resp.status(), status, "{path}: answered {status}");
     }
     let rows = s.wait_rows(cases.len()).await;
     assert_eq!(rows.len(), cases.len(), "one row per request: {rows:#?}");
     for (row, (path, _, status, kind)) in rows.iter().zip(cases) {
-        assert_eq!(row["status"], status, "{path}: {row}");
-        assert_eq!(row["error_kind"], json!(kind), "{path}: {row}");
-        assert_eq!(row["path"], path, "{row}");
+        assert_eq!(row["status"], status, "{path}: the row has the status sent: {row}");
+        assert_eq!(
+            row["error_kind"],
+            json!(kind),
+            "{path}: the row names the error kind: {row}"
+        );
+        assert_eq!(row["path"], path, "rows in request order: {row}");
     }
     assert_eq!(rows[0]["usage_source"], "reported", "success metered");
     assert_eq!(rows[2]["route"], Value::Null, "no route, no route name");
@@ -80,7 +84,7 @@ async fn a_client_that_hangs_up_and_an_upstream_that_cuts_each_leave_a_partial_r
         .expect("req");
     let mut stream = resp.bytes_stream();
     let first = stream.next().await.expect("some bytes").expect("chunk");
-    assert!(!first.is_empty());
+    assert!(!first.is_empty(), "the stream started before the hang-up");
     drop(stream); // the client hangs up mid-stream
 
     let resp = c
@@ -103,13 +107,22 @@ async fn a_client_that_hangs_up_and_an_upstream_that_cuts_each_leave_a_partial_r
         .expect("cut row");
     for (what, r) in [("hang-up", hangup), ("upstream cut", upstream_cut)] {
         assert_eq!(r["status"], 200, "{what}: status as sent: {r}");
-        assert_eq!(r["usage_source"], "partial", "{what}: {r}");
+        assert_eq!(r["usage_source"], "partial", "{what}: usage marked partial: {r}");
         assert_eq!(r["input_tokens"], 1200, "{what}: input from message_start billed: {r}");
-        assert_eq!(r["cache_read_tokens"], 5000, "{what}: {r}");
+        assert_eq!(
+            r["cache_read_tokens"], 5000,
+            "{what}: cache reads from message_start billed: {r}"
+        );
         assert!(r["error_kind"].is_string(), "{what}: the cause is recorded: {r}");
     }
-    assert_eq!(hangup["error_kind"], "client_closed");
-    assert_eq!(upstream_cut["error_kind"], "upstream_error");
+    assert_eq!(
+        hangup["error_kind"], "client_closed",
+        "the hang-up is the client's: {hangup}"
+    );
+    assert_eq!(
+        upstream_cut["error_kind"], "upstream_error",
+        "the cut is the upstream's: {upstream_cut}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,14 +192,14 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
     // A restarted sidecar replays the week into its ledgers.
     let states = llm_sidecar::state::States::default();
     let replayed = llm_sidecar::store::rebuild_ledgers(&s.db, &states).expect("rebuild");
-    assert_eq!(replayed, 3);
+    assert_eq!(replayed, 3, "the three logged requests are replayed");
     let view = states
         .account("anthropic", "acct-0")
         .ledger
         .view(llm_sidecar::usage::ledger::now_ms());
     assert!(
         (view.week_cost - total_cost).abs() < 1e-9 && view.week_tokens == 3 * 6587,
-        "{view:?}"
+        "the rebuilt week matches the rows' cost ({total_cost}) and tokens (3 x 6587): {view:?}"
     );
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
@@ -195,13 +208,17 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
         .args(["--since", "1h", "--by", "account", "--json"])
         .output()
         .expect("usage");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "usage --json succeeds: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let groups: Value = serde_json::from_slice(&out.stdout).expect("json");
     let g = &groups[0];
     assert_eq!(
         (g["key"].clone(), g["requests"].clone()),
         (json!("anthropic/acct-0"), json!(3)),
-        "{groups}"
+        "one group for the account, with its three requests: {groups}"
     );
     assert_eq!(
         (
@@ -209,9 +226,13 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
             g["output_tokens"].clone(),
             g["cache_read_tokens"].clone()
         ),
-        (json!(3600), json!(261), json!(15000))
+        (json!(3600), json!(261), json!(15000)),
+        "the group's tokens are the sum of three streams: {g}"
     );
-    assert!((g["cost_usd"].as_f64().expect("cost") - total_cost).abs() < 1e-9, "{g}");
+    assert!(
+        (g["cost_usd"].as_f64().expect("cost") - total_cost).abs() < 1e-9,
+        "the group's cost is the rows' total {total_cost}: {g}"
+    );
     let by_session = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
         .args(["usage", "--db"])
         .arg(&s.db)
@@ -223,12 +244,12 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
         table
             .lines()
             .any(|l| l.starts_with("a ") && l.split_whitespace().nth(1) == Some("2")),
-        "{table}"
+        "session a has its two requests: {table}"
     );
     assert!(
         table
             .lines()
             .any(|l| l.starts_with("TOTAL") && l.split_whitespace().nth(1) == Some("3")),
-        "{table}"
+        "the total counts three requests: {table}"
     );
 }

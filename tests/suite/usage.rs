@@ -25,30 +25,35 @@ async fn anthropic_stream_is_logged_with_exact_tokens_and_cost() {
         "stream untouched"
     );
     let rows = s.wait_rows(1).await;
-    assert_eq!(rows.len(), 1, "one row");
+    assert_eq!(rows.len(), 1, "one row for the request: {rows:?}");
     let r = &rows[0];
     assert_eq!(
         (r["input_tokens"].clone(), r["output_tokens"].clone()),
         (json!(1200), json!(87)),
-        "{r}"
+        "input from message_start, output from message_delta: {r}"
     );
     assert_eq!(
         (r["cache_read_tokens"].clone(), r["cache_write_tokens"].clone()),
         (json!(5000), json!(300)),
-        "{r}"
+        "cache reads and writes: {r}"
     );
-    assert_eq!(r["usage_source"], "reported");
-    assert_eq!(r["model"], "claude-sonnet-5");
+    assert_eq!(r["usage_source"], "reported", "usage as reported: {r}");
+    assert_eq!(r["model"], "claude-sonnet-5", "the model the upstream named: {r}");
     assert_eq!(
         (r["session"].clone(), r["stream"].clone(), r["status"].clone()),
-        (json!("conv-42"), json!(1), json!(200))
+        (json!("conv-42"), json!(1), json!(200)),
+        "session, stream flag and status: {r}"
     );
     assert_eq!(
         (r["pool"].clone(), r["account"].clone(), r["provider"].clone()),
-        (json!("anthropic"), json!("acct-0"), json!("anthropic"))
+        (json!("anthropic"), json!("acct-0"), json!("anthropic")),
+        "where it was served: {r}"
     );
     let expected = (1200.0 * 3.0 + 87.0 * 15.0 + 5000.0 * 0.30 + 300.0 * 3.75) / 1e6;
-    assert!((r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12, "{r}");
+    assert!(
+        (r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12,
+        "cost at the Sonnet prices, {expected} USD: {r}"
+    );
     let view = s.proxy.core.snapshot().pools[0].accounts[0]
         .state
         .ledger
@@ -112,7 +117,7 @@ async fn openai_stream_gets_usage_upstream_while_the_client_sees_none() {
     );
 
     let rows = s.wait_rows(2).await;
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 2, "one row per request: {rows:?}");
     for r in &rows {
         assert_eq!(
             (
@@ -121,11 +126,14 @@ async fn openai_stream_gets_usage_upstream_while_the_client_sees_none() {
                 r["cache_read_tokens"].clone()
             ),
             (json!(900), json!(40), json!(100)),
-            "{r}"
+            "tokens from the usage chunk, whether or not the client asked for it: {r}"
         );
-        assert_eq!(r["usage_source"], "reported");
+        assert_eq!(r["usage_source"], "reported", "usage as reported: {r}");
         let expected = (800.0 * 2.0 + 100.0 * 0.5 + 40.0 * 8.0) / 1e6;
-        assert!((r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12, "{r}");
+        assert!(
+            (r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12,
+            "cost at the GPT-4.1 prices, cached input cheaper, {expected} USD: {r}"
+        );
     }
 }
 
@@ -139,16 +147,16 @@ async fn gemini_json_and_unpriced_models_are_logged() {
         .send()
         .await
         .expect("req");
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 200, "the Gemini request is served");
     let rows = s.wait_rows(1).await;
     let r = &rows[0];
     assert_eq!(
         (r["input_tokens"].clone(), r["output_tokens"].clone()),
         (json!(30), json!(12)),
-        "{r}"
+        "output counts thoughts too (5 + 7): {r}"
     );
     assert_eq!(r["cost_usd"], Value::Null, "no price: null, not 0");
-    assert_eq!(r["model"], "gemini-9-ultra");
+    assert_eq!(r["model"], "gemini-9-ultra", "the model version reported: {r}");
     assert!(
         logs().contains("no price for this model"),
         "unpriced model is said in the log"

@@ -408,31 +408,3 @@ async fn a_gzipped_answer_keeps_its_usage() {
         rows[1]
     );
 }
-
-#[test]
-fn check_refuses_a_route_shadowed_by_an_earlier_one() {
-    let pools = format!(
-        "pools:\n  p: {{ provider: anthropic, accounts: [{{ name: a, base_url: \"https://x\", key_file: \"{}\" }}] }}\n",
-        secret_file("hardening-shadow.key", "k")
-    );
-    let shadowed = format!(
-        "routes:\n  - {{ name: all, match: {{ path_prefix: /a }}, pool: p }}\n  - {{ name: later, match: {{ path_prefix: /a, header: {{ name: x-r, value: b }} }}, pool: p }}\n  - {{ name: deeper, match: {{ path_prefix: /a/v1 }}, pool: p }}\n{pools}"
-    );
-    let problems = config_problems(&shadowed);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.starts_with("routes[1]: route \"later\" is never reached")),
-        "the header route after its catch-all is reported: {problems:?}"
-    );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.starts_with("routes[2]: route \"deeper\" is never reached")),
-        "the deeper prefix after its catch-all is reported: {problems:?}"
-    );
-    let fine = format!(
-        "routes:\n  - {{ name: later, match: {{ path_prefix: /a, header: {{ name: x-r, value: b }} }}, pool: p }}\n  - {{ name: deeper, match: {{ path_prefix: /a/v1 }}, pool: p }}\n  - {{ name: all, match: {{ path_prefix: /a }}, pool: p }}\n{pools}"
-    );
-    assert!(load_config(&fine).is_ok(), "header and deeper routes first: fine");
-}

@@ -7,22 +7,6 @@ use std::time::Duration;
 use crate::harness::*;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
-
-fn config(pools: &[(&str, Vec<String>)]) -> String {
-    let mut out = String::from("prices:\n  - { model: \"claude-*\", input: 3.0, output: 15.0 }\nroutes:\n");
-    for (name, _) in pools {
-        out.push_str(&format!(
-            "  - {{ name: {name}-route, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
-        ));
-    }
-    out.push_str("pools:\n");
-    for (name, urls) in pools {
-        out.push_str(&pool_yaml(name, "anthropic", urls, "    retry: { backoff: 1ms }\n"));
-    }
-    out
-}
-
 /// `family{labels} value` lines of a Prometheus text exposition.
 fn samples(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
     text.lines()
@@ -55,7 +39,7 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
     let usage = json!({"model": "claude-sonnet-5", "content": [], "usage": {"input_tokens": 1000, "output_tokens": 100, "cache_read_input_tokens": 50}});
     let good = Fake::always(Reply::Json(200, usage)).await;
     let bad = Fake::always(Reply::Raw(429, vec![("retry-after", "60".into())], "{}".into())).await;
-    let proxy = Proxy::start(&config(&[("m", vec![bad.url(), good.url()])]));
+    let proxy = Proxy::start(&claude_pools(&[("m", vec![bad.url(), good.url()])]));
     let c = client();
     for i in 0..5 {
         let r = c
@@ -223,7 +207,7 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
     let dir = tempfile::tempdir().expect("dir");
     let proxy = Proxy::start_file(
         dir.path(),
-        &config(&[("a", vec![bad_key.url(), good.url()])]),
+        &claude_pools(&[("a", vec![bad_key.url(), good.url()])]),
         // Set once by the harness (the admin token has no `token_file`).
         ", token_env: LLMS_ADMIN_TOKEN_1",
     );
@@ -350,33 +334,10 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
     );
 }
 
-#[test]
-fn a_non_loopback_admin_listener_needs_a_token() {
-    let base = format!(
-        "routes: [{{name: r, pool: p}}]\npools:\n  p:\n    provider: openai\n    accounts: [{{name: a, base_url: 'https://x', key_file: \"{}\"}}]\n",
-        secret_file("operations-admin.key", "k")
-    );
-    let open = format!("admin: {{ listen: \"0.0.0.0:9901\" }}\n{base}");
-    let problems = config_problems(&open);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.starts_with("admin.listen: 0.0.0.0:9901 is not a loopback address")),
-        "an open admin listener without a token is refused: {problems:?}"
-    );
-    // LLMS_OPS_ADMIN is set once by the harness (the admin token has no `token_file`).
-    let guarded = format!("admin: {{ listen: \"0.0.0.0:9901\", token_env: LLMS_OPS_ADMIN }}\n{base}");
-    assert!(
-        load_config(&guarded).is_ok(),
-        "with a token the open admin listener is fine: {:?}",
-        config_problems(&guarded)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_stays_ready_when_upstreams_fail_and_verbose_says_why() {
     let bad = Fake::always(Reply::Json(401, json!({}))).await;
-    let proxy = Proxy::start(&config(&[("r", vec![bad.url()])]));
+    let proxy = Proxy::start(&claude_pools(&[("r", vec![bad.url()])]));
     let _ = client().post(proxy.url("/r/v1/messages")).body("{}").send().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let ready = client()
@@ -409,140 +370,4 @@ async fn readyz_stays_ready_when_upstreams_fail_and_verbose_says_why() {
         .await
         .expect("readyz");
     assert_eq!(draining.status(), 503, "draining after SIGTERM: not ready");
-}
-
-fn chat_sse(words: &[&str]) -> Vec<(Duration, String)> {
-    let mut ev = vec![(
-        Duration::ZERO,
-        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n"
-            .to_string(),
-    )];
-    for w in words {
-        ev.push((Duration::from_millis(30), format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{w}\"}}}}\n\n")));
-    }
-    ev.push((
-        Duration::ZERO,
-        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".into(),
-    ));
-    ev
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chat_repl_streams_keeps_the_conversation_and_shows_the_raw_json() {
-    let up = Fake::start(|seen, n| {
-        if n == 2 {
-            return Reply::Sse(vec![(Duration::ZERO, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n".into())]);
-        }
-        let turns = seen.json()["messages"].as_array().map_or(0, Vec::len);
-        Reply::Sse(chat_sse(&["Hello", " there", &format!(" ({turns} turns)")]))
-    })
-    .await;
-    let proxy = Proxy::start(
-        &config(&[("anthropic", vec![up.url()])]).replace("retry: { backoff: 1ms }", "retry: { attempts: 1 }"),
-    );
-    let base = proxy.url("/anthropic");
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new(BIN)
-            .args([
-                "chat",
-                "--provider",
-                "anthropic",
-                "--base",
-                &base,
-                "--model",
-                "claude-test",
-            ])
-            .env("HOME", std::env::temp_dir())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("chat");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(b"hi\nand again\n/see-json\nthis one fails\n/session\n/model other-model\n/new\n/bogus\n/quit\n")
-            .expect("write");
-        drop(stdin);
-        child.wait_with_output().expect("output")
-    })
-    .await
-    .expect("join");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the REPL ends with /quit, exit 0: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("assistant> Hello there (1 turns)"),
-        "streamed reply: {text}"
-    );
-    assert!(
-        text.contains("assistant> Hello there (3 turns)"),
-        "the conversation is kept: {text}"
-    );
-    assert!(
-        text.contains("event: content_block_delta") && text.contains("\"text\":\" there\""),
-        "/see-json shows the raw response: {text}"
-    );
-    assert!(
-        text.contains("error: the stream reported an error: Overloaded"),
-        "stream errors are shown: {text}"
-    );
-    assert!(text.contains("session chat-"), "/session: {text}");
-    assert!(
-        text.contains("model other-model") && text.contains("new conversation, session chat-"),
-        "/model and /new are confirmed: {text}"
-    );
-    assert!(
-        text.contains("unknown command /bogus"),
-        "an unknown command is named: {text}"
-    );
-    let seen = up.seen();
-    let sessions: std::collections::HashSet<&str> = seen.iter().filter_map(|s| s.header("x-session-id")).collect();
-    assert_eq!(sessions.len(), 1, "one session id for the conversation");
-    assert_eq!(seen[0].json()["model"], "claude-test", "the --model given is sent");
-    assert_eq!(
-        seen[0].header("x-api-key"),
-        Some("REAL-KEY-anthropic-0"),
-        "through the sidecar, which injected the key"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_cancels_a_reply_not_the_repl() {
-    let up = Fake::always(Reply::Delay(
-        Duration::from_secs(10),
-        Box::new(Reply::Sse(chat_sse(&["late"]))),
-    ))
-    .await;
-    let proxy = Proxy::start(&config(&[("anthropic", vec![up.url()])]));
-    let base = proxy.url("/anthropic");
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new(BIN)
-            .args(["chat", "--base", &base])
-            .env("HOME", std::env::temp_dir())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("chat");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"a slow question\n/session\n/quit\n").expect("write");
-        drop(stdin);
-        std::thread::sleep(Duration::from_millis(700));
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        child.wait_with_output().expect("output")
-    })
-    .await
-    .expect("join");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the REPL went on and ended with /quit: {text}");
-    assert!(
-        text.contains("(cancelled)") && text.contains("session chat-"),
-        "the reply is cancelled and the next command still runs: {text}"
-    );
 }

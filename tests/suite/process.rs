@@ -1,13 +1,12 @@
 //! The binary as an operator runs it: `check`, `run` refusing a bad file or a busy port,
-//! SIGTERM draining in-flight requests then exiting 0, SIGINT stopping at once, and its logs.
+//! SIGTERM draining in-flight requests then exiting 0, SIGINT stopping at once, its logs, and its
+//! memory when an upstream sends one endless SSE event.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
 
 fn write_config(dir: &tempfile::TempDir, body: &str) -> std::path::PathBuf {
     let path = dir.path().join("sidecar.yaml");
@@ -258,4 +257,67 @@ fn sigint_stops_at_once_even_with_a_request_in_flight() {
         pending.join().expect("thread").is_err(),
         "the in-flight request was cut"
     );
+}
+
+/// Peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mb_unterminated_event_stays_within_the_manifests_memory_limit() {
+    const MIB: usize = 1 << 20;
+    let up = Fake::always(Reply::Repeat {
+        head: "event: message_start\ndata: {\"message\":{\"usage\":{\"input_tokens\":5}}}\n\ndata: ".into(),
+        chunk: bytes::Bytes::from(vec![b'x'; MIB]),
+        times: 200,
+        tail: String::new(),
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (port, admin) = (free_port(), free_port());
+    let path = dir.path().join("sidecar.yaml");
+    let yaml = format!(
+        "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\n\
+         routes:\n  - {{ name: a, match: {{ path_prefix: /a }}, pool: a }}\n\
+         pools:\n  a:\n    provider: anthropic\n    accounts:\n      - {{ name: x, base_url: \"{}\", key_env: LLMS_MEM_KEY }}\n",
+        up.url()
+    );
+    std::fs::write(&path, yaml).expect("config");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .env("LLMS_MEM_KEY", "k")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    wait_listening(addr);
+    let resp = client()
+        .post(format!("http://{addr}/a/v1/messages"))
+        .body("{\"stream\":true}")
+        .send()
+        .await
+        .expect("send");
+    let mut stream = resp.bytes_stream();
+    let mut got = 0usize;
+    use futures_util::StreamExt;
+    while let Some(Ok(c)) = stream.next().await {
+        got += c.len();
+    }
+    let peak_mib = peak_rss_kb(child.id()) / 1024;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(got > 200 * MIB, "the whole event passed through: {got} bytes");
+    assert!(
+        peak_mib < 128,
+        "peak RSS {peak_mib} MiB with a 200 MB event (limit 128 MiB)"
+    );
+    println!("peak RSS with a 200 MB unterminated event: {peak_mib} MiB");
 }

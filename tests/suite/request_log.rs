@@ -202,7 +202,7 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
         "the rebuilt week matches the rows' cost ({total_cost}) and tokens (3 x 6587): {view:?}"
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
+    let out = std::process::Command::new(BIN)
         .args(["usage", "--db"])
         .arg(&s.db)
         .args(["--since", "1h", "--by", "account", "--json"])
@@ -233,7 +233,7 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
         (g["cost_usd"].as_f64().expect("cost") - total_cost).abs() < 1e-9,
         "the group's cost is the rows' total {total_cost}: {g}"
     );
-    let by_session = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
+    let by_session = std::process::Command::new(BIN)
         .args(["usage", "--db"])
         .arg(&s.db)
         .args(["--by", "session"])

@@ -26,7 +26,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 const ADMIN_TOKENS: &[(&str, &str)] = &[
     // operations::the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_token
     ("LLMS_ADMIN_TOKEN_1", "adm-secret"),
-    // operations::a_non_loopback_admin_listener_needs_a_token
+    // checks::a_non_loopback_admin_listener_needs_a_token
     ("LLMS_OPS_ADMIN", "t"),
     // reload::an_invalid_file_is_refused_and_the_running_config_stays
     ("LLMS_RELOAD_ADMIN", "adm"),

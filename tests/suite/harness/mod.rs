@@ -20,6 +20,9 @@ pub use fake::{Fake, Reply, Seen};
 pub use log::Logged;
 pub use stream::{anthropic_events, read_all, read_clean, sse};
 
+/// The sidecar binary, for tests that run it as a process.
+pub const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
+
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -208,6 +211,22 @@ pub fn pools_at_a(pools: &[(&str, &str, Vec<String>, &str)]) -> String {
     );
     for (name, provider, urls, extra) in pools {
         out.push_str(&pool_yaml(name, provider, urls, extra));
+    }
+    out
+}
+
+/// Claude prices ($3 and $15 per million tokens), and for each `(name, upstreams)` an Anthropic
+/// pool `name` as in [`pool_yaml`] (retrying after 1 ms) behind the route `name-route` at `/name`.
+pub fn claude_pools(pools: &[(&str, Vec<String>)]) -> String {
+    let mut out = String::from("prices:\n  - { model: \"claude-*\", input: 3.0, output: 15.0 }\nroutes:\n");
+    for (name, _) in pools {
+        out.push_str(&format!(
+            "  - {{ name: {name}-route, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
+        ));
+    }
+    out.push_str("pools:\n");
+    for (name, urls) in pools {
+        out.push_str(&pool_yaml(name, "anthropic", urls, "    retry: { backoff: 1ms }\n"));
     }
     out
 }

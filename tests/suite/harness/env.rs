@@ -15,8 +15,8 @@
 //! What another test thread can do before its own first harness call is the test framework's and
 //! Tokio's set-up and `std` calls such as `tempfile::tempdir()`, which read the environment
 //! through `std::env` and its lock, ordered with `set_var`; the C readers (the resolver, SQLite)
-//! only run inside a sidecar, after `init`. Child processes get their variables through
-//! `Command::env`, which touches only the child's copy.
+//! only run in or against a sidecar or fake, so after `init`. Child processes get their variables
+//! through `Command::env`, which touches only the child's copy.
 
 use std::collections::HashMap;
 use std::net::TcpListener;

@@ -5,49 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::harness::alloc::{account_of, accounts, config};
 use crate::harness::*;
 use serde_json::{json, Value};
-
-/// Three equal accounts answering with usage worth `cost` USD at $3/M input tokens.
-async fn accounts(n: usize, input_tokens: u64) -> Vec<Fake> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let reply = json!({"model": "claude-sonnet-5", "content": [], "usage": {"input_tokens": input_tokens, "output_tokens": 0}});
-        out.push(Fake::always(Reply::Json(200, reply)).await);
-    }
-    out
-}
-
-fn config(urls: &[String], pool_extra: &str, account_extra: &str, top: &str) -> String {
-    let mut accounts = String::new();
-    for (i, u) in urls.iter().enumerate() {
-        let var = format!("LLMS_ALLOC_{}_{i}", std::process::id());
-        std::env::set_var(&var, format!("KEY-{i}"));
-        accounts.push_str(&format!(
-            "      - {{ name: acct-{i}, base_url: \"{u}\", key_env: {var}{account_extra} }}\n"
-        ));
-    }
-    format!(
-        "{top}prices:\n  - {{ model: \"claude-*\", input: 3.0, output: 15.0 }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    retry: {{ backoff: 1ms }}\n{pool_extra}    accounts:\n{accounts}"
-    )
-}
-
-async fn send(proxy: &Proxy, session: Option<&str>) -> reqwest::Response {
-    let mut req = client()
-        .post(proxy.url("/a/v1/messages"))
-        .json(&json!({"model": "claude-sonnet-5"}));
-    if let Some(s) = session {
-        req = req.header("x-session-id", s);
-    }
-    req.send().await.expect("request")
-}
-
-fn account_of(resp: &reqwest::Response) -> String {
-    resp.headers()["x-llm-sidecar-account"]
-        .to_str()
-        .expect("ascii")
-        .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twelve_sessions_stick_to_one_account_each_and_spread_evenly() {
@@ -59,7 +19,7 @@ async fn twelve_sessions_stick_to_one_account_each_and_spread_evenly() {
         for s in 0..12 {
             let id = format!("sess-{s}");
             let resp = send(&proxy, Some(&id)).await;
-            assert_eq!(resp.status(), 200, "round {round} {id}");
+            assert_eq!(resp.status(), 200, "round {round}: {id} served");
             placed.entry(id).or_default().insert(account_of(&resp));
         }
     }
@@ -109,8 +69,16 @@ async fn concurrent_new_sessions_never_exceed_the_cap_and_the_seventh_is_still_s
         .map(|s| format!("new-{s}"))
         .find(|id| !bound.contains(id))
         .expect("one unbound");
-    assert_eq!(send(&proxy, Some(&unbound)).await.status(), 200);
-    assert_eq!(pool.state.sessions.len(), 6);
+    assert_eq!(
+        send(&proxy, Some(&unbound)).await.status(),
+        200,
+        "{unbound}: served again while every account is at its cap"
+    );
+    assert_eq!(
+        pool.state.sessions.len(),
+        6,
+        "{unbound} still unbound: no binding past the caps"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,13 +96,12 @@ async fn many_concurrent_first_requests_of_one_session_bind_it_once() {
         .iter()
         .map(|a| a.state.sessions.load(std::sync::atomic::Ordering::Acquire))
         .sum();
-    assert_eq!(total, 1, "counted once");
+    assert_eq!(total, 1, "the one binding is counted once across accounts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard() {
-    let hook = Fake::always(Reply::Json(200, json!({}))).await;
-    std::env::set_var("LLMS_HOOK_1", format!("{}/hooks/llm", hook.url()));
+    let hook = Fake::webhook("LLMS_HOOK_REBOUND", Reply::Json(200, json!({}))).await;
     let flaky = Fake::start(|_, n| {
         if n < 2 {
             Reply::Json(
@@ -154,7 +121,7 @@ async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard
         json!({"content": [], "usage": {"input_tokens": 1, "output_tokens": 1}}),
     ))
     .await;
-    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_1, timeout: 2s }\n";
+    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_REBOUND, timeout: 2s }\n";
     let proxy = Proxy::start(&config(
         &[flaky.url(), steady.url()],
         "    breaker: { failures: 1, cooldown: 60s }\n",
@@ -187,7 +154,9 @@ async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard
     assert_eq!(opened.len(), 1, "breaker_open heard once: {ev:#?}");
     assert_eq!(
         (opened[0]["pool"].clone(), opened[0]["account"].clone()),
-        (json!("p"), json!("acct-0"))
+        (json!("p"), json!("acct-0")),
+        "breaker_open names the flaky account and its pool: {:?}",
+        opened[0]
     );
     assert!(
         opened[0]["at"].as_str().is_some_and(|t| t.ends_with('Z')),
@@ -198,8 +167,12 @@ async fn a_session_whose_account_fails_continues_elsewhere_and_the_move_is_heard
         1,
         "the move heard once: {ev:#?}"
     );
-    assert_eq!(hook.seen()[0].path, "/hooks/llm");
-    assert_eq!(hook.seen()[0].header("content-type"), Some("application/json"));
+    assert_eq!(hook.seen()[0].path, "/hooks/llm", "posted to the URL's path");
+    assert_eq!(
+        hook.seen()[0].header("content-type"),
+        Some("application/json"),
+        "the event is sent as JSON"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +195,7 @@ async fn rebalancing_moves_idle_sessions_from_the_hottest_to_the_coolest() {
             .count()
     };
     let (hot0, cool0) = (on("acct-0"), on("acct-1"));
-    assert_eq!(hot0 + cool0, 6);
+    assert_eq!(hot0 + cool0, 6, "all six sessions bound: {hot0} + {cool0}");
     pool.accounts[0]
         .state
         .ledger
@@ -238,7 +211,11 @@ async fn rebalancing_moves_idle_sessions_from_the_hottest_to_the_coolest() {
         2,
         "max_moves idle sessions move"
     );
-    assert_eq!((on("acct-0"), on("acct-1")), (hot0 - 2, cool0 + 2));
+    assert_eq!(
+        (on("acct-0"), on("acct-1")),
+        (hot0 - 2, cool0 + 2),
+        "two sessions moved from acct-0 (had {hot0}) to acct-1 (had {cool0})"
+    );
     let counts: Vec<u32> = pool
         .accounts
         .iter()

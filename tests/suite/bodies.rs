@@ -37,18 +37,25 @@ async fn bad_json_is_a_400_in_anthropic_shape_and_never_forwarded() {
     ];
     for (what, body, kind) in cases {
         let resp = post(&proxy, body).await;
-        assert_eq!(resp.status(), 400, "{what}");
-        assert_eq!(resp.headers()["x-llm-sidecar-error"], kind, "{what}");
+        assert_eq!(resp.status(), 400, "{what}: refused as a bad request");
+        assert_eq!(
+            resp.headers()["x-llm-sidecar-error"],
+            kind,
+            "{what}: the error kind says why"
+        );
         assert!(
             resp.headers().contains_key("x-request-id"),
             "{what}: request id on our errors"
         );
         let v: serde_json::Value = resp.json().await.expect("json");
         assert_eq!(v["type"], "error", "{what}: anthropic shape {v}");
-        assert_eq!(v["error"]["type"], "invalid_request_error", "{what}: {v}");
+        assert_eq!(
+            v["error"]["type"], "invalid_request_error",
+            "{what}: Anthropic's error type for bad input: {v}"
+        );
         assert!(
             v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{what}: message"
+            "{what}: the error has a message: {v}"
         );
     }
     let ok = post(&proxy, r#"{"model":"claude-sonnet-5","messages":[]}"#).await;
@@ -68,8 +75,12 @@ async fn malformed_session_ids_are_refused() {
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 400, "{bad:?}");
-        assert_eq!(resp.headers()["x-llm-sidecar-error"], "invalid_header", "{bad:?}");
+        assert_eq!(resp.status(), 400, "session id {bad:?} is refused");
+        assert_eq!(
+            resp.headers()["x-llm-sidecar-error"],
+            "invalid_header",
+            "session id {bad:?}: named an invalid header"
+        );
     }
     assert_eq!(up.count(), 0, "nothing forwarded");
 }
@@ -81,9 +92,16 @@ async fn bodies_over_the_limit_get_413_declared_or_chunked() {
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000));
     let resp = post(&proxy, big.clone()).await;
     assert_eq!(resp.status(), 413, "declared length over the limit");
-    assert_eq!(resp.headers()["x-llm-sidecar-error"], "body_too_large");
+    assert_eq!(
+        resp.headers()["x-llm-sidecar-error"],
+        "body_too_large",
+        "declared length: error kind"
+    );
     let v: serde_json::Value = resp.json().await.expect("json");
-    assert_eq!(v["error"]["type"], "request_too_large", "{v}");
+    assert_eq!(
+        v["error"]["type"], "request_too_large",
+        "Anthropic's error type for a body too large: {v}"
+    );
 
     // Chunked: no length announced, counted as it arrives.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.as_bytes().chunks(1000).map(|c| Ok(c.to_vec())).collect();
@@ -117,7 +135,7 @@ async fn one_and_five_mib_bodies_arrive_intact() {
     for mib in [1, 5] {
         let body = big_body(mib);
         let resp = post(&proxy, body.clone()).await;
-        assert_eq!(resp.status(), 200, "{mib} MiB");
+        assert_eq!(resp.status(), 200, "{mib} MiB body: served");
         let seen = up.seen();
         let last = seen.last().expect("received");
         assert_eq!(last.body.len(), body.len(), "{mib} MiB: length");

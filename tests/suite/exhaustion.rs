@@ -1,7 +1,8 @@
 //! What a slow, idle, greedy or broken peer can no longer take from the sidecar: connections held
 //! open by dribbled heads, idle keep-alives or trickled bodies; file descriptors past the
-//! connection cap; memory in request bodies or one endless SSE event; a stream stuck before its
-//! first token. Client faults are counted as the client's, and pipelining and h2c are served.
+//! connection cap; memory in request bodies; a stream stuck before its first token. Client faults
+//! are counted as the client's, and pipelining and h2c are served. (One endless SSE event is
+//! measured in `process`, where the sidecar's memory is its own.)
 
 use std::time::{Duration, Instant};
 
@@ -155,7 +156,7 @@ async fn a_trickled_body_is_cut_at_the_body_timeout() {
         408,
         "the whole body must arrive within body_timeout: {answer}"
     );
-    assert!(answer.contains("client_timeout"), "{answer}");
+    assert!(answer.contains("client_timeout"), "error kind client_timeout: {answer}");
     assert!(
         started.elapsed() < Duration::from_millis(2000),
         "cut at ~1 s: {:?}",
@@ -178,7 +179,10 @@ async fn past_max_connections_newcomers_get_503_and_the_admin_listener_answers()
         .await
         .expect("closed at once");
     assert_eq!(status_of(&answer), 503, "the listener is full: {answer}");
-    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(
+        answer.contains("retry-after: 1"),
+        "the 503 says when to retry: {answer}"
+    );
     let health = client()
         .get(format!("http://{}/healthz", proxy.admin))
         .send()
@@ -224,7 +228,11 @@ async fn request_bodies_share_one_memory_cap() {
         .expect("send");
     assert_eq!(second.status(), 503, "over the global cap while the first body is held");
     assert_eq!(second.headers()["retry-after"], "1", "with retry-after");
-    assert_eq!(second.headers()["x-llm-sidecar-error"], "overloaded", "named");
+    assert_eq!(
+        second.headers()["x-llm-sidecar-error"],
+        "overloaded",
+        "error kind overloaded"
+    );
     drop(holder);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -238,7 +246,11 @@ async fn request_bodies_share_one_memory_cap() {
         .send()
         .await
         .expect("send");
-    assert_ne!(third.status(), 503, "room again");
+    assert_ne!(
+        third.status(),
+        503,
+        "room again under the cap once the first body is gone"
+    );
 }
 
 fn preamble_then_silence() -> Reply {
@@ -317,7 +329,7 @@ async fn client_faults_are_the_clients_and_pipelined_requests_are_all_answered()
         400,
         "a bad chunk size is the client's error: {answer}"
     );
-    assert!(answer.contains("bad_request"), "{answer}");
+    assert!(answer.contains("bad_request"), "error kind bad_request: {answer}");
     let mut gone = TcpStream::connect(s.proxy.addr).await.expect("connect");
     gone.write_all(b"POST /a/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\n{\"a\":")
         .await
@@ -380,69 +392,6 @@ async fn http2_with_prior_knowledge_is_served() {
         .await
         .expect("h2c");
     assert_eq!(resp.version(), reqwest::Version::HTTP_2, "spoken over h2c");
-    assert_eq!(resp.status(), 200, "served");
+    assert_eq!(resp.status(), 200, "served over h2c");
     assert_eq!(up.seen()[0].json()["model"], "m", "the body went through");
-}
-
-/// Peak resident memory of a process, from /proc (kB).
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_200_mb_unterminated_event_stays_within_the_manifests_memory_limit() {
-    const MIB: usize = 1 << 20;
-    let up = Fake::always(Reply::Repeat {
-        head: "event: message_start\ndata: {\"message\":{\"usage\":{\"input_tokens\":5}}}\n\ndata: ".into(),
-        chunk: bytes::Bytes::from(vec![b'x'; MIB]),
-        times: 200,
-        tail: String::new(),
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("dir");
-    let (port, admin) = (free_port(), free_port());
-    let path = dir.path().join("sidecar.yaml");
-    std::env::set_var("LLMS_MEM_KEY", "k");
-    let yaml = format!(
-        "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\n\
-         routes:\n  - {{ name: a, match: {{ path_prefix: /a }}, pool: a }}\n\
-         pools:\n  a:\n    provider: anthropic\n    accounts:\n      - {{ name: x, base_url: \"{}\", key_env: LLMS_MEM_KEY }}\n",
-        up.url()
-    );
-    std::fs::write(&path, yaml).expect("config");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    wait_listening(addr);
-    let resp = client()
-        .post(format!("http://{addr}/a/v1/messages"))
-        .body("{\"stream\":true}")
-        .send()
-        .await
-        .expect("send");
-    let mut stream = resp.bytes_stream();
-    let mut got = 0usize;
-    use futures_util::StreamExt;
-    while let Some(Ok(c)) = stream.next().await {
-        got += c.len();
-    }
-    let peak_mib = peak_rss_kb(child.id()) / 1024;
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(got > 200 * MIB, "the whole event passed through: {got} bytes");
-    assert!(
-        peak_mib < 128,
-        "peak RSS {peak_mib} MiB with a 200 MB event (limit 128 MiB)"
-    );
-    println!("peak RSS with a 200 MB unterminated event: {peak_mib} MiB");
 }

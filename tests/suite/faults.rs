@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -17,24 +16,20 @@ fn config(provider: &str, urls: &[String], extra: &str) -> String {
     )
 }
 
-fn sse(events: &[(&str, serde_json::Value)]) -> Vec<(Duration, String)> {
-    events
-        .iter()
-        .map(|(n, d)| (Duration::from_millis(5), format!("event: {n}\ndata: {d}\n\n")))
-        .collect()
-}
-
 fn overloaded() -> Vec<(Duration, String)> {
-    sse(&[
-        (
-            "message_start",
-            json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 40, "output_tokens": 1}}}),
-        ),
-        (
-            "error",
-            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
-        ),
-    ])
+    sse(
+        Duration::from_millis(5),
+        &[
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 40, "output_tokens": 1}}}),
+            ),
+            (
+                "error",
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +49,7 @@ async fn an_empty_chunked_body_goes_upstream_as_an_empty_body() {
         started.elapsed() < Duration::from_secs(2),
         "no wait for a body that never comes"
     );
-    assert_eq!(up.seen()[0].body.len(), 0);
+    assert_eq!(up.seen()[0].body.len(), 0, "the upstream received an empty body");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +67,7 @@ async fn expect_100_continue_is_answered_and_the_body_forwarded() {
         .expect("read");
     assert!(
         String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"),
-        "{}",
+        "the interim answer is 100 Continue: {}",
         String::from_utf8_lossy(&buf[..n])
     );
     s.write_all(body).await.expect("write body");
@@ -80,7 +75,7 @@ async fn expect_100_continue_is_answered_and_the_body_forwarded() {
     let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut rest)).await;
     assert!(
         String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200"),
-        "{}",
+        "then the final answer, 200: {}",
         String::from_utf8_lossy(&rest)
     );
     let seen = up.seen();
@@ -113,7 +108,8 @@ async fn a_probe_whose_client_leaves_lets_the_next_request_probe() {
             .await
             .expect("req")
             .status(),
-        503
+        503,
+        "the first failure opens the breaker"
     );
     tokio::time::sleep(Duration::from_millis(250)).await;
     let impatient = reqwest::Client::builder()
@@ -137,7 +133,7 @@ async fn a_probe_whose_client_leaves_lets_the_next_request_probe() {
         .await
         .expect("req");
     assert_eq!(next.status(), 200, "the next request probed and succeeded");
-    assert_eq!(up.count(), 3);
+    assert_eq!(up.count(), 3, "failure, abandoned probe, then the next probe");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,22 +166,19 @@ async fn a_retried_stream_whose_next_answer_is_not_a_stream_ends_with_an_error_e
         text.starts_with("event: error\ndata: "),
         "an SSE error event, not raw JSON: {text:?}"
     );
-    assert!(text.contains("429") && !text.contains("message_start"), "{text}");
-    assert_eq!((first.count(), second.count()), (1, 1));
+    assert!(
+        text.contains("429") && !text.contains("message_start"),
+        "the error event carries the 429, not the first attempt's events: {text}"
+    );
+    assert_eq!((first.count(), second.count()), (1, 1), "one attempt on each account");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_band_error_that_is_not_retried_keeps_its_partial_usage() {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("r.db");
     let up = Fake::always(Reply::Sse(overloaded())).await;
-    let proxy = Proxy::start(&format!(
-        "log: {{ sqlite: \"{}\" }}\n{}",
-        db.display(),
-        config("anthropic", &[up.url()], "")
-    ));
+    let s = Logged::start(&config("anthropic", &[up.url()], ""), "");
     let resp = client()
-        .post(proxy.url("/a/v1/messages"))
+        .post(s.proxy.url("/a/v1/messages"))
         .json(&json!({"stream": true}))
         .send()
         .await
@@ -195,24 +188,13 @@ async fn an_in_band_error_that_is_not_retried_keeps_its_partial_usage() {
         text.contains("message_start") && text.contains("overloaded_error"),
         "passed on as the upstream sent it"
     );
-    let log = proxy.core.log.as_ref().expect("log");
-    let mut row = None;
-    for _ in 0..50 {
-        log.flush(Duration::from_secs(2));
-        let conn = rusqlite::Connection::open(&db).expect("db");
-        row = conn
-            .query_row("SELECT input_tokens, usage_source FROM requests", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })
-            .ok();
-        if row.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let rows = s.wait_rows(1).await;
+    let row = rows
+        .first()
+        .map(|r| (r["input_tokens"].clone(), r["usage_source"].clone()));
     assert_eq!(
         row,
-        Some((40, "partial".to_string())),
+        Some((json!(40), json!("partial"))),
         "input tokens from message_start kept"
     );
 }
@@ -234,7 +216,11 @@ async fn a_spent_budget_keeps_the_real_error() {
     for r in &results {
         let r = r.as_ref().expect("answer");
         assert_eq!(r.status(), 504, "the real failure, never a generic 503");
-        assert_eq!(r.headers()["x-llm-sidecar-error"], "first_byte_timeout");
+        assert_eq!(
+            r.headers()["x-llm-sidecar-error"],
+            "first_byte_timeout",
+            "the error kind is the real one"
+        );
     }
     assert_eq!(a.count() + b.count(), 16 + 10, "the budget's floor of retries, no more");
 }
@@ -268,17 +254,13 @@ async fn an_openai_stream_whose_first_data_is_an_error_is_retried() {
         .send()
         .await
         .expect("req");
-    let mut text = Vec::new();
-    let mut s = resp.bytes_stream();
-    while let Some(c) = s.next().await {
-        text.extend_from_slice(&c.expect("clean"));
-    }
+    let text = read_clean(resp).await;
+    assert_eq!(text, expected, "one clean stream from the good account");
     assert_eq!(
-        String::from_utf8_lossy(&text),
-        expected,
-        "one clean stream from the good account"
+        (err.count(), good.count()),
+        (1, 1),
+        "one attempt on the failing account, one on the good one"
     );
-    assert_eq!((err.count(), good.count()), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,23 +281,25 @@ async fn a_529_cools_the_account_down_like_a_429() {
                 .await
                 .expect("req")
                 .status(),
-            200
+            200,
+            "served by the good account"
         );
     }
     assert_eq!(busy.count(), 1, "cooling down after its 529");
     let snap = proxy.core.snapshot();
     assert_eq!(
         snap.pools[0].accounts[0].state.health.state(Instant::now()).name(),
-        "cooling_down"
+        "cooling_down",
+        "the 529 account is cooling down"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_refused_before_its_body_was_read_closes_the_connection() {
     let up = Fake::always(Reply::Json(200, json!({}))).await;
-    std::env::set_var("LLMS_FAULT_TOKEN", "tok");
     let proxy = Proxy::start(&format!(
-        "clients:\n  tokens: [{{ name: app, token_env: LLMS_FAULT_TOKEN }}]\n{}",
+        "clients:\n  tokens: [{{ name: app, token_file: \"{}\" }}]\n{}",
+        secret_file("faults-app.token", "tok"),
         config("openai", &[up.url()], "")
     ));
     let resp = client()
@@ -324,7 +308,7 @@ async fn a_request_refused_before_its_body_was_read_closes_the_connection() {
         .send()
         .await
         .expect("req");
-    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.status(), 401, "no token: refused before the body is read");
     assert_eq!(
         resp.headers()["connection"],
         "close",
@@ -337,5 +321,5 @@ async fn a_request_refused_before_its_body_was_read_closes_the_connection() {
         .send()
         .await
         .expect("req");
-    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.status(), 200, "with its token the client is served");
 }

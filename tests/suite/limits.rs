@@ -4,27 +4,6 @@
 use std::time::Duration;
 
 use crate::harness::*;
-use serde_json::json;
-
-fn config(pools: &[(&str, &str, Vec<String>, &str)]) -> String {
-    let mut out = format!(
-        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: {} }}\npools:\n",
-        pools[0].0
-    );
-    for (name, provider, urls, extra) in pools {
-        out.push_str(&pool_yaml(name, provider, urls, extra));
-    }
-    out
-}
-
-async fn post(proxy: &Proxy) -> reqwest::Response {
-    client()
-        .post(proxy.url("/a/v1/messages"))
-        .json(&json!({"model": "claude-sonnet-5"}))
-        .send()
-        .await
-        .expect("request")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_and_a_queue_timeout_are_503s() {
@@ -34,9 +13,10 @@ async fn a_full_queue_and_a_queue_timeout_are_503s() {
     ))
     .await;
     let proxy = Proxy::start(&format!(
-        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: queue-p }}\npools:\n  queue-p:\n    provider: anthropic\n    accounts:\n      - {{ name: only, base_url: \"{}\", key_env: LLMS_Q_KEY, max_concurrent: 1, max_queue: 1, queue_timeout: 400ms }}\n",
-        slow.url()
-    ).replace("LLMS_Q_KEY", &{ std::env::set_var("LLMS_Q_KEY", "k"); "LLMS_Q_KEY".to_string() }));
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: queue-p }}\npools:\n  queue-p:\n    provider: anthropic\n    accounts:\n      - {{ name: only, base_url: \"{}\", key_file: \"{}\", max_concurrent: 1, max_queue: 1, queue_timeout: 400ms }}\n",
+        slow.url(),
+        secret_file("limits-queue.key", "k")
+    ));
     let c = client();
     let first = tokio::spawn({
         let (c, url) = (c.clone(), proxy.url("/a/v1/messages"));
@@ -64,8 +44,12 @@ async fn a_full_queue_and_a_queue_timeout_are_503s() {
         .await
         .expect("request");
     assert_eq!(full.status(), 503, "queue of one already taken");
-    assert_eq!(full.headers()["x-llm-sidecar-error"], "queue_full");
-    assert!(full.headers().contains_key("retry-after"));
+    assert_eq!(
+        full.headers()["x-llm-sidecar-error"],
+        "queue_full",
+        "error kind queue_full"
+    );
+    assert!(full.headers().contains_key("retry-after"), "the 503 says when to retry");
     let (status, kind, retry_after) = queued.await.expect("join");
     assert_eq!(
         (status, kind.as_deref(), retry_after),
@@ -87,11 +71,11 @@ async fn a_full_queue_and_a_queue_timeout_are_503s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_client_has_its_own_window_under_concurrent_load() {
     let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    std::env::set_var("LLMS_CL_A", "tok-a");
-    std::env::set_var("LLMS_CL_B", "tok-b");
     let yaml = format!(
-        "clients:\n  tokens:\n    - {{ name: svc-a, token_env: LLMS_CL_A }}\n    - {{ name: svc-b, token_env: LLMS_CL_B }}\n  limit: {{ rpm: 5 }}\n{}",
-        config(&[("p", "anthropic", vec![up.url()], "")])
+        "clients:\n  tokens:\n    - {{ name: svc-a, token_file: \"{}\" }}\n    - {{ name: svc-b, token_file: \"{}\" }}\n  limit: {{ rpm: 5 }}\n{}",
+        secret_file("limits-svc-a.token", "tok-a"),
+        secret_file("limits-svc-b.token", "tok-b"),
+        pools_at_a(&[("p", "anthropic", vec![up.url()], "")])
     );
     let proxy = Proxy::start(&yaml);
     let c = client();
@@ -117,9 +101,17 @@ async fn each_client_has_its_own_window_under_concurrent_load() {
         let ok = mine.iter().filter(|r| r.status() == 200).count();
         assert_eq!(ok, 5, "{client}: exactly its 5 per minute");
         for r in mine.iter().filter(|r| r.status() == 429) {
-            assert_eq!(r.headers()["x-llm-sidecar-error"], "client_rate_limited");
-            assert_eq!(r.headers()["x-ratelimit-limit"], "5");
-            assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+            assert_eq!(
+                r.headers()["x-llm-sidecar-error"],
+                "client_rate_limited",
+                "{client}: the 429 is the client's limit"
+            );
+            assert_eq!(r.headers()["x-ratelimit-limit"], "5", "{client}: its limit");
+            assert_eq!(
+                r.headers()["x-ratelimit-remaining"],
+                "0",
+                "{client}: nothing left in this window"
+            );
             let reset: u64 = r.headers()["x-ratelimit-reset"]
                 .to_str()
                 .expect("ascii")
@@ -139,16 +131,16 @@ async fn each_client_has_its_own_window_under_concurrent_load() {
 async fn an_account_at_its_rpm_is_skipped() {
     let limited = Fake::always(Reply::Json(200, anthropic_reply())).await;
     let spare = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    std::env::set_var("LLMS_RPM_KEY", "k");
+    let key = secret_file("limits-rpm.key", "k");
     let yaml = format!(
-        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    accounts:\n      - {{ name: limited, base_url: \"{}\", key_env: LLMS_RPM_KEY, rpm: 2 }}\n      - {{ name: spare, base_url: \"{}\", key_env: LLMS_RPM_KEY }}\n",
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    accounts:\n      - {{ name: limited, base_url: \"{}\", key_file: \"{key}\", rpm: 2 }}\n      - {{ name: spare, base_url: \"{}\", key_file: \"{key}\" }}\n",
         limited.url(),
         spare.url()
     );
     let proxy = Proxy::start(&yaml);
-    for _ in 0..10 {
-        assert_eq!(post(&proxy).await.status(), 200);
+    for i in 0..10 {
+        assert_eq!(send(&proxy, None).await.status(), 200, "request {i} served");
     }
     assert_eq!(limited.count(), 2, "two requests per minute, no more");
-    assert_eq!(spare.count(), 8);
+    assert_eq!(spare.count(), 8, "the spare account takes the rest");
 }

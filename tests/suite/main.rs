@@ -6,6 +6,8 @@ mod harness;
 
 mod allocation;
 mod bodies;
+mod chat;
+mod checks;
 mod exhaustion;
 mod faults;
 mod hardening;

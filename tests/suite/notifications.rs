@@ -3,54 +3,13 @@
 
 use std::time::Duration;
 
+use crate::harness::alloc::{account_of, accounts, config};
 use crate::harness::*;
 use serde_json::json;
 
-/// Three equal accounts answering with usage worth `cost` USD at $3/M input tokens.
-async fn accounts(n: usize, input_tokens: u64) -> Vec<Fake> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let reply = json!({"model": "claude-sonnet-5", "content": [], "usage": {"input_tokens": input_tokens, "output_tokens": 0}});
-        out.push(Fake::always(Reply::Json(200, reply)).await);
-    }
-    out
-}
-
-fn config(urls: &[String], pool_extra: &str, account_extra: &str, top: &str) -> String {
-    let mut accounts = String::new();
-    for (i, u) in urls.iter().enumerate() {
-        let var = format!("LLMS_ALLOC_{}_{i}", std::process::id());
-        std::env::set_var(&var, format!("KEY-{i}"));
-        accounts.push_str(&format!(
-            "      - {{ name: acct-{i}, base_url: \"{u}\", key_env: {var}{account_extra} }}\n"
-        ));
-    }
-    format!(
-        "{top}prices:\n  - {{ model: \"claude-*\", input: 3.0, output: 15.0 }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    retry: {{ backoff: 1ms }}\n{pool_extra}    accounts:\n{accounts}"
-    )
-}
-
-async fn send(proxy: &Proxy, session: Option<&str>) -> reqwest::Response {
-    let mut req = client()
-        .post(proxy.url("/a/v1/messages"))
-        .json(&json!({"model": "claude-sonnet-5"}));
-    if let Some(s) = session {
-        req = req.header("x-session-id", s);
-    }
-    req.send().await.expect("request")
-}
-
-fn account_of(resp: &reqwest::Response) -> String {
-    resp.headers()["x-llm-sidecar-account"]
-        .to_str()
-        .expect("ascii")
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_hears_each_event_once() {
-    let hook = Fake::always(Reply::Json(204, json!({}))).await;
-    std::env::set_var("LLMS_HOOK_3", hook.url());
+    let hook = Fake::webhook("LLMS_HOOK_EVENTS", Reply::Json(204, json!({}))).await;
     let ok = json!({"content": [], "usage": {"input_tokens": 1, "output_tokens": 1}});
     let bad_key = Fake::always(Reply::Json(
         401,
@@ -69,14 +28,10 @@ async fn the_webhook_hears_each_event_once() {
     })
     .await;
     let backup = Fake::always(Reply::Json(200, ok.clone())).await;
-    let var = |i: usize| {
-        let v = format!("LLMS_HOOK_KEY_{i}");
-        std::env::set_var(&v, "k");
-        v
-    };
+    let key = |i: usize| secret_file(&format!("notify-{i}.key"), "k");
     let yaml = format!(
-        "notifications:\n  webhook: {{ url_env: LLMS_HOOK_3 }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\n  - {{ name: b, match: {{ path_prefix: /b }}, pool: q }}\npools:\n  p:\n    provider: anthropic\n    fallback: [backup]\n    accounts:\n      - {{ name: bad, base_url: \"{}\", key_env: {} }}\n  q:\n    provider: anthropic\n    retry: {{ attempts: 1 }}\n    breaker: {{ failures: 1, cooldown: 200ms }}\n    accounts:\n      - {{ name: blip, base_url: \"{}\", key_env: {} }}\n  backup:\n    provider: anthropic\n    accounts:\n      - {{ name: spare, base_url: \"{}\", key_env: {} }}\n",
-        bad_key.url(), var(0), blip.url(), var(1), backup.url(), var(2)
+        "notifications:\n  webhook: {{ url_env: LLMS_HOOK_EVENTS }}\nroutes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\n  - {{ name: b, match: {{ path_prefix: /b }}, pool: q }}\npools:\n  p:\n    provider: anthropic\n    fallback: [backup]\n    accounts:\n      - {{ name: bad, base_url: \"{}\", key_file: \"{}\" }}\n  q:\n    provider: anthropic\n    retry: {{ attempts: 1 }}\n    breaker: {{ failures: 1, cooldown: 200ms }}\n    accounts:\n      - {{ name: blip, base_url: \"{}\", key_file: \"{}\" }}\n  backup:\n    provider: anthropic\n    accounts:\n      - {{ name: spare, base_url: \"{}\", key_file: \"{}\" }}\n",
+        bad_key.url(), key(0), blip.url(), key(1), backup.url(), key(2)
     );
     let proxy = Proxy::start(&yaml);
     let c = client();
@@ -132,24 +87,23 @@ async fn the_webhook_hears_each_event_once() {
             "{w} heard exactly once: {ev:?}"
         );
     }
-    assert_eq!(proxy.core.notifier.dropped(), 0);
+    assert_eq!(proxy.core.notifier.dropped(), 0, "no notification dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_webhook_never_delays_requests_and_its_failures_are_counted() {
-    let hook = Fake::always(Reply::Delay(
-        Duration::from_secs(30),
-        Box::new(Reply::Json(200, json!({}))),
-    ))
+    let hook = Fake::webhook(
+        "LLMS_HOOK_SLOW",
+        Reply::Delay(Duration::from_secs(30), Box::new(Reply::Json(200, json!({})))),
+    )
     .await;
-    std::env::set_var("LLMS_HOOK_4", hook.url());
     let bad_key = Fake::always(Reply::Json(401, json!({}))).await;
     let good = Fake::always(Reply::Json(200, json!({"content": []}))).await;
-    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_4, timeout: 100ms }\n";
+    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_SLOW, timeout: 100ms }\n";
     let proxy = Proxy::start(&config(&[bad_key.url(), good.url()], "", "", top));
     let started = std::time::Instant::now();
-    for _ in 0..5 {
-        assert_eq!(send(&proxy, None).await.status(), 200);
+    for i in 0..5 {
+        assert_eq!(send(&proxy, None).await.status(), 200, "request {i} served");
     }
     assert!(
         started.elapsed() < Duration::from_secs(1),
@@ -169,12 +123,11 @@ async fn a_slow_webhook_never_delays_requests_and_its_failures_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_stop_new_sessions_at_the_threshold_and_all_traffic_at_the_limit() {
-    let hook = Fake::always(Reply::Json(200, json!({}))).await;
-    std::env::set_var("LLMS_HOOK_2", hook.url());
+    let hook = Fake::webhook("LLMS_HOOK_BUDGET", Reply::Json(200, json!({}))).await;
     // Each request costs 3 USD (1M input tokens at $3/M); budgets of 30 USD, threshold 50%.
     let ups = accounts(2, 1_000_000).await;
     let urls: Vec<String> = ups.iter().map(Fake::url).collect();
-    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_2 }\n  thresholds: [0.5]\n";
+    let top = "notifications:\n  webhook: { url_env: LLMS_HOOK_BUDGET }\n  thresholds: [0.5]\n";
     let proxy = Proxy::start(&config(&urls, "", ", budget: { weekly_usd: 30, threshold: 0.5 }", top));
     let snap = proxy.core.snapshot();
     let (acct0, acct1) = (&snap.pools[0].accounts[0], &snap.pools[0].accounts[1]);
@@ -189,7 +142,11 @@ async fn budgets_stop_new_sessions_at_the_threshold_and_all_traffic_at_the_limit
     acct0.state.ledger.record(now(), 13.0, 0, 1); // 103%: past its budget
     let before = ups[0].count();
     for _ in 0..6 {
-        assert_eq!(account_of(&send(&proxy, None).await), "acct-1");
+        assert_eq!(
+            account_of(&send(&proxy, None).await),
+            "acct-1",
+            "every request goes to the account within its budget"
+        );
     }
     assert_eq!(ups[0].count(), before, "an account past its budget receives nothing");
     // acct-1 went from 3 to 21 USD through real traffic, crossing 15: the webhook hears it once.
@@ -217,6 +174,7 @@ async fn budgets_stop_new_sessions_at_the_threshold_and_all_traffic_at_the_limit
             last.status().as_u16(),
             last.headers()["x-llm-sidecar-error"].to_str().ok()
         ),
-        (503, Some("no_account"))
+        (503, Some("no_account")),
+        "both accounts past their budget: no account can serve"
     );
 }

@@ -7,22 +7,6 @@ use std::time::Duration;
 use crate::harness::*;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
-
-fn config(pools: &[(&str, Vec<String>)]) -> String {
-    let mut out = String::from("prices:\n  - { model: \"claude-*\", input: 3.0, output: 15.0 }\nroutes:\n");
-    for (name, _) in pools {
-        out.push_str(&format!(
-            "  - {{ name: {name}-route, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
-        ));
-    }
-    out.push_str("pools:\n");
-    for (name, urls) in pools {
-        out.push_str(&pool_yaml(name, "anthropic", urls, "    retry: { backoff: 1ms }\n"));
-    }
-    out
-}
-
 /// `family{labels} value` lines of a Prometheus text exposition.
 fn samples(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
     text.lines()
@@ -55,7 +39,7 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
     let usage = json!({"model": "claude-sonnet-5", "content": [], "usage": {"input_tokens": 1000, "output_tokens": 100, "cache_read_input_tokens": 50}});
     let good = Fake::always(Reply::Json(200, usage)).await;
     let bad = Fake::always(Reply::Raw(429, vec![("retry-after", "60".into())], "{}".into())).await;
-    let proxy = Proxy::start(&config(&[("m", vec![bad.url(), good.url()])]));
+    let proxy = Proxy::start(&claude_pools(&[("m", vec![bad.url(), good.url()])]));
     let c = client();
     for i in 0..5 {
         let r = c
@@ -65,7 +49,7 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
             .send()
             .await
             .expect("req");
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 200, "request {i} served (after a retry off the 429)");
     }
     let _ = c.post(proxy.url("/nowhere")).body("{}").send().await;
     // A request is counted in `logging`, just after its answer went out: the client can be
@@ -125,15 +109,24 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
             "requests_total",
             &[("route", "m-route"), ("pool", "m"), ("status_class", "2xx")]
         ),
-        5.0
+        5.0,
+        "the five successes are counted by route, pool and status class"
     );
     assert_eq!(
         s("requests_total", &[("route", "-"), ("status_class", "4xx")]),
         1.0,
         "unrouted requests are counted too"
     );
-    assert_eq!(s("request_duration_seconds_count", &[("route", "m-route")]), 5.0);
-    assert_eq!(s("overhead_seconds_count", &[("route", "m-route")]), 5.0);
+    assert_eq!(
+        s("request_duration_seconds_count", &[("route", "m-route")]),
+        5.0,
+        "one duration observed per request"
+    );
+    assert_eq!(
+        s("overhead_seconds_count", &[("route", "m-route")]),
+        5.0,
+        "one overhead observed per request"
+    );
     assert_eq!(
         s("tokens_total", &[("account", "acct-1"), ("kind", "input")]),
         5000.0,
@@ -141,7 +134,8 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
     );
     assert_eq!(
         s("tokens_total", &[("account", "acct-1"), ("kind", "cache_read")]),
-        250.0
+        250.0,
+        "cache-read tokens exactly"
     );
     assert!(
         (s("cost_usd_total", &[("account", "acct-1")]) - 5.0 * (1000.0 * 3.0 + 100.0 * 15.0 + 50.0 * 3.0) / 1e6).abs()
@@ -153,19 +147,30 @@ async fn every_metric_family_is_exposed_with_the_traffic_it_saw() {
             "upstream_attempts_total",
             &[("account", "acct-0"), ("outcome", "rate_limited")]
         ),
-        1.0
+        1.0,
+        "the one 429 attempt is counted as rate_limited"
     );
     assert_eq!(
         s("upstream_attempts_total", &[("account", "acct-1"), ("outcome", "ok")]),
-        5.0
+        5.0,
+        "five successful attempts on the good account"
     );
-    assert_eq!(s("ratelimited_total", &[("scope", "account")]), 1.0);
-    assert_eq!(s("retries_total", &[("pool", "m")]), 1.0);
+    assert_eq!(
+        s("ratelimited_total", &[("scope", "account")]),
+        1.0,
+        "one account-level rate limit"
+    );
+    assert_eq!(s("retries_total", &[("pool", "m")]), 1.0, "one retry, after the 429");
     assert_eq!(
         s("account_state", &[("account", "acct-0"), ("state", "cooling_down")]),
-        1.0
+        1.0,
+        "the 429 account is shown cooling down"
     );
-    assert_eq!(s("account_state", &[("account", "acct-1"), ("state", "healthy")]), 1.0);
+    assert_eq!(
+        s("account_state", &[("account", "acct-1"), ("state", "healthy")]),
+        1.0,
+        "the good account is shown healthy"
+    );
     assert_eq!(s("sessions", &[("pool", "m")]), 5.0, "five sessions bound");
     assert_eq!(s("inflight_requests", &[("pool", "m")]), 0.0, "nothing left in flight");
     assert!(!text.contains("secret-session"), "never a session id as a label");
@@ -199,11 +204,11 @@ async fn admin_json(c: &reqwest::Client, url: String) -> Value {
 async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_token() {
     let bad_key = Fake::always(Reply::Json(401, json!({}))).await;
     let good = Fake::always(Reply::Json(200, json!({"content": []}))).await;
-    std::env::set_var("LLMS_ADMIN_TOKEN_1", "adm-secret");
     let dir = tempfile::tempdir().expect("dir");
     let proxy = Proxy::start_file(
         dir.path(),
-        &config(&[("a", vec![bad_key.url(), good.url()])]),
+        &claude_pools(&[("a", vec![bad_key.url(), good.url()])]),
+        // Set once by the harness (the admin token has no `token_file`).
         ", token_env: LLMS_ADMIN_TOKEN_1",
     );
     let c = client();
@@ -216,7 +221,8 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
                 .await
                 .expect("req")
                 .status(),
-            200
+            200,
+            "{s}: served by the good account"
         );
     }
     let admin = |p: &str| format!("http://{}{p}", proxy.admin);
@@ -237,14 +243,21 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
             .await
             .expect("p")
             .status(),
-        401
+        401,
+        "a wrong token, no admin"
     );
     let pools: Value = admin_json(&c, admin("/admin/pools")).await;
     let accounts = &pools["pools"][0]["accounts"];
-    assert_eq!(accounts[0]["state"], "broken_key", "{pools}");
-    assert_eq!(accounts[1]["state"], "healthy");
-    assert_eq!(accounts[1]["sessions"], 2);
-    assert!(accounts[1]["score"].as_f64().is_some_and(|s| s > 80.0));
+    assert_eq!(
+        accounts[0]["state"], "broken_key",
+        "the 401 account is shown with a broken key: {pools}"
+    );
+    assert_eq!(accounts[1]["state"], "healthy", "the good account: {pools}");
+    assert_eq!(accounts[1]["sessions"], 2, "both sessions on the good account: {pools}");
+    assert!(
+        accounts[1]["score"].as_f64().is_some_and(|s| s > 80.0),
+        "the good account scores above 80: {pools}"
+    );
     assert!(!pools.to_string().contains("REAL-KEY"), "no key in any answer");
     let sessions: Value = admin_json(&c, admin("/admin/sessions?pool=a")).await;
     let ids: Vec<&str> = sessions["sessions"]
@@ -253,8 +266,14 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
         .iter()
         .filter_map(|s| s["id"].as_str())
         .collect();
-    assert!(ids.contains(&"conv-1") && ids.contains(&"conv-2"), "{sessions}");
-    assert_eq!(sessions["sessions"][0]["account"], "acct-1");
+    assert!(
+        ids.contains(&"conv-1") && ids.contains(&"conv-2"),
+        "both sessions are listed: {sessions}"
+    );
+    assert_eq!(
+        sessions["sessions"][0]["account"], "acct-1",
+        "a listed session shows its account, the good one: {sessions}"
+    );
     let ready = c.get(admin("/readyz")).send().await.expect("r");
     assert_eq!(ready.status(), 200, "one account can still serve");
     let reset = c
@@ -263,7 +282,7 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
         .send()
         .await
         .expect("reset");
-    assert_eq!(reset.status(), 200);
+    assert_eq!(reset.status(), 200, "the reset is accepted");
     let pools: Value = admin_json(&c, admin("/admin/pools")).await;
     assert_eq!(
         pools["pools"][0]["accounts"][0]["state"], "healthy",
@@ -275,7 +294,7 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
         .send()
         .await
         .expect("reset");
-    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.status(), 404, "resetting an unknown account: not found");
 
     let status = |token: Option<&'static str>| {
         let admin = format!("http://{}", proxy.admin);
@@ -291,18 +310,22 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
     };
     let out = status(Some("adm-secret")).await.expect("join");
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status with the token succeeds: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         table
             .lines()
             .any(|l| l.starts_with("a ") && l.contains("acct-0") && l.contains("healthy")),
-        "{table}"
+        "status shows acct-0 healthy after its reset: {table}"
     );
     assert!(
         table
             .lines()
             .any(|l| l.starts_with("a ") && l.contains("acct-1") && l.contains(" 2 ")),
-        "{table}"
+        "status shows acct-1 with its 2 sessions: {table}"
     );
     let denied = status(None).await.expect("join");
     assert!(
@@ -311,32 +334,10 @@ async fn the_admin_api_shows_pools_and_sessions_and_resets_accounts_behind_its_t
     );
 }
 
-#[test]
-fn a_non_loopback_admin_listener_needs_a_token() {
-    std::env::set_var("LLMS_OPS_KEY", "k");
-    let base = "routes: [{name: r, pool: p}]\npools:\n  p:\n    provider: openai\n    accounts: [{name: a, base_url: 'https://x', key_env: LLMS_OPS_KEY}]\n";
-    let open = format!("admin: {{ listen: \"0.0.0.0:9901\" }}\n{base}");
-    let problems: Vec<String> = llm_sidecar::config::load_str(&open, &Default::default())
-        .err()
-        .unwrap_or_default()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.starts_with("admin.listen: 0.0.0.0:9901 is not a loopback address")),
-        "{problems:?}"
-    );
-    std::env::set_var("LLMS_OPS_ADMIN", "t");
-    let guarded = format!("admin: {{ listen: \"0.0.0.0:9901\", token_env: LLMS_OPS_ADMIN }}\n{base}");
-    assert!(llm_sidecar::config::load_str(&guarded, &Default::default()).is_ok());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_stays_ready_when_upstreams_fail_and_verbose_says_why() {
     let bad = Fake::always(Reply::Json(401, json!({}))).await;
-    let proxy = Proxy::start(&config(&[("r", vec![bad.url()])]));
+    let proxy = Proxy::start(&claude_pools(&[("r", vec![bad.url()])]));
     let _ = client().post(proxy.url("/r/v1/messages")).body("{}").send().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let ready = client()
@@ -369,130 +370,4 @@ async fn readyz_stays_ready_when_upstreams_fail_and_verbose_says_why() {
         .await
         .expect("readyz");
     assert_eq!(draining.status(), 503, "draining after SIGTERM: not ready");
-}
-
-fn chat_sse(words: &[&str]) -> Vec<(Duration, String)> {
-    let mut ev = vec![(
-        Duration::ZERO,
-        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n"
-            .to_string(),
-    )];
-    for w in words {
-        ev.push((Duration::from_millis(30), format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{w}\"}}}}\n\n")));
-    }
-    ev.push((
-        Duration::ZERO,
-        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".into(),
-    ));
-    ev
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chat_repl_streams_keeps_the_conversation_and_shows_the_raw_json() {
-    let up = Fake::start(|seen, n| {
-        if n == 2 {
-            return Reply::Sse(vec![(Duration::ZERO, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n".into())]);
-        }
-        let turns = seen.json()["messages"].as_array().map_or(0, Vec::len);
-        Reply::Sse(chat_sse(&["Hello", " there", &format!(" ({turns} turns)")]))
-    })
-    .await;
-    let proxy = Proxy::start(
-        &config(&[("anthropic", vec![up.url()])]).replace("retry: { backoff: 1ms }", "retry: { attempts: 1 }"),
-    );
-    let base = proxy.url("/anthropic");
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new(BIN)
-            .args([
-                "chat",
-                "--provider",
-                "anthropic",
-                "--base",
-                &base,
-                "--model",
-                "claude-test",
-            ])
-            .env("HOME", std::env::temp_dir())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("chat");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(b"hi\nand again\n/see-json\nthis one fails\n/session\n/model other-model\n/new\n/bogus\n/quit\n")
-            .expect("write");
-        drop(stdin);
-        child.wait_with_output().expect("output")
-    })
-    .await
-    .expect("join");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        text.contains("assistant> Hello there (1 turns)"),
-        "streamed reply: {text}"
-    );
-    assert!(
-        text.contains("assistant> Hello there (3 turns)"),
-        "the conversation is kept: {text}"
-    );
-    assert!(
-        text.contains("event: content_block_delta") && text.contains("\"text\":\" there\""),
-        "/see-json shows the raw response: {text}"
-    );
-    assert!(
-        text.contains("error: the stream reported an error: Overloaded"),
-        "stream errors are shown: {text}"
-    );
-    assert!(text.contains("session chat-"), "/session: {text}");
-    assert!(
-        text.contains("model other-model") && text.contains("new conversation, session chat-"),
-        "{text}"
-    );
-    assert!(text.contains("unknown command /bogus"), "{text}");
-    let seen = up.seen();
-    let sessions: std::collections::HashSet<&str> = seen.iter().filter_map(|s| s.header("x-session-id")).collect();
-    assert_eq!(sessions.len(), 1, "one session id for the conversation");
-    assert_eq!(seen[0].json()["model"], "claude-test");
-    assert_eq!(
-        seen[0].header("x-api-key"),
-        Some("REAL-KEY-anthropic-0"),
-        "through the sidecar, which injected the key"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_cancels_a_reply_not_the_repl() {
-    let up = Fake::always(Reply::Delay(
-        Duration::from_secs(10),
-        Box::new(Reply::Sse(chat_sse(&["late"]))),
-    ))
-    .await;
-    let proxy = Proxy::start(&config(&[("anthropic", vec![up.url()])]));
-    let base = proxy.url("/anthropic");
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new(BIN)
-            .args(["chat", "--base", &base])
-            .env("HOME", std::env::temp_dir())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("chat");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"a slow question\n/session\n/quit\n").expect("write");
-        drop(stdin);
-        std::thread::sleep(Duration::from_millis(700));
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        child.wait_with_output().expect("output")
-    })
-    .await
-    .expect("join");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the REPL went on and ended with /quit: {text}");
-    assert!(text.contains("(cancelled)") && text.contains("session chat-"), "{text}");
 }

@@ -100,7 +100,7 @@ async fn openai_openrouter_and_gemini_get_their_own_credentials() {
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.status(), 200, "{path}: served");
     }
     let o = &openai.seen()[0];
     assert_eq!(
@@ -113,10 +113,14 @@ async fn openai_openrouter_and_gemini_get_their_own_credentials() {
         Some("org-9"),
         "openai-organization passes"
     );
-    assert_eq!(o.path, "/v1/chat/completions");
+    assert_eq!(o.path, "/v1/chat/completions", "openai: prefix stripped");
     let r = &router.seen()[0];
     assert_eq!(r.path, "/api/v1/chat/completions", "base_url path prefixed");
-    assert_eq!(r.header("authorization"), Some("Bearer REAL-KEY-router-0"));
+    assert_eq!(
+        r.header("authorization"),
+        Some("Bearer REAL-KEY-router-0"),
+        "openrouter bearer"
+    );
     let g = &gemini.seen()[0];
     assert_eq!(
         g.header("x-goog-api-key"),
@@ -146,12 +150,13 @@ async fn get_requests_and_any_path_under_a_route_pass() {
             .send()
             .await
             .expect("get");
-        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.status(), 200, "GET {path}: served");
     }
     let paths: Vec<String> = up.seen().iter().map(|s| s.path.clone()).collect();
     assert_eq!(
         paths,
-        ["/v1/models", "/v1/messages/count_tokens", "/v1/messages/batches/abc"]
+        ["/v1/models", "/v1/messages/count_tokens", "/v1/messages/batches/abc"],
+        "every path under the route reached the upstream, prefix stripped"
     );
     assert!(
         up.seen().iter().all(|s| s.body.is_empty() && s.method == "GET"),
@@ -175,8 +180,8 @@ async fn unrouted_paths_get_a_json_404_with_a_request_id() {
         .send()
         .await
         .expect("request");
-    assert_eq!(resp.status(), 404);
-    assert_eq!(resp.headers()["x-llm-sidecar-error"], "no_route");
+    assert_eq!(resp.status(), 404, "no route: not found");
+    assert_eq!(resp.headers()["x-llm-sidecar-error"], "no_route", "error kind no_route");
     assert_eq!(
         resp.headers()["x-request-id"],
         "my-id-1",
@@ -185,7 +190,7 @@ async fn unrouted_paths_get_a_json_404_with_a_request_id() {
     let v: serde_json::Value = resp.json().await.expect("json");
     assert!(
         v["error"]["message"].as_str().is_some_and(|m| m.contains("/nowhere")),
-        "{v}"
+        "the JSON error names the path: {v}"
     );
     assert_eq!(up.count(), 0, "nothing reached an upstream");
 }
@@ -193,9 +198,9 @@ async fn unrouted_paths_get_a_json_404_with_a_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_tokens_are_required_and_replaced() {
     let up = Fake::always(Reply::Json(200, json!({"candidates": []}))).await;
-    std::env::set_var("LLMS_TEST_CLIENT_TOKEN", "tok-checkout");
     let yaml = format!(
-        "clients:\n  tokens:\n    - {{ name: checkout-svc, token_env: LLMS_TEST_CLIENT_TOKEN }}\nroutes:\n{}pools:\n{}",
+        "clients:\n  tokens:\n    - {{ name: checkout-svc, token_file: \"{}\" }}\nroutes:\n{}pools:\n{}",
+        secret_file("passthrough-checkout.token", "tok-checkout"),
         routes("g", "/gemini", "gem"),
         pool_yaml("gem", "gemini", &[up.url()], "")
     );
@@ -204,7 +209,11 @@ async fn client_tokens_are_required_and_replaced() {
     let url = proxy.url("/gemini/v1beta/models/m:generateContent");
     let missing = c.post(&url).body("{}").send().await.expect("request");
     assert_eq!(missing.status(), 401, "no token");
-    assert_eq!(missing.headers()["x-llm-sidecar-error"], "unauthorized");
+    assert_eq!(
+        missing.headers()["x-llm-sidecar-error"],
+        "unauthorized",
+        "error kind unauthorized"
+    );
     let v: serde_json::Value = missing.json().await.expect("json");
     assert_eq!(v["error"]["status"], "UNAUTHENTICATED", "gemini error shape: {v}");
     let wrong = c
@@ -297,17 +306,17 @@ async fn admin_answers_healthz_and_readyz() {
         .send()
         .await
         .expect("healthz");
-    assert_eq!(health.status(), 200);
+    assert_eq!(health.status(), 200, "healthz: alive");
     let ready = c
         .get(format!("http://{}/readyz", proxy.admin))
         .send()
         .await
         .expect("readyz");
-    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.status(), 200, "readyz: ready");
     let v: serde_json::Value = ready.json().await.expect("json");
-    assert_eq!(v["status"], "ready", "{v}");
+    assert_eq!(v["status"], "ready", "readyz says ready: {v}");
     let missing = c.get(format!("http://{}/nope", proxy.admin)).send().await.expect("404");
-    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.status(), 404, "an unknown admin path: not found");
     let proxied = c
         .get(proxy.url("/healthz"))
         .send()

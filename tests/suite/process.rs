@@ -1,13 +1,12 @@
 //! The binary as an operator runs it: `check`, `run` refusing a bad file or a busy port,
-//! SIGTERM draining in-flight requests then exiting 0, SIGINT stopping at once, and its logs.
+//! SIGTERM draining in-flight requests then exiting 0, SIGINT stopping at once, its logs, and its
+//! memory when an upstream sends one endless SSE event.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
 
 fn write_config(dir: &tempfile::TempDir, body: &str) -> std::path::PathBuf {
     let path = dir.path().join("sidecar.yaml");
@@ -84,10 +83,13 @@ fn check_lists_every_problem_with_its_path_and_exits_1() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("pools.claude.accounts[0].key_env: ANTHROPIC_KEY_A_UNSET is not set"),
-        "{err}"
+        "the unset key variable is named with its path: {err}"
     );
-    assert!(err.contains("routes[0].pool: no pool named \"nope\""), "{err}");
-    assert!(err.contains("2 problems"), "{err}");
+    assert!(
+        err.contains("routes[0].pool: no pool named \"nope\""),
+        "the unknown pool is named with its path: {err}"
+    );
+    assert!(err.contains("2 problems"), "the problems are counted: {err}");
 
     let run = Command::new(BIN)
         .args(["run", "--config"])
@@ -97,7 +99,8 @@ fn check_lists_every_problem_with_its_path_and_exits_1() {
     assert_eq!(run.status.code(), Some(1), "run refuses an invalid file");
     assert!(
         String::from_utf8_lossy(&run.stderr).contains("ANTHROPIC_KEY_A_UNSET is not set"),
-        "same problems"
+        "run lists the same problems as check: {}",
+        String::from_utf8_lossy(&run.stderr)
     );
 }
 
@@ -111,10 +114,18 @@ fn check_prints_a_summary_and_honours_the_env_var() {
         .env("LLMS_PROC_KEY", "k")
         .output()
         .expect("check");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a valid config found through LLM_SIDECAR_CONFIG exits 0: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
-    assert!(stdout.contains("1 routes, 1 pools, 1 accounts"), "{stdout}");
+    assert!(
+        stdout.contains("1 routes, 1 pools, 1 accounts"),
+        "the summary counts routes, pools and accounts: {stdout}"
+    );
 }
 
 #[test]
@@ -133,7 +144,7 @@ fn a_busy_listen_address_is_a_clear_error() {
     );
     assert!(
         out.contains(&format!("cannot listen on 127.0.0.1:{port}")) && out.contains("in use"),
-        "{out}"
+        "the error names the address and says it is in use: {out}"
     );
 }
 
@@ -216,8 +227,8 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
     ] {
         assert!(!f[key].is_null(), "access line has {key}: {f}");
     }
-    assert_eq!(f["status"], 200, "{f}");
-    assert_eq!(f["account"], "team-a", "{f}");
+    assert_eq!(f["status"], 200, "the access line has the status: {f}");
+    assert_eq!(f["account"], "team-a", "the access line names the account: {f}");
 }
 
 #[test]
@@ -226,7 +237,7 @@ fn sigterm_with_nothing_in_flight_exits_promptly() {
     let (mut child, _port, _up, _dir) = start_with_slow_upstream(&rt, Duration::ZERO, "10s", false);
     signal(&child, "-TERM");
     let (code, took) = wait_exit(&mut child, Duration::from_secs(8));
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(0), "SIGTERM with nothing in flight exits 0");
     assert!(took < Duration::from_secs(2), "no pointless grace wait: {took:?}");
 }
 
@@ -240,10 +251,73 @@ fn sigint_stops_at_once_even_with_a_request_in_flight() {
     }
     signal(&child, "-INT");
     let (code, took) = wait_exit(&mut child, Duration::from_secs(4));
-    assert!(code.is_some(), "process ended");
+    assert!(code.is_some(), "the process ended within 4 s of SIGINT");
     assert!(took < Duration::from_secs(1), "SIGINT does not wait: {took:?}");
     assert!(
         pending.join().expect("thread").is_err(),
         "the in-flight request was cut"
     );
+}
+
+/// Peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mb_unterminated_event_stays_within_the_manifests_memory_limit() {
+    const MIB: usize = 1 << 20;
+    let up = Fake::always(Reply::Repeat {
+        head: "event: message_start\ndata: {\"message\":{\"usage\":{\"input_tokens\":5}}}\n\ndata: ".into(),
+        chunk: bytes::Bytes::from(vec![b'x'; MIB]),
+        times: 200,
+        tail: String::new(),
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (port, admin) = (free_port(), free_port());
+    let path = dir.path().join("sidecar.yaml");
+    let yaml = format!(
+        "listen: \"127.0.0.1:{port}\"\nadmin: {{ listen: \"127.0.0.1:{admin}\" }}\n\
+         routes:\n  - {{ name: a, match: {{ path_prefix: /a }}, pool: a }}\n\
+         pools:\n  a:\n    provider: anthropic\n    accounts:\n      - {{ name: x, base_url: \"{}\", key_env: LLMS_MEM_KEY }}\n",
+        up.url()
+    );
+    std::fs::write(&path, yaml).expect("config");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .env("LLMS_MEM_KEY", "k")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    wait_listening(addr);
+    let resp = client()
+        .post(format!("http://{addr}/a/v1/messages"))
+        .body("{\"stream\":true}")
+        .send()
+        .await
+        .expect("send");
+    let mut stream = resp.bytes_stream();
+    let mut got = 0usize;
+    use futures_util::StreamExt;
+    while let Some(Ok(c)) = stream.next().await {
+        got += c.len();
+    }
+    let peak_mib = peak_rss_kb(child.id()) / 1024;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(got > 200 * MIB, "the whole event passed through: {got} bytes");
+    assert!(
+        peak_mib < 128,
+        "peak RSS {peak_mib} MiB with a 200 MB event (limit 128 MiB)"
+    );
+    println!("peak RSS with a 200 MB unterminated event: {peak_mib} MiB");
 }

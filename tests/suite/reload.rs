@@ -13,13 +13,9 @@ use serde_json::{json, Value};
 fn pool(urls: &[(&str, String)], timeouts: &str) -> String {
     let mut out = format!("routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: p }}\npools:\n  p:\n    provider: anthropic\n    timeouts: {{ {timeouts} }}\n    accounts:\n");
     for (name, url) in urls {
-        std::env::set_var(
-            format!("LLMS_RELOAD_{}", name.to_uppercase().replace('-', "_")),
-            format!("KEY-{name}"),
-        );
+        let key = secret_file(&format!("reload-{name}.key"), &format!("KEY-{name}"));
         out.push_str(&format!(
-            "      - {{ name: {name}, base_url: \"{url}\", key_env: LLMS_RELOAD_{} }}\n",
-            name.to_uppercase().replace('-', "_")
+            "      - {{ name: {name}, base_url: \"{url}\", key_file: \"{key}\" }}\n"
         ));
     }
     out
@@ -76,7 +72,11 @@ async fn a_valid_change_applies_without_restart_and_state_carries_over() {
         .filter(|l| l.contains("reload"))
         .map(String::from)
         .collect();
-    assert_eq!(proxy.core.snapshot().pools[0].accounts.len(), 2, "{problems:#?}");
+    assert_eq!(
+        proxy.core.snapshot().pools[0].accounts.len(),
+        2,
+        "the new account is in force within 5 s; reload log lines: {problems:#?}"
+    );
     let after = proxy.core.snapshot();
     assert!(
         Arc::ptr_eq(&before.pools[0].accounts[0].state, &after.pools[0].accounts[0].state),
@@ -95,7 +95,7 @@ async fn a_valid_change_applies_without_restart_and_state_carries_over() {
         "the slow account now times out at 300 ms and the new account serves"
     );
     assert!(fresh.count() >= 1, "the new account gets traffic");
-    assert_eq!(reloads(&proxy, "success"), 1.0);
+    assert_eq!(reloads(&proxy, "success"), 1.0, "one successful reload counted");
     assert!(logged(&["config reloaded", "file change"]), "the reload is logged");
 }
 
@@ -103,10 +103,10 @@ async fn a_valid_change_applies_without_restart_and_state_carries_over() {
 async fn an_invalid_file_is_refused_and_the_running_config_stays() {
     let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
     let dir = tempfile::tempdir().expect("dir");
-    std::env::set_var("LLMS_RELOAD_ADMIN", "adm");
     let proxy = Proxy::start_file(
         dir.path(),
         &pool(&[("one", up.url())], "connect: 2s"),
+        // Set once by the harness (the admin token has no `token_file`).
         ", token_env: LLMS_RELOAD_ADMIN",
     );
     proxy.rewrite("routes: [ { name: r, pool: missing } ]\npools: {}\nbogus_key: 1\n");
@@ -135,7 +135,10 @@ async fn an_invalid_file_is_refused_and_the_running_config_stays() {
         200,
         "the old config serves"
     );
-    assert!(reloads(&proxy, "error") >= 1.0, "counted");
+    assert!(
+        reloads(&proxy, "error") >= 1.0,
+        "the refused reload is counted as an error"
+    );
     proxy.rewrite(&pool(&[("one", up.url())], "connect: 3s"));
     let ok = c
         .post(format!("http://{}/admin/reload", proxy.admin))
@@ -143,9 +146,12 @@ async fn an_invalid_file_is_refused_and_the_running_config_stays() {
         .send()
         .await
         .expect("reload");
-    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.status(), 200, "a valid file is accepted");
     let v: Value = ok.json().await.expect("json");
-    assert!(v["status"] == "reloaded" || v["status"] == "unchanged", "{v}");
+    assert!(
+        v["status"] == "reloaded" || v["status"] == "unchanged",
+        "applied, by this call or already by the file watcher: {v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +284,11 @@ async fn a_rotated_key_file_is_picked_up() {
         .send()
         .await
         .expect("req");
-    assert_eq!(up.seen()[0].header("x-api-key"), Some("sk-old"));
+    assert_eq!(
+        up.seen()[0].header("x-api-key"),
+        Some("sk-old"),
+        "the key file's first content is used"
+    );
     // The Kubernetes way: a new file swapped in under the same name.
     std::fs::write(secrets.join(".team-a.new"), "sk-new\n").expect("key");
     std::fs::rename(secrets.join(".team-a.new"), &key).expect("rotate");

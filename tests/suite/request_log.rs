@@ -8,117 +8,6 @@ use crate::harness::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-const PRICES: &str = "prices:\n  - { model: \"claude-sonnet-*\", input: 3.0, output: 15.0, cache_read: 0.30, cache_write: 3.75 }\n  - { model: \"gpt-4.1*\", input: 2.0, output: 8.0, cache_read: 0.5 }\n";
-
-struct Setup {
-    proxy: Proxy,
-    db: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn start(pools: &[(&str, &str, String)], extra: &str) -> Setup {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("requests.db");
-    let mut routes = String::from("routes:\n");
-    let mut pool_text = String::from("pools:\n");
-    for (name, provider, url) in pools {
-        routes.push_str(&format!(
-            "  - {{ name: {name}, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
-        ));
-        pool_text.push_str(&pool_yaml(
-            name,
-            provider,
-            std::slice::from_ref(url),
-            "    timeouts: { first_byte: 3s, idle: 2s }\n",
-        ));
-    }
-    let yaml = format!(
-        "log: {{ sqlite: \"{}\"{extra} }}\n{PRICES}{routes}{pool_text}",
-        db.display()
-    );
-    Setup {
-        proxy: Proxy::start(&yaml),
-        db,
-        _dir: dir,
-    }
-}
-
-impl Setup {
-    /// All rows, oldest first, after the writer caught up.
-    fn rows(&self) -> Vec<Value> {
-        assert!(
-            self.proxy
-                .core
-                .log
-                .as_ref()
-                .expect("log on")
-                .flush(Duration::from_secs(5)),
-            "flushed"
-        );
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
-        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").expect("query");
-        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-        let rows = stmt
-            .query_map([], |r| {
-                let mut m = serde_json::Map::new();
-                for (i, n) in names.iter().enumerate() {
-                    let v = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(x) => json!(x),
-                        rusqlite::types::ValueRef::Real(x) => json!(x),
-                        rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
-                        rusqlite::types::ValueRef::Blob(_) => Value::Null,
-                    };
-                    m.insert(n.clone(), v);
-                }
-                Ok(Value::Object(m))
-            })
-            .expect("rows");
-        rows.map(|r| r.expect("row")).collect()
-    }
-
-    /// Wait until there are `n` rows (a disconnect is logged when Pingora notices it).
-    async fn wait_rows(&self, n: usize) -> Vec<Value> {
-        for _ in 0..100 {
-            let rows = self.rows();
-            if rows.len() >= n {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.rows()
-    }
-}
-
-fn anthropic_events() -> Vec<(Duration, String)> {
-    let ev = |name: &str, data: Value| (Duration::from_millis(5), format!("event: {name}\ndata: {data}\n\n"));
-    vec![
-        ev(
-            "message_start",
-            json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 1200, "cache_read_input_tokens": 5000, "cache_creation_input_tokens": 300, "output_tokens": 1}}}),
-        ),
-        ev("ping", json!({"type": "ping"})),
-        ev(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
-        ),
-        ev(
-            "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 87}}),
-        ),
-        ev("message_stop", json!({"type": "message_stop"})),
-    ]
-}
-
-async fn read_all(resp: reqwest::Response) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut s = resp.bytes_stream();
-    while let Some(Ok(c)) = s.next().await {
-        out.extend_from_slice(&c);
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_leaves_exactly_one_row() {
     let ok = Fake::always(Reply::Json(200, anthropic_reply())).await;
@@ -128,7 +17,7 @@ async fn every_outcome_leaves_exactly_one_row() {
     ))
     .await;
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let s = start(
+    let s = Logged::priced(
         &[
             ("ok", "anthropic", ok.url()),
             ("failing", "anthropic", failing.url()),
@@ -152,14 +41,18 @@ async fn every_outcome_leaves_exactly_one_row() {
             .send()
             .await
             .expect("req");
-        assert_eq!(resp.status(), status, "{path}");
+        assert_eq!(resp.status(), status, "{path}: answered {status}");
     }
     let rows = s.wait_rows(cases.len()).await;
     assert_eq!(rows.len(), cases.len(), "one row per request: {rows:#?}");
     for (row, (path, _, status, kind)) in rows.iter().zip(cases) {
-        assert_eq!(row["status"], status, "{path}: {row}");
-        assert_eq!(row["error_kind"], json!(kind), "{path}: {row}");
-        assert_eq!(row["path"], path, "{row}");
+        assert_eq!(row["status"], status, "{path}: the row has the status sent: {row}");
+        assert_eq!(
+            row["error_kind"],
+            json!(kind),
+            "{path}: the row names the error kind: {row}"
+        );
+        assert_eq!(row["path"], path, "rows in request order: {row}");
     }
     assert_eq!(rows[0]["usage_source"], "reported", "success metered");
     assert_eq!(rows[2]["route"], Value::Null, "no route, no route name");
@@ -180,7 +73,7 @@ async fn a_client_that_hangs_up_and_an_upstream_that_cuts_each_leave_a_partial_r
         }
     })
     .await;
-    let s = start(&[("anthropic", "anthropic", up.url())], "");
+    let s = Logged::priced(&[("anthropic", "anthropic", up.url())], "");
     let c = client();
 
     let resp = c
@@ -191,7 +84,7 @@ async fn a_client_that_hangs_up_and_an_upstream_that_cuts_each_leave_a_partial_r
         .expect("req");
     let mut stream = resp.bytes_stream();
     let first = stream.next().await.expect("some bytes").expect("chunk");
-    assert!(!first.is_empty());
+    assert!(!first.is_empty(), "the stream started before the hang-up");
     drop(stream); // the client hangs up mid-stream
 
     let resp = c
@@ -214,19 +107,28 @@ async fn a_client_that_hangs_up_and_an_upstream_that_cuts_each_leave_a_partial_r
         .expect("cut row");
     for (what, r) in [("hang-up", hangup), ("upstream cut", upstream_cut)] {
         assert_eq!(r["status"], 200, "{what}: status as sent: {r}");
-        assert_eq!(r["usage_source"], "partial", "{what}: {r}");
+        assert_eq!(r["usage_source"], "partial", "{what}: usage marked partial: {r}");
         assert_eq!(r["input_tokens"], 1200, "{what}: input from message_start billed: {r}");
-        assert_eq!(r["cache_read_tokens"], 5000, "{what}: {r}");
+        assert_eq!(
+            r["cache_read_tokens"], 5000,
+            "{what}: cache reads from message_start billed: {r}"
+        );
         assert!(r["error_kind"].is_string(), "{what}: the cause is recorded: {r}");
     }
-    assert_eq!(hangup["error_kind"], "client_closed");
-    assert_eq!(upstream_cut["error_kind"], "upstream_error");
+    assert_eq!(
+        hangup["error_kind"], "client_closed",
+        "the hang-up is the client's: {hangup}"
+    );
+    assert_eq!(
+        upstream_cut["error_kind"], "upstream_error",
+        "the cut is the upstream's: {upstream_cut}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_against_a_full_queue_drops_and_counts_never_blocks() {
     let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    let s = start(&[("anthropic", "anthropic", up.url())], ", queue: 4");
+    let s = Logged::priced(&[("anthropic", "anthropic", up.url())], ", queue: 4");
     // Another process holds the database: the writer waits, the queue fills.
     let blocker = rusqlite::Connection::open(&s.db).expect("open");
     blocker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
@@ -272,7 +174,7 @@ async fn a_burst_against_a_full_queue_drops_and_counts_never_blocks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
     let up = Fake::always(Reply::Sse(anthropic_events())).await;
-    let s = start(&[("anthropic", "anthropic", up.url())], "");
+    let s = Logged::priced(&[("anthropic", "anthropic", up.url())], "");
     let c = client();
     for session in ["a", "a", "b"] {
         let resp = c
@@ -290,29 +192,33 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
     // A restarted sidecar replays the week into its ledgers.
     let states = llm_sidecar::state::States::default();
     let replayed = llm_sidecar::store::rebuild_ledgers(&s.db, &states).expect("rebuild");
-    assert_eq!(replayed, 3);
+    assert_eq!(replayed, 3, "the three logged requests are replayed");
     let view = states
         .account("anthropic", "acct-0")
         .ledger
         .view(llm_sidecar::clock::now_ms());
     assert!(
         (view.week_cost - total_cost).abs() < 1e-9 && view.week_tokens == 3 * 6587,
-        "{view:?}"
+        "the rebuilt week matches the rows' cost ({total_cost}) and tokens (3 x 6587): {view:?}"
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
+    let out = std::process::Command::new(BIN)
         .args(["usage", "--db"])
         .arg(&s.db)
         .args(["--since", "1h", "--by", "account", "--json"])
         .output()
         .expect("usage");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "usage --json succeeds: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let groups: Value = serde_json::from_slice(&out.stdout).expect("json");
     let g = &groups[0];
     assert_eq!(
         (g["key"].clone(), g["requests"].clone()),
         (json!("anthropic/acct-0"), json!(3)),
-        "{groups}"
+        "one group for the account, with its three requests: {groups}"
     );
     assert_eq!(
         (
@@ -320,10 +226,14 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
             g["output_tokens"].clone(),
             g["cache_read_tokens"].clone()
         ),
-        (json!(3600), json!(261), json!(15000))
+        (json!(3600), json!(261), json!(15000)),
+        "the group's tokens are the sum of three streams: {g}"
     );
-    assert!((g["cost_usd"].as_f64().expect("cost") - total_cost).abs() < 1e-9, "{g}");
-    let by_session = std::process::Command::new(env!("CARGO_BIN_EXE_llm-sidecar"))
+    assert!(
+        (g["cost_usd"].as_f64().expect("cost") - total_cost).abs() < 1e-9,
+        "the group's cost is the rows' total {total_cost}: {g}"
+    );
+    let by_session = std::process::Command::new(BIN)
         .args(["usage", "--db"])
         .arg(&s.db)
         .args(["--by", "session"])
@@ -334,12 +244,12 @@ async fn the_ledger_is_rebuilt_from_the_log_and_usage_agrees_with_the_rows() {
         table
             .lines()
             .any(|l| l.starts_with("a ") && l.split_whitespace().nth(1) == Some("2")),
-        "{table}"
+        "session a has its two requests: {table}"
     );
     assert!(
         table
             .lines()
             .any(|l| l.starts_with("TOTAL") && l.split_whitespace().nth(1) == Some("3")),
-        "{table}"
+        "the total counts three requests: {table}"
     );
 }

@@ -32,8 +32,12 @@ async fn sse_events_arrive_as_they_are_sent() {
         .send()
         .await
         .expect("request");
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.status(), 200, "the stream is served");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/event-stream",
+        "the upstream's content type passes"
+    );
     assert_eq!(resp.headers()["cache-control"], "no-cache", "SSE must not be cached");
     assert_eq!(
         resp.headers()["x-accel-buffering"],
@@ -75,12 +79,16 @@ async fn refused_connection_is_a_502_at_once() {
         .send()
         .await
         .expect("request");
-    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.status(), 502, "a refused connection is a bad gateway");
     assert!(
         start.elapsed() < Duration::from_secs(1),
         "no waiting on a refused connect"
     );
-    assert_eq!(resp.headers()["x-llm-sidecar-error"], "connect_refused");
+    assert_eq!(
+        resp.headers()["x-llm-sidecar-error"],
+        "connect_refused",
+        "error kind connect_refused"
+    );
     assert_eq!(
         resp.headers()["connection"],
         "close",
@@ -94,7 +102,7 @@ async fn refused_connection_is_a_502_at_once() {
         .send()
         .await
         .expect("no reset on reuse");
-    assert_eq!(again.status(), 502);
+    assert_eq!(again.status(), 502, "the next request gets the same answer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,8 +124,12 @@ async fn connect_timeout_is_a_504_at_the_limit() {
         .await
         .expect("request");
     let took = start.elapsed();
-    assert_eq!(resp.status(), 504);
-    assert_eq!(resp.headers()["x-llm-sidecar-error"], "connect_timeout");
+    assert_eq!(resp.status(), 504, "a connect timeout is a gateway timeout");
+    assert_eq!(
+        resp.headers()["x-llm-sidecar-error"],
+        "connect_timeout",
+        "error kind connect_timeout"
+    );
     assert!(
         took >= Duration::from_millis(350) && took < Duration::from_secs(3),
         "ended by the connect timeout: {took:?}"
@@ -142,8 +154,12 @@ async fn slow_upstream_is_a_504_at_the_first_byte_timeout() {
         .await
         .expect("request");
     let took = start.elapsed();
-    assert_eq!(resp.status(), 504);
-    assert_eq!(resp.headers()["x-llm-sidecar-error"], "first_byte_timeout");
+    assert_eq!(resp.status(), 504, "no answer in time is a gateway timeout");
+    assert_eq!(
+        resp.headers()["x-llm-sidecar-error"],
+        "first_byte_timeout",
+        "error kind first_byte_timeout"
+    );
     assert!(
         took >= Duration::from_millis(450) && took < Duration::from_millis(2500),
         "at the first-byte limit: {took:?}"
@@ -241,8 +257,12 @@ async fn an_upstream_reset_is_a_502() {
         .send()
         .await
         .expect("request");
-    assert_eq!(resp.status(), 502);
-    assert_eq!(resp.headers()["x-llm-sidecar-error"], "upstream_error");
+    assert_eq!(resp.status(), 502, "a reset is a bad gateway");
+    assert_eq!(
+        resp.headers()["x-llm-sidecar-error"],
+        "upstream_error",
+        "error kind upstream_error"
+    );
     let again = client()
         .post(proxy.url("/p/v1/chat/completions"))
         .json(&json!({}))
@@ -265,11 +285,15 @@ async fn an_unresolvable_upstream_is_a_502_dns_error() {
         .send()
         .await
         .expect("request");
-    assert_eq!(resp.status(), 502);
-    assert_eq!(resp.headers()["x-llm-sidecar-error"], "dns_error");
+    assert_eq!(resp.status(), 502, "an unresolvable host is a bad gateway");
+    assert_eq!(
+        resp.headers()["x-llm-sidecar-error"],
+        "dns_error",
+        "error kind dns_error"
+    );
     let v: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(
         v["error"]["message"], "the upstream host name could not be resolved",
-        "{v}"
+        "the message says what failed: {v}"
     );
 }

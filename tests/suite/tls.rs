@@ -4,8 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::harness::*;
-use futures_util::StreamExt;
+use crate::harness::{self, *};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use serde_json::json;
 use tokio_rustls::rustls;
@@ -33,25 +32,23 @@ fn acceptor(ca: &rcgen::Certificate, ca_key: &KeyPair, names: &[&str]) -> tokio_
     tokio_rustls::TlsAcceptor::from(Arc::new(conf))
 }
 
-fn ca() -> (rcgen::Certificate, KeyPair) {
+/// A CA the sidecar has never heard of.
+fn stranger_ca() -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().expect("ca key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     (params.self_signed(&key).expect("ca cert"), key)
 }
 
-/// One trusted CA for this test process (via `SSL_CERT_FILE`, read when a proxy starts) and one
-/// the sidecar has never heard of.
+/// Certificates from the CA every sidecar of this process trusts (the harness sets it once as
+/// `SSL_CERT_FILE`), and from one the sidecar has never heard of.
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(|| {
-        let (trusted, trusted_key) = ca();
-        let (other, other_key) = ca();
-        let file = std::env::temp_dir().join(format!("llms-test-ca-{}.pem", std::process::id()));
-        std::fs::write(&file, trusted.pem()).expect("write CA");
-        std::env::set_var("SSL_CERT_FILE", &file);
+        let (trusted, trusted_key) = harness::env::trusted_ca();
+        let (other, other_key) = stranger_ca();
         Pki {
-            good: acceptor(&trusted, &trusted_key, &["localhost"]),
+            good: acceptor(trusted, trusted_key, &["localhost"]),
             untrusted: acceptor(&other, &other_key, &["localhost"]),
         }
     })
@@ -70,17 +67,17 @@ async fn https_upstream_speaks_h2_with_verified_certificates() {
     let up = Fake::start_tls(pki.good.clone(), |_, _| Reply::Json(200, anthropic_reply())).await;
     // `localhost` goes through the DNS path; the certificate is only valid for that name.
     let proxy = Proxy::start(&config(&[format!("https://localhost:{}", up.addr.port())], ""));
-    for _ in 0..3 {
+    for i in 0..3 {
         let resp = client()
             .post(proxy.url("/anthropic/v1/messages"))
             .json(&json!({"model": "m"}))
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.status(), 200, "request {i} served over HTTPS");
     }
     let seen = up.seen();
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 3, "all three reached the upstream");
     assert!(
         seen.iter().all(|s| s.version == http::Version::HTTP_2),
         "h2 negotiated by ALPN"
@@ -113,8 +110,12 @@ async fn wrong_name_and_unknown_issuer_are_refused_as_tls_errors() {
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 502, "{what}");
-        assert_eq!(resp.headers()["x-llm-sidecar-error"], "tls_error", "{what}");
+        assert_eq!(resp.status(), 502, "{what}: a bad gateway");
+        assert_eq!(
+            resp.headers()["x-llm-sidecar-error"],
+            "tls_error",
+            "{what}: error kind tls_error"
+        );
     }
     assert_eq!(
         good.count() + stranger.count(),
@@ -151,21 +152,13 @@ async fn streams_and_large_bodies_over_h2_survive_a_retry() {
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 200, "round {round}");
-        let mut text = Vec::new();
-        let mut s = resp.bytes_stream();
-        while let Some(c) = s.next().await {
-            text.extend_from_slice(&c.expect("chunk"));
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&text).matches("event: ping").count(),
-            4,
-            "round {round}: whole stream"
-        );
+        assert_eq!(resp.status(), 200, "round {round}: served after the retry");
+        let text = read_clean(resp).await;
+        assert_eq!(text.matches("event: ping").count(), 4, "round {round}: whole stream");
     }
     assert_eq!(good.count(), 2, "both requests ended on the good account");
     for s in good.seen().iter().chain(stalled.seen().iter()) {
-        assert_eq!(s.version, http::Version::HTTP_2, "h2");
+        assert_eq!(s.version, http::Version::HTTP_2, "every attempt over h2");
         assert!(s.body[..] == body[..], "the 1 MiB body arrived whole on every attempt");
     }
     assert!(stalled.count() >= 1, "the stalled account was tried");

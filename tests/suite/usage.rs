@@ -5,124 +5,12 @@
 use std::time::Duration;
 
 use crate::harness::*;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-
-const PRICES: &str = "prices:\n  - { model: \"claude-sonnet-*\", input: 3.0, output: 15.0, cache_read: 0.30, cache_write: 3.75 }\n  - { model: \"gpt-4.1*\", input: 2.0, output: 8.0, cache_read: 0.5 }\n";
-
-struct Setup {
-    proxy: Proxy,
-    db: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn start(pools: &[(&str, &str, String)], extra: &str) -> Setup {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("requests.db");
-    let mut routes = String::from("routes:\n");
-    let mut pool_text = String::from("pools:\n");
-    for (name, provider, url) in pools {
-        routes.push_str(&format!(
-            "  - {{ name: {name}, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
-        ));
-        pool_text.push_str(&pool_yaml(
-            name,
-            provider,
-            std::slice::from_ref(url),
-            "    timeouts: { first_byte: 3s, idle: 2s }\n",
-        ));
-    }
-    let yaml = format!(
-        "log: {{ sqlite: \"{}\"{extra} }}\n{PRICES}{routes}{pool_text}",
-        db.display()
-    );
-    Setup {
-        proxy: Proxy::start(&yaml),
-        db,
-        _dir: dir,
-    }
-}
-
-impl Setup {
-    /// All rows, oldest first, after the writer caught up.
-    fn rows(&self) -> Vec<Value> {
-        assert!(
-            self.proxy
-                .core
-                .log
-                .as_ref()
-                .expect("log on")
-                .flush(Duration::from_secs(5)),
-            "flushed"
-        );
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
-        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").expect("query");
-        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-        let rows = stmt
-            .query_map([], |r| {
-                let mut m = serde_json::Map::new();
-                for (i, n) in names.iter().enumerate() {
-                    let v = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(x) => json!(x),
-                        rusqlite::types::ValueRef::Real(x) => json!(x),
-                        rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
-                        rusqlite::types::ValueRef::Blob(_) => Value::Null,
-                    };
-                    m.insert(n.clone(), v);
-                }
-                Ok(Value::Object(m))
-            })
-            .expect("rows");
-        rows.map(|r| r.expect("row")).collect()
-    }
-
-    /// Wait until there are `n` rows (a disconnect is logged when Pingora notices it).
-    async fn wait_rows(&self, n: usize) -> Vec<Value> {
-        for _ in 0..100 {
-            let rows = self.rows();
-            if rows.len() >= n {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.rows()
-    }
-}
-
-fn anthropic_events() -> Vec<(Duration, String)> {
-    let ev = |name: &str, data: Value| (Duration::from_millis(5), format!("event: {name}\ndata: {data}\n\n"));
-    vec![
-        ev(
-            "message_start",
-            json!({"type": "message_start", "message": {"model": "claude-sonnet-5", "usage": {"input_tokens": 1200, "cache_read_input_tokens": 5000, "cache_creation_input_tokens": 300, "output_tokens": 1}}}),
-        ),
-        ev("ping", json!({"type": "ping"})),
-        ev(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
-        ),
-        ev(
-            "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 87}}),
-        ),
-        ev("message_stop", json!({"type": "message_stop"})),
-    ]
-}
-
-async fn read_all(resp: reqwest::Response) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut s = resp.bytes_stream();
-    while let Some(Ok(c)) = s.next().await {
-        out.extend_from_slice(&c);
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_stream_is_logged_with_exact_tokens_and_cost() {
     let up = Fake::always(Reply::Sse(anthropic_events())).await;
-    let s = start(&[("anthropic", "anthropic", up.url())], "");
+    let s = Logged::priced(&[("anthropic", "anthropic", up.url())], "");
     let resp = client()
         .post(s.proxy.url("/anthropic/v1/messages"))
         .header("x-session-id", "conv-42")
@@ -137,30 +25,35 @@ async fn anthropic_stream_is_logged_with_exact_tokens_and_cost() {
         "stream untouched"
     );
     let rows = s.wait_rows(1).await;
-    assert_eq!(rows.len(), 1, "one row");
+    assert_eq!(rows.len(), 1, "one row for the request: {rows:?}");
     let r = &rows[0];
     assert_eq!(
         (r["input_tokens"].clone(), r["output_tokens"].clone()),
         (json!(1200), json!(87)),
-        "{r}"
+        "input from message_start, output from message_delta: {r}"
     );
     assert_eq!(
         (r["cache_read_tokens"].clone(), r["cache_write_tokens"].clone()),
         (json!(5000), json!(300)),
-        "{r}"
+        "cache reads and writes: {r}"
     );
-    assert_eq!(r["usage_source"], "reported");
-    assert_eq!(r["model"], "claude-sonnet-5");
+    assert_eq!(r["usage_source"], "reported", "usage as reported: {r}");
+    assert_eq!(r["model"], "claude-sonnet-5", "the model the upstream named: {r}");
     assert_eq!(
         (r["session"].clone(), r["stream"].clone(), r["status"].clone()),
-        (json!("conv-42"), json!(1), json!(200))
+        (json!("conv-42"), json!(1), json!(200)),
+        "session, stream flag and status: {r}"
     );
     assert_eq!(
         (r["pool"].clone(), r["account"].clone(), r["provider"].clone()),
-        (json!("anthropic"), json!("acct-0"), json!("anthropic"))
+        (json!("anthropic"), json!("acct-0"), json!("anthropic")),
+        "where it was served: {r}"
     );
     let expected = (1200.0 * 3.0 + 87.0 * 15.0 + 5000.0 * 0.30 + 300.0 * 3.75) / 1e6;
-    assert!((r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12, "{r}");
+    assert!(
+        (r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12,
+        "cost at the Sonnet prices, {expected} USD: {r}"
+    );
     let view = s.proxy.core.snapshot().pools[0].accounts[0]
         .state
         .ledger
@@ -191,7 +84,7 @@ async fn openai_stream_gets_usage_upstream_while_the_client_sees_none() {
         Reply::Sse(openai_events(asked))
     })
     .await;
-    let s = start(&[("openai", "openai", up.url())], "");
+    let s = Logged::priced(&[("openai", "openai", up.url())], "");
     let c = client();
     let plain = read_all(
         c.post(s.proxy.url("/openai/v1/chat/completions"))
@@ -224,7 +117,7 @@ async fn openai_stream_gets_usage_upstream_while_the_client_sees_none() {
     );
 
     let rows = s.wait_rows(2).await;
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 2, "one row per request: {rows:?}");
     for r in &rows {
         assert_eq!(
             (
@@ -233,34 +126,37 @@ async fn openai_stream_gets_usage_upstream_while_the_client_sees_none() {
                 r["cache_read_tokens"].clone()
             ),
             (json!(900), json!(40), json!(100)),
-            "{r}"
+            "tokens from the usage chunk, whether or not the client asked for it: {r}"
         );
-        assert_eq!(r["usage_source"], "reported");
+        assert_eq!(r["usage_source"], "reported", "usage as reported: {r}");
         let expected = (800.0 * 2.0 + 100.0 * 0.5 + 40.0 * 8.0) / 1e6;
-        assert!((r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12, "{r}");
+        assert!(
+            (r["cost_usd"].as_f64().expect("cost") - expected).abs() < 1e-12,
+            "cost at the GPT-4.1 prices, cached input cheaper, {expected} USD: {r}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemini_json_and_unpriced_models_are_logged() {
     let up = Fake::always(Reply::Json(200, json!({"candidates": [{"finishReason": "STOP"}], "modelVersion": "gemini-9-ultra", "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 5, "thoughtsTokenCount": 7}}))).await;
-    let s = start(&[("gemini", "gemini", up.url())], "");
+    let s = Logged::priced(&[("gemini", "gemini", up.url())], "");
     let resp = client()
         .post(s.proxy.url("/gemini/v1beta/models/gemini-9-ultra:generateContent"))
         .json(&json!({"contents": []}))
         .send()
         .await
         .expect("req");
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 200, "the Gemini request is served");
     let rows = s.wait_rows(1).await;
     let r = &rows[0];
     assert_eq!(
         (r["input_tokens"].clone(), r["output_tokens"].clone()),
         (json!(30), json!(12)),
-        "{r}"
+        "output counts thoughts too (5 + 7): {r}"
     );
     assert_eq!(r["cost_usd"], Value::Null, "no price: null, not 0");
-    assert_eq!(r["model"], "gemini-9-ultra");
+    assert_eq!(r["model"], "gemini-9-ultra", "the model version reported: {r}");
     assert!(
         logs().contains("no price for this model"),
         "unpriced model is said in the log"

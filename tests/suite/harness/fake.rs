@@ -82,7 +82,17 @@ impl Fake {
         Self::start(move |_, _| reply.clone()).await
     }
 
+    /// The webhook receiver behind the URL in `var` (a variable the harness set once, see
+    /// [`super::env`]), always answering `reply`.
+    pub async fn webhook(var: &str, reply: Reply) -> Fake {
+        let listener = super::env::webhook_listener(var);
+        listener.set_nonblocking(true).expect("nonblocking webhook listener");
+        let listener = TcpListener::from_std(listener).expect("webhook listener");
+        Self::serve(listener, Arc::new(move |_, _| reply.clone()), None)
+    }
+
     pub(crate) fn serve(listener: TcpListener, script: Script, tls: Option<tokio_rustls::TlsAcceptor>) -> Fake {
+        super::env::init();
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = Arc::clone(&seen);

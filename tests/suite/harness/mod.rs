@@ -1,7 +1,11 @@
 //! Test harness: the real sidecar started in-process on ephemeral loopback ports, fake
 //! providers, and a capture of every log line the process writes.
 
+pub mod alloc;
+pub mod env;
 pub mod fake;
+pub mod log;
+pub mod stream;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -11,8 +15,13 @@ use async_trait::async_trait;
 use llm_sidecar::{config, server, Sidecar};
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 
-#[allow(unused_imports)]
+pub use env::{config_problems, load_config, secret_file};
 pub use fake::{Fake, Reply, Seen};
+pub use log::Logged;
+pub use stream::{anthropic_events, read_all, read_clean, sse};
+
+/// The sidecar binary, for tests that run it as a process.
+pub const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
 
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
@@ -106,6 +115,7 @@ impl Proxy {
     }
 
     fn launch(yaml: &str, file: Option<std::path::PathBuf>, admin_extra: &str) -> Proxy {
+        env::init();
         init_logs();
         let (port, admin_port) = (free_port(), free_port());
         let head =
@@ -172,25 +182,67 @@ pub fn wait_listening(addr: SocketAddr) {
 
 /// A client without connection pooling surprises: plain HTTP/1.1 to the sidecar.
 pub fn client() -> reqwest::Client {
+    env::init();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
 }
 
-/// One pool of `provider` whose accounts point at `upstreams`, keyed by env vars it sets.
+/// One pool of `provider` (`extra` in its mapping) whose accounts `acct-i` point at `upstreams`,
+/// account `i` keyed `REAL-KEY-{pool}-{i}` from a key file.
 pub fn pool_yaml(pool: &str, provider: &str, upstreams: &[String], extra: &str) -> String {
     let mut out = format!("  {pool}:\n    provider: {provider}\n{extra}    accounts:\n");
     for (i, url) in upstreams.iter().enumerate() {
-        let var = format!("LLMS_TEST_{}_{}_{}", pool.to_uppercase(), i, std::process::id());
-        std::env::set_var(&var, format!("REAL-KEY-{pool}-{i}"));
+        let key = secret_file(&format!("{pool}-{i}.key"), &format!("REAL-KEY-{pool}-{i}"));
         out.push_str(&format!(
-            "      - {{ name: acct-{i}, base_url: \"{url}\", key_env: {var} }}\n"
+            "      - {{ name: acct-{i}, base_url: \"{url}\", key_file: \"{key}\" }}\n"
         ));
     }
     out
 }
 
+/// The route `/a` to the first of `pools`, and each `(name, provider, upstreams, extra)` as in
+/// [`pool_yaml`].
+pub fn pools_at_a(pools: &[(&str, &str, Vec<String>, &str)]) -> String {
+    let mut out = format!(
+        "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: {} }}\npools:\n",
+        pools[0].0
+    );
+    for (name, provider, urls, extra) in pools {
+        out.push_str(&pool_yaml(name, provider, urls, extra));
+    }
+    out
+}
+
+/// Claude prices ($3 and $15 per million tokens), and for each `(name, upstreams)` an Anthropic
+/// pool `name` as in [`pool_yaml`] (retrying after 1 ms) behind the route `name-route` at `/name`.
+pub fn claude_pools(pools: &[(&str, Vec<String>)]) -> String {
+    let mut out = String::from("prices:\n  - { model: \"claude-*\", input: 3.0, output: 15.0 }\nroutes:\n");
+    for (name, _) in pools {
+        out.push_str(&format!(
+            "  - {{ name: {name}-route, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
+        ));
+    }
+    out.push_str("pools:\n");
+    for (name, urls) in pools {
+        out.push_str(&pool_yaml(name, "anthropic", urls, "    retry: { backoff: 1ms }\n"));
+    }
+    out
+}
+
+/// POST a Claude message to `/a`, in `session` if given.
+pub async fn send(proxy: &Proxy, session: Option<&str>) -> reqwest::Response {
+    let mut req = client()
+        .post(proxy.url("/a/v1/messages"))
+        .json(&serde_json::json!({"model": "claude-sonnet-5"}));
+    if let Some(s) = session {
+        req = req.header("x-session-id", s);
+    }
+    req.send().await.expect("request")
+}
+
+/// A non-streamed Claude answer: 12 input and 5 output tokens.
 pub fn anthropic_reply() -> serde_json::Value {
     serde_json::json!({
         "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-5",
@@ -198,61 +250,6 @@ pub fn anthropic_reply() -> serde_json::Value {
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
     })
-}
-
-/// A sidecar whose request log (SQLite) sits in a temporary directory.
-pub struct Logged {
-    pub proxy: Proxy,
-    pub db: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Logged {
-    /// Start with `yaml` (without `log:`; `log_extra` is added inside it, e.g. `, queue: 2`).
-    pub fn start(yaml: &str, log_extra: &str) -> Logged {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("requests.db");
-        let proxy = Proxy::start(&format!("log: {{ sqlite: \"{}\"{log_extra} }}\n{yaml}", db.display()));
-        Logged { proxy, db, _dir: dir }
-    }
-
-    /// All rows, oldest first, after the writer caught up.
-    pub fn rows(&self) -> Vec<serde_json::Value> {
-        let log = self.proxy.core.log.as_ref().expect("request log on");
-        assert!(log.flush(Duration::from_secs(5)), "request log flushed within 5 s");
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
-        let mut stmt = conn.prepare("SELECT * FROM requests ORDER BY id").expect("query");
-        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-        let rows = stmt
-            .query_map([], |r| {
-                let mut m = serde_json::Map::new();
-                for (i, n) in names.iter().enumerate() {
-                    let v = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => serde_json::Value::Null,
-                        rusqlite::types::ValueRef::Integer(x) => serde_json::json!(x),
-                        rusqlite::types::ValueRef::Real(x) => serde_json::json!(x),
-                        rusqlite::types::ValueRef::Text(t) => serde_json::json!(String::from_utf8_lossy(t)),
-                        rusqlite::types::ValueRef::Blob(_) => serde_json::Value::Null,
-                    };
-                    m.insert(n.clone(), v);
-                }
-                Ok(serde_json::Value::Object(m))
-            })
-            .expect("rows");
-        rows.map(|r| r.expect("row")).collect()
-    }
-
-    /// Wait until there are `n` rows (a disconnect is logged when Pingora notices it).
-    pub async fn wait_rows(&self, n: usize) -> Vec<serde_json::Value> {
-        for _ in 0..100 {
-            let rows = self.rows();
-            if rows.len() >= n {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.rows()
-    }
 }
 
 /// Send `request` as raw bytes and read until the server closes or stays silent for `quiet`.

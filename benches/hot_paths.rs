@@ -1,5 +1,6 @@
 //! Criterion benches for the hot functions on the request path: JSON validation, the SSE usage
 //! meter, the JSON usage reader, account selection and the upstream header rewrite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a bench may stop on a broken fixture
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

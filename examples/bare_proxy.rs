@@ -1,5 +1,6 @@
 //! A bare Pingora pass-through to one upstream: the framework's own cost, measured beside the
 //! sidecar by `benches/load/run.sh`. Usage: `bare_proxy LISTEN UPSTREAM [THREADS]`.
+#![allow(clippy::expect_used)] // a benchmark baseline: a bad argument may stop it
 
 use std::net::SocketAddr;
 

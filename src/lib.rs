@@ -27,6 +27,7 @@ pub mod server;
 pub mod sidecar;
 pub mod state;
 pub mod store;
+pub mod translate;
 pub mod usage;
 pub mod validate;
 

@@ -6,6 +6,8 @@
 //! the diff before committing it.
 
 mod golden;
+mod requests;
+mod validation;
 
 use serde_json::Value;
 

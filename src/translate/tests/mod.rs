@@ -6,6 +6,7 @@
 //! the diff before committing it.
 
 mod golden;
+mod replies;
 mod requests;
 mod validation;
 

@@ -111,6 +111,14 @@ impl StreamTranslator {
     }
 }
 
+#[cfg(test)]
+impl StreamTranslator {
+    /// Room held for decoded events: one SSE event's worth, however long the stream.
+    pub(super) fn held_events(&self) -> usize {
+        self.events.capacity()
+    }
+}
+
 /// Hand the decoded events to the encoder, up to and including the first that ends the stream.
 fn pump(encoder: &mut Encoder, events: &mut Vec<Event>, ended: &mut bool, out: &mut Vec<u8>) {
     for event in events.drain(..) {

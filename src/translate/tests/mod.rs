@@ -8,6 +8,7 @@
 mod golden;
 mod replies;
 mod requests;
+mod streams;
 mod validation;
 
 use serde_json::Value;

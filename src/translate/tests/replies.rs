@@ -25,38 +25,40 @@ fn reply(stop: StopReason, usage: Usage) -> Reply {
     }
 }
 
+/// The stop reason of an answer from `dialect` that stopped for `reason`.
+fn stop_of(dialect: Dialect, reason: &str) -> StopReason {
+    let body = match dialect {
+        Anthropic => json!({"content": [], "stop_reason": reason, "usage": {}}),
+        OpenAi => json!({"choices": [{"message": {"content": "x"}, "finish_reason": reason}]}),
+        Gemini => json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}),
+    };
+    decode_response(dialect, body.to_string().as_bytes())
+        .expect("an answer")
+        .stop
+}
+
 #[test]
 fn stop_reasons_both_ways() {
-    let anthropic = |reason: &str| {
-        let body = json!({"content": [], "stop_reason": reason, "usage": {}}).to_string();
-        decode_response(Anthropic, body.as_bytes()).expect("an answer").stop
-    };
-    let openai = |reason: &str| {
-        let body = json!({"choices": [{"message": {"content": "x"}, "finish_reason": reason}]}).to_string();
-        decode_response(OpenAi, body.as_bytes()).expect("an answer").stop
-    };
-    let gemini = |reason: &str| {
-        let body = json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}).to_string();
-        decode_response(Gemini, body.as_bytes()).expect("an answer").stop
-    };
     use StopReason::*;
-    let cases: [(&dyn Fn(&str) -> StopReason, &str, StopReason); 13] = [
-        (&anthropic, "end_turn", Stop),
-        (&anthropic, "stop_sequence", Stop),
-        (&anthropic, "max_tokens", Length),
-        (&anthropic, "tool_use", ToolCalls),
-        (&anthropic, "refusal", ContentFilter),
-        (&anthropic, "pause_turn", Other),
-        (&openai, "stop", Stop),
-        (&openai, "length", Length),
-        (&openai, "tool_calls", ToolCalls),
-        (&openai, "content_filter", ContentFilter),
-        (&gemini, "STOP", Stop),
-        (&gemini, "MAX_TOKENS", Length),
-        (&gemini, "SAFETY", ContentFilter),
+    let cases = [
+        (Anthropic, "end_turn", Stop),
+        (Anthropic, "stop_sequence", Stop),
+        (Anthropic, "max_tokens", Length),
+        (Anthropic, "tool_use", ToolCalls),
+        (Anthropic, "refusal", ContentFilter),
+        (Anthropic, "pause_turn", Other),
+        (OpenAi, "stop", Stop),
+        (OpenAi, "length", Length),
+        (OpenAi, "tool_calls", ToolCalls),
+        (OpenAi, "content_filter", ContentFilter),
+        (Gemini, "STOP", Stop),
+        (Gemini, "MAX_TOKENS", Length),
+        (Gemini, "SAFETY", ContentFilter),
+        (Gemini, "RECITATION", ContentFilter),
+        (Gemini, "MALFORMED_FUNCTION_CALL", Other),
     ];
-    for (decode, reason, want) in cases {
-        assert_eq!(decode(reason), want, "{reason} is {want:?}");
+    for (dialect, reason, want) in cases {
+        assert_eq!(stop_of(dialect, reason), want, "{dialect:?} {reason} is {want:?}");
     }
     let back = [
         (Stop, "stop", "end_turn"),

@@ -9,6 +9,7 @@ mod golden;
 mod replies;
 mod requests;
 mod streams;
+mod tools;
 mod validation;
 
 use serde_json::Value;

@@ -5,7 +5,9 @@
 //! `TRANSLATE_BLESS=1 cargo test --lib translate::` to rewrite the expected files, then review
 //! the diff before committing it.
 
+mod fuzz;
 mod golden;
+mod props;
 mod replies;
 mod requests;
 mod streams;

@@ -97,7 +97,12 @@ pub(super) fn native<'a>(chat: &Chat, target: Dialect, item: &'a Native) -> Resu
 /// The system prompt for a target with one system slot: `system`, then every system message;
 /// one that follows other messages is folded in, and that is noted.
 pub(super) fn system_texts<'a>(chat: &'a Chat, dropped: &mut Vec<&'static str>) -> Vec<&'a str> {
-    let mut texts: Vec<&str> = chat.system.iter().map(String::as_str).collect();
+    let mut texts: Vec<&str> = chat
+        .system
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+        .collect();
     let mut leading = true;
     for m in &chat.messages {
         if m.role != Role::System {
@@ -108,7 +113,7 @@ pub(super) fn system_texts<'a>(chat: &'a Chat, dropped: &mut Vec<&'static str>) 
             note(dropped, "system_message_position");
         }
         texts.extend(m.parts.iter().filter_map(|p| match p {
-            Part::Text(t) => Some(t.as_str()),
+            Part::Text(t) if !t.is_empty() => Some(t.as_str()),
             _ => None,
         }));
     }

@@ -206,32 +206,34 @@ fn tools(chat: &Chat, body: &mut Obj) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The keys of a JSON schema that Gemini's `Schema` accepts as they are.
+const KEEP: [&str; 20] = [
+    "description",
+    "enum",
+    "example",
+    "format",
+    "maxItems",
+    "maxLength",
+    "maxProperties",
+    "maximum",
+    "minItems",
+    "minLength",
+    "minProperties",
+    "minimum",
+    "nullable",
+    "pattern",
+    "propertyOrdering",
+    "required",
+    "title",
+    "type",
+    "default",
+    "anyOf",
+];
+
 /// A JSON schema cut down to the keys Gemini's `Schema` accepts (it refuses the request for
 /// `$schema`, `additionalProperties` and other unknown keys), recursively; a `type` list with
 /// `null` becomes `nullable`, `const` a one-value `enum`.
 pub(in crate::translate) fn clean_schema(schema: &Value) -> Value {
-    const KEEP: [&str; 20] = [
-        "description",
-        "enum",
-        "example",
-        "format",
-        "maxItems",
-        "maxLength",
-        "maxProperties",
-        "maximum",
-        "minItems",
-        "minLength",
-        "minProperties",
-        "minimum",
-        "nullable",
-        "pattern",
-        "propertyOrdering",
-        "required",
-        "title",
-        "type",
-        "default",
-        "anyOf",
-    ];
     let Value::Object(o) = schema else {
         return schema.clone();
     };

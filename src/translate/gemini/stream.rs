@@ -46,11 +46,16 @@ impl Decoder {
             self.part(part, response_id, out);
         }
         let reason = candidate.and_then(|c| c.get("finishReason")).and_then(Value::as_str);
-        if reason.is_some() {
+        // A blocked prompt gets no candidate at all, only the reason: that is the end too.
+        let blocked = candidate.is_none() && v.pointer("/promptFeedback/blockReason").is_some();
+        if reason.is_some() || blocked {
             self.close_text(out);
             self.finished = true;
         }
-        let stop = reason.map(|r| stop_reason(r, self.calls > 0));
+        let stop = match reason {
+            Some(r) => Some(stop_reason(r, self.calls > 0)),
+            None => blocked.then_some(StopReason::ContentFilter),
+        };
         if stop.is_some() || usage.is_some() {
             out.push(Event::Delta { stop, usage });
         }

@@ -20,8 +20,14 @@ pub(in crate::translate) fn encode(
     let mut body = Obj::new();
     body.insert("model".into(), model.into());
     let mut messages = Vec::with_capacity(chat.messages.len() + 1);
-    if !chat.system.is_empty() {
-        messages.push(json!({"role": "system", "content": chat.system.join("\n\n")}));
+    let system: Vec<&str> = chat
+        .system
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if !system.is_empty() {
+        messages.push(json!({"role": "system", "content": system.join("\n\n")}));
     }
     for m in &chat.messages {
         message(chat, m, &mut messages)?;

@@ -29,7 +29,8 @@ pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
         ),
         _ => {}
     }
-    if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
+    let refusal = message.get("refusal").and_then(Value::as_str);
+    if let Some(refusal) = refusal {
         content.push(Part::Text(refusal.to_string()));
     }
     for call in message
@@ -46,12 +47,17 @@ pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
             arguments: text(function.and_then(|f| f.get("arguments"))),
         }));
     }
-    let stop = choice.get("finish_reason").and_then(Value::as_str);
+    let stop = match choice.get("finish_reason").and_then(Value::as_str) {
+        // The model declined: what Anthropic calls a refusal.
+        Some("stop") if refusal.is_some() => StopReason::ContentFilter,
+        Some(reason) => super::stop_reason(reason),
+        None => StopReason::Other,
+    };
     Ok(Reply {
         id: v.get("id").and_then(Value::as_str).map(String::from),
         model: v.get("model").and_then(Value::as_str).map(String::from),
         content,
-        stop: stop.map_or(StopReason::Other, super::stop_reason),
+        stop,
         usage: v.get("usage").filter(|u| u.is_object()).map(usage).unwrap_or_default(),
     })
 }

@@ -189,6 +189,20 @@ fn answers_that_are_not_answers() {
 }
 
 #[test]
+fn an_openai_refusal_is_a_refusal() {
+    let body = json!({"choices": [{"message": {"content": null, "refusal": "I can't help with that."},
+        "finish_reason": "stop"}]});
+    let reply = decode_response(OpenAi, body.to_string().as_bytes()).expect("an answer");
+    let anthropic = json(&encode_response(Anthropic, &reply, &meta()));
+    assert_eq!(anthropic["stop_reason"], json!("refusal"), "declined");
+    assert_eq!(
+        anthropic["content"][0]["text"],
+        json!("I can't help with that."),
+        "its words kept"
+    );
+}
+
+#[test]
 fn cut_off_tool_arguments_are_kept() {
     let body = json!({"choices": [{"message": {"content": null, "tool_calls": [{"id": "c", "type": "function",
         "function": {"name": "f", "arguments": "{\"path\": \"/tm"}}]}, "finish_reason": "length"}]});

@@ -245,3 +245,21 @@ fn memory_does_not_grow_with_the_stream() {
     }
     assert!(written > 10_000 * 10, "every delta was written through");
 }
+
+#[test]
+fn a_blocked_gemini_prompt_ends_cleanly_as_filtered() {
+    let input = "data: {\"promptFeedback\":{\"blockReason\":\"PROHIBITED_CONTENT\"},\"usageMetadata\":{\"promptTokenCount\":7}}\n\n";
+    let anthropic = out(Gemini, Anthropic, input);
+    let delta = &anthropic[anthropic.len() - 2]["data"];
+    assert_eq!(
+        delta["delta"]["stop_reason"],
+        json!("refusal"),
+        "filtered: {anthropic:?}"
+    );
+    assert_eq!(delta["usage"]["input_tokens"], json!(7), "the prompt's usage kept");
+    assert_eq!(
+        last(&anthropic)["event"],
+        json!("message_stop"),
+        "a clean end, not an error"
+    );
+}

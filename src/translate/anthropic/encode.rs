@@ -2,6 +2,8 @@
 //! user/assistant messages (tool results are user `tool_result` blocks, first in their message),
 //! `max_tokens` always set, `tool_choice` with `disable_parallel_tool_use`.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value};
 
 use crate::provider::Dialect;
@@ -93,7 +95,7 @@ fn messages(chat: &Chat) -> Result<Vec<Value>, Invalid> {
                 Part::ToolCall(c) => {
                     calls += 1;
                     let input = common::arguments(&c.arguments, || common::arguments_param(chat, i, j, calls - 1))?;
-                    json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input})
+                    json!({"type": "tool_use", "id": tool_id(&c.id), "name": c.name, "input": input})
                 }
                 Part::ToolResult(r) => tool_result(chat, r)?,
                 Part::Native(n) => common::native(chat, TARGET, n)?.clone(),
@@ -116,6 +118,18 @@ fn messages(chat: &Chat) -> Result<Vec<Value>, Invalid> {
         .collect())
 }
 
+/// A tool call id as Anthropic accepts it (`[A-Za-z0-9_-]+`): ids from other dialects may
+/// hold other characters (`functions.get_weather:0`). The same id always maps the same way, so
+/// a call and its result still match.
+fn tool_id(id: &str) -> Cow<'_, str> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !id.is_empty() && id.chars().all(ok) {
+        return Cow::Borrowed(id);
+    }
+    let mapped: String = id.chars().map(|c| if ok(c) { c } else { '_' }).collect();
+    Cow::Owned(if mapped.is_empty() { "_".into() } else { mapped })
+}
+
 fn image_block(image: &Image) -> Value {
     let source = match image {
         Image::Base64 { media_type, data } => json!({"type": "base64", "media_type": media_type, "data": data}),
@@ -127,7 +141,7 @@ fn image_block(image: &Image) -> Value {
 fn tool_result(chat: &Chat, r: &ToolResult) -> Result<Value, Invalid> {
     let mut block = Obj::new();
     block.insert("type".into(), "tool_result".into());
-    block.insert("tool_use_id".into(), r.tool_call_id.clone().into());
+    block.insert("tool_use_id".into(), tool_id(&r.tool_call_id).into());
     let content = match r.content.as_slice() {
         [] => None,
         [Part::Text(t)] => Some(Value::from(t.as_str())),

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::provider::Dialect;
-use crate::translate::form::ToolResult;
-use crate::translate::form::{Chat, Image, Invalid, Message, Native, Part, Role, Tool, ToolCall, ToolChoice};
+use crate::translate::form::{
+    Chat, Image, Invalid, Message, Native, Part, Role, Tool, ToolCall, ToolChoice, ToolResult,
+};
 use crate::translate::read::{self, join, Obj};
 
 /// Tool use ids seen so far, with their names (a tool result names only the id).

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::provider::Dialect;
-use crate::translate::form::ToolResult;
-use crate::translate::form::{Chat, Invalid, Message, Native, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice};
+use crate::translate::form::{
+    Chat, Invalid, Message, Native, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolResult,
+};
 use crate::translate::read::{self, join, Obj};
 
 /// Tool call ids seen so far, with their function names (a tool message names neither).

@@ -151,3 +151,24 @@ fn gemini_json_output_and_schema_cleaning() {
         "json_object"
     );
 }
+
+#[test]
+fn tool_ids_anthropic_refuses_are_mapped_the_same_way_on_both_sides() {
+    let messages = json!([
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "tool_calls": [{"id": "functions.get_weather:0", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "sunny"},
+    ]);
+    let body = encoded(OpenAi, with(OpenAi, "messages", messages), Anthropic);
+    assert_eq!(
+        body["messages"][1]["content"][0]["id"],
+        json!("functions_get_weather_0"),
+        "the call's id"
+    );
+    assert_eq!(
+        body["messages"][2]["content"][0]["tool_use_id"],
+        json!("functions_get_weather_0"),
+        "its result's"
+    );
+}

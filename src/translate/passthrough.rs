@@ -5,50 +5,66 @@ use serde::de::IgnoredAny;
 
 use crate::json;
 
-/// The body with its top-level `model` set to `model` (written first; every `model` member of
-/// the client's is removed) and the top-level members named in `drop` removed. Everything else
-/// is copied byte for byte. `None` when the body is not a well-formed JSON object.
+/// The body with its top-level `model` set to `model` (in place of the client's first `model`
+/// member, or first when it has none; any further `model` member is removed) and the top-level
+/// members named in `drop` removed. Everything else is copied byte for byte. `None` when the
+/// body is not a well-formed JSON object.
 pub fn passthrough(body: &[u8], model: &str, drop: &[&str]) -> Option<Vec<u8>> {
     // Well-formedness first (no copy): the scan below then only has to find the members.
     serde_json::from_slice::<IgnoredAny>(body).ok()?;
     let quoted = serde_json::to_vec(model).ok()?;
     let mut out = Vec::with_capacity(body.len() + quoted.len() + 10);
-    out.extend_from_slice(b"{\"model\":");
-    out.extend_from_slice(&quoted);
-    let mut i = skip_ws(body, 0);
-    if body.get(i) != Some(&b'{') {
+    out.push(b'{');
+    // Without a plain `model` key, the model goes first (an escaped one is removed below).
+    let [plain] = json::members(body, [b"model"]);
+    let mut model_written = plain.is_none();
+    if model_written {
+        write_member(&mut out, b"\"model\":", &quoted);
+    }
+    let open = skip_ws(body, 0);
+    if body.get(open) != Some(&b'{') {
         return None;
     }
-    i = skip_ws(body, i + 1);
-    if body.get(i) == Some(&b'}') {
-        out.push(b'}');
-        return Some(out);
-    }
-    loop {
-        let start = i;
-        let key_end = json::string_end(body, start)?;
-        let raw_key = body.get(start..key_end)?;
-        let colon = skip_ws(body, key_end);
-        let value_start = skip_ws(body, colon + 1);
+    let mut i = skip_ws(body, open + 1);
+    while body.get(i) == Some(&b'"') {
+        let key_end = json::string_end(body, i)?;
+        let value_start = skip_ws(body, skip_ws(body, key_end) + 1);
         let end = json::value_end(body, value_start)?;
-        if !removed(raw_key, drop)? {
-            out.push(b',');
-            out.extend_from_slice(body.get(start..end)?);
+        match member(body.get(i..key_end)?, drop)? {
+            Member::Model if !model_written => {
+                write_member(&mut out, body.get(i..value_start)?, &quoted);
+                model_written = true;
+            }
+            Member::Model | Member::Dropped => {}
+            Member::Kept => write_member(&mut out, body.get(i..end)?, b""),
         }
         i = skip_ws(body, end);
-        match body.get(i) {
-            Some(b',') => i = skip_ws(body, i + 1),
-            Some(b'}') => break,
-            _ => return None,
+        if body.get(i) == Some(&b',') {
+            i = skip_ws(body, i + 1);
         }
     }
     out.push(b'}');
     Some(out)
 }
 
-/// Whether the member with this key (quotes included, as written) goes: `model` or one of
-/// `drop`. A key with escapes is decoded first, so `"mod\u0065l"` cannot slip past.
-fn removed(raw_key: &[u8], drop: &[&str]) -> Option<bool> {
+/// Append `head` and `tail` as the next member of the object being written.
+fn write_member(out: &mut Vec<u8>, head: &[u8], tail: &[u8]) {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    out.extend_from_slice(head);
+    out.extend_from_slice(tail);
+}
+
+enum Member {
+    Model,
+    Dropped,
+    Kept,
+}
+
+/// What becomes of the member with this key (quotes included, as written). A key with escapes
+/// is decoded first, so `"mod\u0065l"` cannot slip past.
+fn member(raw_key: &[u8], drop: &[&str]) -> Option<Member> {
     let decoded;
     let key = if raw_key.contains(&b'\\') {
         decoded = serde_json::from_slice::<String>(raw_key).ok()?;
@@ -56,7 +72,13 @@ fn removed(raw_key: &[u8], drop: &[&str]) -> Option<bool> {
     } else {
         raw_key.get(1..raw_key.len().saturating_sub(1))?
     };
-    Some(key == b"model" || drop.iter().any(|d| d.as_bytes() == key))
+    Some(if key == b"model" {
+        Member::Model
+    } else if drop.iter().any(|d| d.as_bytes() == key) {
+        Member::Dropped
+    } else {
+        Member::Kept
+    })
 }
 
 fn skip_ws(doc: &[u8], mut i: usize) -> usize {
@@ -89,6 +111,10 @@ mod tests {
             parsed(out),
             json!({"model": "gpt-4.1", "messages": [{"role": "user", "content": "model \"backend\""}], "stream": true, "n": 1}),
             "model replaced, door members removed, nested look-alikes untouched"
+        );
+        assert!(
+            text.starts_with(r#"{"model" : "gpt-4.1","messages":"#),
+            "in place, as written: {text}"
         );
     }
 

@@ -183,7 +183,8 @@ impl Encoder {
         self.start(out);
         match event {
             Event::Text { index, text } => {
-                if self.enter(index, out, || json!({"type": "text", "text": ""})) {
+                // An empty text only opens its block (the upstream's content_block_start).
+                if self.enter(index, out, || json!({"type": "text", "text": ""})) && !text.is_empty() {
                     let mut data = format!(
                         r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":"#
                     )

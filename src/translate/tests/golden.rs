@@ -88,39 +88,47 @@ fn reply(from: Dialect, body: &str, to: Dialect) -> serde_json::Value {
     json(&encode_response(to, &reply, &meta))
 }
 
+/// (upstream dialect, its bytes, client dialect, golden name, golden text)
+type AnswerCase = (Dialect, &'static str, Dialect, &'static str, &'static str);
+
+macro_rules! answer {
+    ($from:expr, $input:literal, $to:expr, $golden:literal) => {
+        ($from, fixture!($input), $to, $golden, fixture!($golden))
+    };
+}
+
+const ANSWERS: [AnswerCase; 6] = [
+    answer!(
+        Anthropic,
+        "anthropic_response.json",
+        OpenAi,
+        "anthropic_response.to_openai.json"
+    ),
+    answer!(
+        Anthropic,
+        "anthropic_response.json",
+        Anthropic,
+        "anthropic_response.to_anthropic.json"
+    ),
+    answer!(
+        OpenAi,
+        "openai_response.json",
+        Anthropic,
+        "openai_response.to_anthropic.json"
+    ),
+    answer!(OpenAi, "openai_response.json", OpenAi, "openai_response.to_openai.json"),
+    answer!(Gemini, "gemini_response.json", OpenAi, "gemini_response.to_openai.json"),
+    answer!(
+        Gemini,
+        "gemini_response.json",
+        Anthropic,
+        "gemini_response.to_anthropic.json"
+    ),
+];
+
 #[test]
 fn answers_to_each_client_dialect() {
-    let cases = [
-        (
-            Anthropic,
-            fixture!("anthropic_response.json"),
-            OpenAi,
-            "anthropic_response.to_openai.json",
-            fixture!("anthropic_response.to_openai.json"),
-        ),
-        (
-            OpenAi,
-            fixture!("openai_response.json"),
-            Anthropic,
-            "openai_response.to_anthropic.json",
-            fixture!("openai_response.to_anthropic.json"),
-        ),
-        (
-            Gemini,
-            fixture!("gemini_response.json"),
-            OpenAi,
-            "gemini_response.to_openai.json",
-            fixture!("gemini_response.to_openai.json"),
-        ),
-        (
-            Gemini,
-            fixture!("gemini_response.json"),
-            Anthropic,
-            "gemini_response.to_anthropic.json",
-            fixture!("gemini_response.to_anthropic.json"),
-        ),
-    ];
-    for (from, body, to, name, expected) in cases {
+    for (from, body, to, name, expected) in ANSWERS {
         golden(name, expected, &reply(from, body, to));
     }
 }
@@ -143,93 +151,103 @@ fn stream(from: Dialect, input: &str, to: Dialect, include_usage: bool, name: &s
     );
 }
 
-#[test]
-fn anthropic_stream_to_openai() {
-    let (input, name) = (fixture!("anthropic_stream.sse"), "anthropic_stream.to_openai.json");
-    stream(
+/// (upstream dialect, transcript, client dialect, include_usage, golden name, golden text)
+type StreamCase = (Dialect, &'static str, Dialect, bool, &'static str, &'static str);
+
+macro_rules! stream {
+    ($from:expr, $input:literal, $to:expr, $usage:expr, $golden:literal) => {
+        ($from, fixture!($input), $to, $usage, $golden, fixture!($golden))
+    };
+}
+
+const TRANSCRIPTS: [StreamCase; 6] = [
+    stream!(
         Anthropic,
-        input,
+        "anthropic_stream.sse",
         OpenAi,
         true,
-        name,
-        fixture!("anthropic_stream.to_openai.json"),
-    );
-}
-
-#[test]
-fn openai_stream_to_anthropic() {
-    let (input, name) = (fixture!("openai_stream.sse"), "openai_stream.to_anthropic.json");
-    stream(
-        OpenAi,
-        input,
+        "anthropic_stream.to_openai.json"
+    ),
+    stream!(
+        Anthropic,
+        "anthropic_stream.sse",
         Anthropic,
         false,
-        name,
-        fixture!("openai_stream.to_anthropic.json"),
-    );
-}
-
-#[test]
-fn gemini_stream_to_openai() {
-    let (input, name) = (fixture!("gemini_stream.sse"), "gemini_stream.to_openai.json");
-    stream(
+        "anthropic_stream.to_anthropic.json"
+    ),
+    stream!(
+        OpenAi,
+        "openai_stream.sse",
+        Anthropic,
+        false,
+        "openai_stream.to_anthropic.json"
+    ),
+    stream!(
+        OpenAi,
+        "openai_stream.sse",
+        OpenAi,
+        false,
+        "openai_stream.to_openai.json"
+    ),
+    stream!(
         Gemini,
-        input,
+        "gemini_stream.sse",
         OpenAi,
         true,
-        name,
-        fixture!("gemini_stream.to_openai.json"),
-    );
-}
-
-#[test]
-fn gemini_stream_to_anthropic() {
-    let (input, name) = (fixture!("gemini_stream.sse"), "gemini_stream.to_anthropic.json");
-    stream(
+        "gemini_stream.to_openai.json"
+    ),
+    stream!(
         Gemini,
-        input,
+        "gemini_stream.sse",
         Anthropic,
         false,
-        name,
-        fixture!("gemini_stream.to_anthropic.json"),
-    );
-}
+        "gemini_stream.to_anthropic.json"
+    ),
+];
 
-#[test]
-fn anthropic_error_stream_to_openai() {
-    let (input, name) = (fixture!("anthropic_error.sse"), "anthropic_error.to_openai.json");
-    stream(
+const ERRORS: [StreamCase; 6] = [
+    stream!(
         Anthropic,
-        input,
+        "anthropic_error.sse",
         OpenAi,
         true,
-        name,
-        fixture!("anthropic_error.to_openai.json"),
-    );
-}
-
-#[test]
-fn openai_error_stream_to_anthropic() {
-    let (input, name) = (fixture!("openai_error.sse"), "openai_error.to_anthropic.json");
-    stream(
-        OpenAi,
-        input,
+        "anthropic_error.to_openai.json"
+    ),
+    stream!(
+        Anthropic,
+        "anthropic_error.sse",
         Anthropic,
         false,
-        name,
-        fixture!("openai_error.to_anthropic.json"),
-    );
+        "anthropic_error.to_anthropic.json"
+    ),
+    stream!(
+        OpenAi,
+        "openai_error.sse",
+        Anthropic,
+        false,
+        "openai_error.to_anthropic.json"
+    ),
+    stream!(OpenAi, "openai_error.sse", OpenAi, true, "openai_error.to_openai.json"),
+    stream!(Gemini, "gemini_error.sse", OpenAi, false, "gemini_error.to_openai.json"),
+    stream!(
+        Gemini,
+        "gemini_error.sse",
+        Anthropic,
+        false,
+        "gemini_error.to_anthropic.json"
+    ),
+];
+
+#[test]
+fn stream_transcripts_to_each_client() {
+    for (from, input, to, usage, name, expected) in TRANSCRIPTS {
+        stream(from, input, to, usage, name, expected);
+    }
 }
 
 #[test]
-fn gemini_error_stream_to_openai() {
-    let (input, name) = (fixture!("gemini_error.sse"), "gemini_error.to_openai.json");
-    stream(
-        Gemini,
-        input,
-        OpenAi,
-        false,
-        name,
-        fixture!("gemini_error.to_openai.json"),
-    );
+fn stream_errors_to_each_client() {
+    for (from, input, to, usage, name, expected) in ERRORS {
+        stream(from, input, to, usage, name, expected);
+    }
 }

@@ -93,6 +93,8 @@ mod tests {
             ], "has_more": false, "first_id": "a", "last_id": "b"}),
             "Anthropic shape"
         );
+        let gemini: Value = serde_json::from_slice(&model_list(Dialect::Gemini, &["g"], 0)).expect("JSON");
+        assert_eq!(gemini["models"][0]["name"], json!("models/g"), "Gemini shape");
         let empty: Value = serde_json::from_slice(&model_list(Dialect::Anthropic, &[], 0)).expect("JSON");
         assert_eq!(empty["first_id"], Value::Null, "no first id in an empty list");
     }

@@ -226,8 +226,9 @@ impl Encoder {
                     self.usage.merge(&u);
                 }
             }
+            Event::Start { usage, .. } => self.usage.merge(&usage),
             Event::Done => self.done(out),
-            Event::Start { .. } | Event::Text { .. } | Event::BlockStop { .. } | Event::Error(_) => {}
+            Event::Text { .. } | Event::BlockStop { .. } | Event::Error(_) => {}
         }
     }
 

@@ -284,3 +284,21 @@ fn upstream_error_bodies() {
         cut.len()
     );
 }
+
+#[test]
+fn gemini_answers_for_completeness() {
+    let usage = Usage {
+        input: 10,
+        cache_read: 4,
+        cache_write: 0,
+        output: 3,
+    };
+    let gemini = json(&encode_response(Gemini, &reply(StopReason::Length, usage), &meta()));
+    assert_eq!(gemini["candidates"][0]["finishReason"], json!("MAX_TOKENS"), "length");
+    assert_eq!(
+        gemini["candidates"][0]["content"]["parts"],
+        json!([{"text": "hi"}]),
+        "the text"
+    );
+    assert_eq!(usage_of(Gemini, gemini), usage, "its usage reads back the same");
+}

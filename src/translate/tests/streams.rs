@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{events, translate};
+use super::{events, fixture, translate};
 use crate::provider::Dialect::{self, Anthropic, Gemini, OpenAi};
 use crate::translate::{StreamMeta, StreamTranslator};
 
@@ -261,5 +261,33 @@ fn a_blocked_gemini_prompt_ends_cleanly_as_filtered() {
         last(&anthropic)["event"],
         json!("message_stop"),
         "a clean end, not an error"
+    );
+}
+
+#[test]
+fn gemini_out_for_completeness() {
+    let input = fixture!("anthropic_stream.sse");
+    let gemini = out(Anthropic, Gemini, input);
+    let parts: Vec<&Value> = gemini
+        .iter()
+        .map(|e| &e["data"]["candidates"][0]["content"]["parts"])
+        .collect();
+    assert_eq!(
+        parts[0],
+        &json!([{"text": "Let me check "}]),
+        "text as it comes: {gemini:?}"
+    );
+    assert_eq!(
+        parts[2],
+        &json!([{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]),
+        "a call whole, once its block stops"
+    );
+    let last = &last(&gemini)["data"];
+    assert_eq!(last["candidates"][0]["finishReason"], json!("STOP"), "the finish");
+    assert_eq!(
+        last["usageMetadata"],
+        json!({"promptTokenCount": 21_025, "candidatesTokenCount": 48, "cachedContentTokenCount": 20_000,
+            "totalTokenCount": 21_073}),
+        "usage with the finish"
     );
 }

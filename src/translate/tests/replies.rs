@@ -215,53 +215,55 @@ fn cut_off_tool_arguments_are_kept() {
     );
 }
 
+/// (dialect, status, body, kind read, message read)
+const ERROR_BODIES: [(Dialect, u16, &[u8], &str, &str); 6] = [
+    (
+        Anthropic,
+        529,
+        br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        "overloaded_error",
+        "Overloaded",
+    ),
+    (
+        OpenAi,
+        429,
+        br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+        "rate_limit_exceeded",
+        "Rate limit reached",
+    ),
+    (
+        Gemini,
+        400,
+        br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT"}}"#,
+        "INVALID_ARGUMENT",
+        "API key not valid.",
+    ),
+    (
+        Gemini,
+        503,
+        br#"[{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}]"#,
+        "UNAVAILABLE",
+        "overloaded",
+    ),
+    (
+        OpenAi,
+        500,
+        br#"{"error":"upstream exploded"}"#,
+        "api_error",
+        "upstream exploded",
+    ),
+    (
+        Anthropic,
+        502,
+        b"<html>Bad\x07 Gateway\r\n</html>",
+        "api_error",
+        "<html>Bad Gateway</html>",
+    ),
+];
+
 #[test]
 fn upstream_error_bodies() {
-    let cases: [(Dialect, u16, &[u8], &str, &str); 6] = [
-        (
-            Anthropic,
-            529,
-            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-            "overloaded_error",
-            "Overloaded",
-        ),
-        (
-            OpenAi,
-            429,
-            br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
-            "rate_limit_exceeded",
-            "Rate limit reached",
-        ),
-        (
-            Gemini,
-            400,
-            br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT"}}"#,
-            "INVALID_ARGUMENT",
-            "API key not valid.",
-        ),
-        (
-            Gemini,
-            503,
-            br#"[{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}]"#,
-            "UNAVAILABLE",
-            "overloaded",
-        ),
-        (
-            OpenAi,
-            500,
-            br#"{"error":"upstream exploded"}"#,
-            "api_error",
-            "upstream exploded",
-        ),
-        (
-            Anthropic,
-            502,
-            b"<html>Bad\x07 Gateway\r\n</html>",
-            "api_error",
-            "<html>Bad Gateway</html>",
-        ),
-    ];
-    for (dialect, status, body, kind, message) in cases {
+    for (dialect, status, body, kind, message) in ERROR_BODIES {
         let e = decode_error(dialect, status, body);
         assert_eq!(
             (e.status, e.kind.as_str(), e.message.as_str()),

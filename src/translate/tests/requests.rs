@@ -46,7 +46,7 @@ pub(super) fn refused(from: Dialect, body: Value, to: Dialect, param: &str) {
 }
 
 #[test]
-fn what_a_target_cannot_honour_is_refused_by_name() {
+fn what_a_target_cannot_honour_from_the_openai_door_is_refused_by_name() {
     for to in [Anthropic, Gemini] {
         refused(OpenAi, with(OpenAi, "n", json!(2)), to, "n");
         refused(OpenAi, with(OpenAi, "logprobs", json!(true)), to, "logprobs");
@@ -74,6 +74,14 @@ fn what_a_target_cannot_honour_is_refused_by_name() {
         Anthropic,
         "temperature",
     );
+    let tools = json!([{"type": "function", "function": {"name": "f"}}]);
+    let mut one_call = with(OpenAi, "tools", tools);
+    one_call["parallel_tool_calls"] = json!(false);
+    refused(OpenAi, one_call, Gemini, "parallel_tool_calls");
+}
+
+#[test]
+fn what_a_target_cannot_honour_from_the_anthropic_door_is_refused_by_name() {
     refused(Anthropic, with(Anthropic, "top_k", json!(5)), OpenAi, "top_k");
     refused(
         Anthropic,
@@ -103,10 +111,6 @@ fn what_a_target_cannot_honour_is_refused_by_name() {
         Gemini,
         "messages[0].content[1]",
     );
-    let tools = json!([{"type": "function", "function": {"name": "f"}}]);
-    let mut one_call = with(OpenAi, "tools", tools);
-    one_call["parallel_tool_calls"] = json!(false);
-    refused(OpenAi, one_call, Gemini, "parallel_tool_calls");
 }
 
 #[test]

@@ -160,30 +160,34 @@ fn the_usage_chunk_only_when_asked() {
     );
 }
 
+/// An Anthropic content block: start, one delta, stop.
+fn block(i: usize, start: &str, delta: &str) -> String {
+    format!(
+        "event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":{i},\"content_block\":{start}}}\n\nevent: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{i},\"delta\":{delta}}}\n\nevent: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":{i}}}\n\n"
+    )
+}
+
+fn text_block(i: usize, t: &str) -> String {
+    block(
+        i,
+        r#"{"type":"text","text":""}"#,
+        &format!(r#"{{"type":"text_delta","text":"{t}"}}"#),
+    )
+}
+
+fn tool_block(i: usize, id: &str) -> String {
+    let start = format!(r#"{{"type":"tool_use","id":"{id}","name":"f","input":{{}}}}"#);
+    block(i, &start, r#"{"type":"input_json_delta","partial_json":"{}"}"#)
+}
+
 #[test]
 fn text_and_tool_blocks_interleave_with_their_own_indices() {
-    let block = |i: usize, start: &str, delta: &str| {
-        format!(
-            "event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":{i},\"content_block\":{start}}}\n\nevent: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{i},\"delta\":{delta}}}\n\nevent: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":{i}}}\n\n"
-        )
-    };
-    let text = |i, t: &str| {
-        block(
-            i,
-            r#"{"type":"text","text":""}"#,
-            &format!(r#"{{"type":"text_delta","text":"{t}"}}"#),
-        )
-    };
-    let tool = |i, id: &str| {
-        let start = format!(r#"{{"type":"tool_use","id":"{id}","name":"f","input":{{}}}}"#);
-        block(i, &start, r#"{"type":"input_json_delta","partial_json":"{}"}"#)
-    };
     let input = format!(
         "{ANTHROPIC_START}{}{}{}{}event: message_stop\ndata: {{}}\n\n",
-        text(0, "a"),
-        tool(1, "t1"),
-        text(2, "b"),
-        tool(3, "t2")
+        text_block(0, "a"),
+        tool_block(1, "t1"),
+        text_block(2, "b"),
+        tool_block(3, "t2")
     );
     let anthropic = out(Anthropic, Anthropic, &input);
     let starts: Vec<(Value, Value)> = anthropic

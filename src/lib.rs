@@ -28,6 +28,7 @@ pub mod sidecar;
 pub mod state;
 pub mod store;
 pub mod text;
+pub mod translate;
 pub mod usage;
 pub mod validate;
 

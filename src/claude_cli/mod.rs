@@ -2,5 +2,13 @@
 //! (`claude -p`), one account per logged-in `CLAUDE_CONFIG_DIR` or per API key, served as an
 //! Anthropic Messages upstream.
 
+pub mod fields;
+pub mod invocation;
 pub mod limit;
 pub mod lines;
+mod prompt;
+
+pub use fields::Invalid;
+pub use invocation::{
+    build, check_filesystem, working_dir, AccountMode, BaseEnv, CliConf, Invocation, SessionState,
+};

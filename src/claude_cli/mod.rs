@@ -7,8 +7,10 @@ pub mod invocation;
 pub mod limit;
 pub mod lines;
 mod prompt;
+pub mod sessions;
 
 pub use fields::Invalid;
 pub use invocation::{
     build, check_filesystem, working_dir, AccountMode, BaseEnv, CliConf, Invocation, SessionState,
 };
+pub use sessions::{CliSessions, Lease, SessionKey};

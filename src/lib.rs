@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod claude_cli;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 
 use super::limit;
 use super::process::Exit;
-use crate::observe::sanitize;
 use crate::provider::ProviderKind;
+use crate::text::sanitize;
 
 /// Text kept for a JSON (non-streaming) answer at most.
 pub const MAX_JSON_TEXT: usize = 16 << 20;

@@ -21,7 +21,7 @@ pub use super::group::become_subreaper;
 use super::group::{signal_group, terminate};
 use super::invocation::Invocation;
 use super::lines::{LineSplitter, TooLong};
-use crate::observe::sanitize;
+use crate::text::sanitize;
 
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 pub const DEFAULT_MAX_LINE: usize = 4 << 20;

@@ -179,7 +179,7 @@ fn structured_output_becomes_a_text_block() {
 fn no_result_is_a_bad_gateway_with_sanitized_stderr() {
     let crash = Exit {
         code: Some(1),
-        stderr: crate::observe::sanitize("fatal: broke\u{1b}[31m\u{7}"),
+        stderr: crate::text::sanitize("fatal: broke\u{1b}[31m\u{7}"),
         stderr_head: "fatal: broke [31m ".into(),
         ..Exit::default()
     };

@@ -1,13 +1,11 @@
 //! Upstream errors in any dialect, as a body or inside a stream, read into [`ErrorInfo`]; and a
 //! stream error written in the client's dialect (the proxy's own error shapes).
 
+use crate::text::sanitize;
 use serde_json::Value;
 
 use super::form::ErrorInfo;
 use crate::provider::{Dialect, ProviderKind};
-
-/// Messages are cut to this many bytes.
-const MAX_MESSAGE: usize = 500;
 
 /// Read an upstream's error answer (`status`, `body`): any dialect's error JSON (the keys of
 /// `dialect` are preferred for the kind), or text, sanitized.
@@ -118,16 +116,4 @@ pub(super) fn write_stream_error(to: Dialect, info: &ErrorInfo, out: &mut Vec<u8
         Dialect::Gemini => ProviderKind::Gemini,
     };
     out.extend_from_slice(&provider.get().sse_error(info.status, &info.message));
-}
-
-/// Control characters removed, cut to [`MAX_MESSAGE`] bytes on a character boundary.
-pub(super) fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE));
-    for c in text.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > MAX_MESSAGE {
-            break;
-        }
-        out.push(c);
-    }
-    out
 }

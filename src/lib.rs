@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod alloc;
 pub mod claude_cli;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -8,6 +8,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// No transparent huge pages for this process: where the kernel is set to `always`, every 2 MiB
 /// region the allocator touches becomes resident whole, doubling a small proxy's memory for no
 /// gain. Run from the executable's initialisers, before the first allocation.
+#[cfg(target_os = "linux")]
 extern "C" fn no_huge_pages() {
     // SAFETY: prctl with PR_SET_THP_DISABLE takes integer arguments only and touches no memory;
     // on kernels without it, it fails harmlessly.
@@ -16,6 +17,7 @@ extern "C" fn no_huge_pages() {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static NO_HUGE_PAGES: extern "C" fn() = no_huge_pages;

@@ -31,7 +31,8 @@ fn check_bindable(what: &str, addr: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
 }
 
-/// Build the Pingora server for `core`'s current config.
+/// Build the Pingora server for `core`'s current config: the proxy behind its gate, the admin
+/// listener and the background services.
 pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
     let snap = core.snapshot();
     check_bindable("listen", snap.listen)?;
@@ -44,8 +45,21 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
     };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
+    let proxy = proxy_service(&server.configuration, core);
+    let mut admin = Service::new("llm-sidecar admin".to_string(), Admin::new(Arc::clone(core)));
+    admin.threads = Some(1);
+    admin.add_tcp(&snap.admin_listen.to_string());
+    server.add_service(proxy);
+    server.add_service(admin);
+    add_background(&mut server, core);
+    Ok(server)
+}
 
-    let mut logic = pingora::proxy::http_proxy(&server.configuration, SidecarProxy::new(Arc::clone(core)));
+/// The proxy as a Pingora service on `listen`: [`SidecarProxy`] behind the connection [`Gate`]
+/// (deadlines, connection cap, refusals counted), HTTP/1.1 and h2c on one listener.
+pub fn proxy_service(conf: &Arc<ServerConf>, core: &Arc<Sidecar>) -> Service<Gate<SidecarProxy>> {
+    let snap = core.snapshot();
+    let mut logic = pingora::proxy::http_proxy(conf, SidecarProxy::new(Arc::clone(core)));
     let mut options = HttpServerOptions::default();
     options.h2c = true; // HTTP/2 with prior knowledge beside HTTP/1.1 (told apart by the preface)
     options.h2_idle_timeout = Some(snap.server.keepalive_timeout);
@@ -56,27 +70,21 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
     // connection) would cost 64 KiB of RSS for every open stream.
     let app = ListenerConfig::tcp(snap.listen.to_string()).l4_buffer(L4BufferSettings::default().read(0));
     proxy.add_listener(app);
-    let mut admin = Service::new("llm-sidecar admin".to_string(), Admin::new(Arc::clone(core)));
-    admin.threads = Some(1);
-    admin.add_tcp(&snap.admin_listen.to_string());
-    server.add_service(proxy);
-    server.add_service(admin);
+    proxy
+}
+
+/// The sidecar's background services: active health checks, session rebalancing and expiry, the
+/// webhook sender and the config reloader. Each idles when its part of the config is off.
+pub fn add_background(server: &mut Server, core: &Arc<Sidecar>) {
     // Always present (it idles without checks), so a reload that adds checks is picked up.
     let checks = HealthChecks::new(Arc::clone(core));
     server.add_service(background_service("llm-sidecar health checks", checks));
-    server.add_service(background_service(
-        "llm-sidecar sessions",
-        Rebalancer::new(Arc::clone(core)),
-    ));
-    server.add_service(background_service(
-        "llm-sidecar webhook",
-        WebhookSender::new(Arc::clone(core)),
-    ));
-    server.add_service(background_service(
-        "llm-sidecar reload",
-        ReloadService::new(Arc::clone(core)),
-    ));
-    Ok(server)
+    let sessions = Rebalancer::new(Arc::clone(core));
+    server.add_service(background_service("llm-sidecar sessions", sessions));
+    let webhook = WebhookSender::new(Arc::clone(core));
+    server.add_service(background_service("llm-sidecar webhook", webhook));
+    let reload = ReloadService::new(Arc::clone(core));
+    server.add_service(background_service("llm-sidecar reload", reload));
 }
 
 /// Run until a signal: SIGINT stops at once; SIGTERM stops accepting, lets in-flight requests

@@ -16,6 +16,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Make this process the reaper of its orphaned descendants (Linux `PR_SET_CHILD_SUBREAPER`),
 /// so the leftovers of a run's process group can be reaped by [`super::CliProcess`]. Process-wide.
+#[cfg(target_os = "linux")]
 pub fn become_subreaper() -> io::Result<()> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers and touches no memory of ours.
     let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -24,6 +25,12 @@ pub fn become_subreaper() -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Elsewhere there is no subreaper: an init process (or the container runtime's) reaps orphans.
+#[cfg(not(target_os = "linux"))]
+pub fn become_subreaper() -> io::Result<()> {
+    Ok(())
 }
 
 /// SIGTERM the group; wait up to `grace` for the leader to exit and the group to empty; SIGKILL

@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::clock::now_ms;
 
 /// What rows are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum By {
     Account,
     Model,

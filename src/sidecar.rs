@@ -146,9 +146,11 @@ impl Sidecar {
 /// capacity, concurrency slots) in line with it.
 pub(crate) fn install(snapshot: &Snapshot, metrics: &Metrics) {
     for route in &snapshot.routes {
-        let _ = route
-            .metrics
-            .set(metrics.route(&route.name, &snapshot.pools[route.pool].name));
+        let pool = route
+            .pool()
+            .and_then(|i| snapshot.pools.get(i))
+            .map_or("-", |p| &*p.name);
+        let _ = route.metrics.set(metrics.route(&route.name, pool));
     }
     for pool in &snapshot.pools {
         let _ = pool.inflight.set(metrics.pool_inflight(&pool.name));

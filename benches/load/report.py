@@ -10,6 +10,7 @@ from collections import defaultdict
 
 p = argparse.ArgumentParser()
 p.add_argument("results")
+p.add_argument("--legs", default="direct nginx bare sidecar")
 p.add_argument("--duration")
 p.add_argument("--rounds")
 p.add_argument("--rate")
@@ -38,19 +39,22 @@ def ratio(v, base):
     return f"{v / base:.2f}x" if base and base == base else "-"
 
 
-legs = [("direct", "direct to the upstream"), ("nginx", "nginx reverse proxy"),
-        ("bare", "bare Pingora (stock build)"), ("sidecar", "llm-sidecar, full config")]
+names = {"direct": "direct to the upstream", "nginx": "nginx reverse proxy",
+         "bare": "bare Pingora (stock build)", "sidecar": "llm-sidecar, full config",
+         "baseline": "llm-sidecar baseline build, same config"}
+legs = [(leg, names.get(leg, leg)) for leg in a.legs.split()]
 print()
 print(f"Anthropic Messages POST (~1 KB JSON), keep-alive; {a.duration} per measurement, "
       f"median of {a.rounds} interleaved rounds.")
 print()
-print("| leg | req/s @50 conns | vs nginx | vs bare | p99 @50 | p50 @1 conn | p99 @1 | "
+print("| leg | req/s @50 conns | vs nginx | vs bare | vs sidecar | p99 @50 | p50 @1 conn | p99 @1 | "
       f"p50 @{a.rate}/s | p99 @{a.rate}/s | OpenAI req/s @50 | SSE req/s @50 |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for leg, name in legs:
     rps = get(leg, "c50", "rps")
     print(f"| {name} | {rps:,.0f} | {ratio(rps, get('nginx', 'c50', 'rps'))} | "
-          f"{ratio(rps, get('bare', 'c50', 'rps'))} | {us(get(leg, 'c50', 'p99'))} | "
+          f"{ratio(rps, get('bare', 'c50', 'rps'))} | {ratio(rps, get('sidecar', 'c50', 'rps'))} | "
+          f"{us(get(leg, 'c50', 'p99'))} | "
           f"{us(get(leg, 'c1', 'p50'))} | {us(get(leg, 'c1', 'p99'))} | {us(get(leg, 'rate', 'p50'))} | "
           f"{us(get(leg, 'rate', 'p99'))} | {get(leg, 'openai', 'rps'):,.0f} | {get(leg, 'sse', 'rps'):,.0f} |")
 

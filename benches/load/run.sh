@@ -8,6 +8,8 @@
 #
 #   bash benches/load/run.sh                     # about 12 minutes after the builds
 #   DURATION=3s ROUNDS=1 bash benches/load/run.sh   # a quick look
+#   BASELINE=/path/to/llm-sidecar bash benches/load/run.sh   # plus another build of the sidecar
+#                                   (same config), e.g. an earlier commit's, as leg "baseline"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -64,6 +66,7 @@ wait_port() {
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 UP=$(port); NGX=$(port); BAREP=$(port); SC=$(port); ADMIN=$(port); PROBE=$(port); BARES=$(port)
+BL=$(port); BLADMIN=$(port)
 
 # --- the nginx upstream (core LOAD_CPU) and nginx as reverse proxy (core PROXY_CPU) ---
 user_line=""
@@ -118,19 +121,29 @@ BENCH_KEY_A=sk-bench-a BENCH_KEY_B=sk-bench-b \
 SC_PID=$!
 echo "$SC_PID" > "$WORK/sidecar.pid"
 for p in $UP $NGX $BAREP $SC $PROBE $BARES; do wait_port "$p"; done
+LEGS=(direct nginx bare sidecar)
+if [ -n "${BASELINE:-}" ]; then
+  # Another build of the sidecar, same config (its own ports and request log), measured alike.
+  mkdir -p "$WORK/baseline"
+  sed -e "s#@PORT@#$BL#; s#@ADMIN@#$BLADMIN#; s#@JSON@#$UP#g; s#@SSE@#$PROBE#g; s#@DIR@#$WORK/baseline#" \
+    "$HERE/sidecar.yaml" > "$WORK/baseline.yaml"
+  BENCH_KEY_A=sk-bench-a BENCH_KEY_B=sk-bench-b \
+    taskset -c "$PROXY_CPU" "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!)
+  wait_port "$BL"
+  LEGS+=(baseline)
+fi
 sleep 2
 RESULTS=$WORK/results.txt
 echo "sidecar idle rss_kib $(rss_kib "$SC_PID")" >> "$RESULTS"
 echo "bare idle rss_kib $(rss_kib "$BARE_PID")" >> "$RESULTS"
 
 declare -A BASE=([direct]="http://127.0.0.1:$UP" [nginx]="http://127.0.0.1:$NGX"
-                 [bare]="http://127.0.0.1:$BAREP" [sidecar]="http://127.0.0.1:$SC")
+                 [bare]="http://127.0.0.1:$BAREP" [sidecar]="http://127.0.0.1:$SC" [baseline]="http://127.0.0.1:$BL")
 # scenario -> path on a plain proxy, path on the sidecar, body file
 declare -A PLAIN=([anthropic]=/v1/messages [openai]=/v1/chat/completions [sse]=/sse/v1/messages)
 declare -A SIDE=([anthropic]=/anthropic/v1/messages [openai]=/openai/v1/chat/completions [sse]=/stream/v1/messages)
 declare -A BODY=([anthropic]=anthropic.json [openai]=openai.json [sse]=anthropic-stream.json)
-LEGS=(direct nginx bare sidecar)
-url() { if [ "$1" = sidecar ]; then echo "${BASE[$1]}${SIDE[$2]}"; else echo "${BASE[$1]}${PLAIN[$2]}"; fi; }
+url() { if [ "$1" = sidecar ] || [ "$1" = baseline ]; then echo "${BASE[$1]}${SIDE[$2]}"; else echo "${BASE[$1]}${PLAIN[$2]}"; fi; }
 
 wrk_run() { # leg scenario connections -> "rps=.. p50=.. p99=.. errors=.."
   BENCH_BODY="$HERE/${BODY[$2]}" taskset -c "$LOAD_CPU" wrk -t1 -c"$3" -d"$4" -s "$HERE/request.lua" "$(url "$1" "$2")" |
@@ -179,5 +192,5 @@ echo "sidecar streams_idle rss_kib $(rss_kib "$SC_PID")" >> "$RESULTS"
 record sidecar streams "$(taskset -c "$LOAD_CPU" python3 "$HERE/sse_probe.py" hold \
   "http://127.0.0.1:$SC/timed/v1/messages" --streams "$STREAMS" --pidfile "$WORK/sidecar.pid" | sed -n 's/^RESULT //p')"
 
-python3 "$HERE/report.py" "$RESULTS" --duration "$DURATION" --rounds "$ROUNDS" --rate "$RATE" \
+python3 "$HERE/report.py" "$RESULTS" --legs "${LEGS[*]}" --duration "$DURATION" --rounds "$ROUNDS" --rate "$RATE" \
   --streams "$STREAMS" --admin "http://127.0.0.1:$ADMIN" --db "$WORK/requests.db"

@@ -1,11 +1,13 @@
-//! Account selection (the algorithm the request path's select stage runs). A request walks its route's pool, then that pool's fallback pools in order.
-//! In each pool the candidates are the untried accounts that are available (health), under their
+//! Account selection (the algorithm the request path's select stage runs). A request walks its
+//! route's pool, then that pool's fallback pools in order (a front door's request walks its
+//! model's targets, each pool with its fallbacks). In each pool the candidates are the untried accounts that are available (health), under their
 //! rpm/tpm and under 100% of their weekly budget, ranked by health score. A session goes to the
 //! account it is bound to when that one has a free slot; else it is (re)bound to the best account
 //! with room for another session and under its budget threshold; a request that cannot be bound
 //! (caps) or has no session takes the best account with a free slot; failing all that, it waits in
 //! the FIFO queue of the best account whose queue has room.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -18,31 +20,62 @@ use crate::resilience::health::Availability;
 use crate::resilience::limits::QueueError;
 
 /// Where a request stands in its walk over pools.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Walk {
-    /// The route's pool.
+    /// The first pool (its retry settings govern the request).
     pub primary: usize,
-    /// 0 for the primary pool, then 1.. for its fallbacks.
+    /// Index into the walk's pools: 0 for the first, then on.
     pub step: usize,
     /// Accounts of the current pool already tried (bit per index).
     pub tried: u64,
+    /// A front door's pools, each with the target it serves; `None`: the route's pool, then its
+    /// fallback pools.
+    plan: Option<Arc<[Step]>>,
+}
+
+/// One pool of a front door's walk, and which of the model's targets it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub pool: usize,
+    pub target: usize,
 }
 
 impl Walk {
+    /// A pass-through route's walk: `primary`, then its fallback pools.
     pub fn new(primary: usize) -> Self {
         Walk {
             primary,
             step: 0,
             tried: 0,
+            plan: None,
         }
+    }
+
+    /// A front door's walk over the pools of `steps` (not empty).
+    pub fn over(steps: Vec<Step>) -> Option<Self> {
+        let primary = steps.first()?.pool;
+        Some(Walk {
+            primary,
+            step: 0,
+            tried: 0,
+            plan: Some(steps.into()),
+        })
     }
 
     /// The pool at `step` of the walk.
     pub fn pool_at(&self, snap: &Snapshot, step: usize) -> Option<usize> {
+        if let Some(plan) = &self.plan {
+            return plan.get(step).map(|s| s.pool);
+        }
         match step {
             0 => Some(self.primary),
             n => snap.pools.get(self.primary)?.fallback.get(n - 1).copied(),
         }
+    }
+
+    /// The target the current step serves (front doors only).
+    pub fn target(&self) -> Option<usize> {
+        self.plan.as_ref()?.get(self.step).map(|s| s.target)
     }
 }
 

@@ -83,6 +83,7 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
         .enumerate()
         .filter_map(|(i, price)| build_price(&format!("prices[{i}]"), price, &mut p))
         .collect();
+    let models = super::models::build_all(&raw.models, &pool_names, &prices, &mut p);
     let log = build_log(&raw.log, &mut p);
     let webhook = raw
         .notifications
@@ -146,6 +147,7 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
             cors,
             routes,
             pools,
+            models,
             client_tokens,
             prices,
             log,

@@ -3,6 +3,7 @@
 
 mod build;
 mod check;
+mod models;
 mod pools;
 pub mod raw;
 mod raw_server;
@@ -14,8 +15,8 @@ use std::path::Path;
 
 pub use check::{parse_base_url, Problem};
 pub use snapshot::{
-    Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Pool, RetryConf, Route, ServerLimits,
-    Snapshot, Timeouts, Upstream, Webhook,
+    Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Model, Pool, RetryConf, Route, RouteTarget,
+    ServerLimits, Snapshot, Target, Timeouts, Upstream, Webhook,
 };
 
 use crate::state::States;

@@ -148,6 +148,9 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
             max_moves: r.max_moves,
         }
     });
+    if raw.default_max_tokens == Some(0) {
+        p.add(format!("{path}.default_max_tokens"), "must be at least 1");
+    }
     if raw.accounts.is_empty() {
         p.add(format!("{path}.accounts"), "at least one account is required");
     }
@@ -200,6 +203,7 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
         rebalance,
         state: states.pool(name),
         inflight: Default::default(),
+        default_max_tokens: raw.default_max_tokens.unwrap_or(4096),
     })
 }
 

@@ -33,6 +33,9 @@ pub struct RawConfig {
     pub clients: RawClients,
     #[serde(default)]
     pub prices: Vec<RawPrice>,
+    /// What the front doors serve.
+    #[serde(default)]
+    pub models: Vec<RawModel>,
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
@@ -53,7 +56,53 @@ pub struct RawRoute {
     pub matcher: RawMatch,
     #[serde(default = "yes")]
     pub strip_prefix: bool,
+    /// Pass-through: the pool whose API the client speaks.
+    pub pool: Option<String>,
+    /// Front door: the API the client speaks, served by any model of `models`.
+    pub api: Option<Api>,
+}
+
+/// The APIs a front door speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// OpenAI Chat Completions.
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+/// A model clients name in `model`, served by its targets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub name: String,
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Requests with Claude Code CLI fields may fall back to an API target without them.
+    #[serde(default)]
+    pub degrade: bool,
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+}
+
+/// The order a model's targets are tried in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// As listed.
+    #[default]
+    Ordered,
+    /// The lowest price-table cost for the request's input first.
+    Cheapest,
+}
+
+/// One way to serve a model: a pool and the model name its provider knows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
     pub pool: String,
+    pub model: String,
 }
 
 fn yes() -> bool {
@@ -90,6 +139,8 @@ pub struct RawPool {
     #[serde(default)]
     pub session: RawSession,
     pub rebalance: Option<RawRebalance>,
+    /// `max_tokens` sent to an Anthropic target when a front-door request has none (4096).
+    pub default_max_tokens: Option<u64>,
     #[serde(default)]
     pub accounts: Vec<RawAccount>,
 }

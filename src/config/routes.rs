@@ -4,8 +4,9 @@
 use http::header::{HeaderName, HeaderValue};
 
 use super::check::{valid_name, Problems, NAME_RULE};
-use super::raw::{RawRoute, RawServer};
-use super::snapshot::{Route, ServerLimits};
+use super::raw::{Api, RawRoute, RawServer};
+use super::snapshot::{Route, RouteTarget, ServerLimits};
+use crate::provider::Dialect;
 
 /// Build every route, reporting duplicates and routes an earlier one shadows.
 pub(super) fn build_all(raw: &[RawRoute], pools: &[&str], p: &mut Problems) -> Vec<Route> {
@@ -69,16 +70,33 @@ pub(super) fn build_route(path: &str, r: &RawRoute, pools: &[&str], p: &mut Prob
             }
         }
     });
-    let pool = pools.iter().position(|n| *n == r.pool);
-    if pool.is_none() {
-        p.add(format!("{path}.pool"), format!("no pool named {:?}", r.pool));
-    }
+    let target = match (&r.pool, r.api) {
+        (Some(name), None) => match pools.iter().position(|n| n == name) {
+            Some(i) => Some(RouteTarget::Pool(i)),
+            None => {
+                p.add(format!("{path}.pool"), format!("no pool named {name:?}"));
+                None
+            }
+        },
+        (None, Some(api)) => Some(RouteTarget::Door(match api {
+            Api::Openai => Dialect::OpenAi,
+            Api::Anthropic => Dialect::Anthropic,
+        })),
+        (Some(_), Some(_)) => {
+            p.add(path, "set pool (pass-through) or api (front door), not both");
+            None
+        }
+        (None, None) => {
+            p.add(path, "set pool (pass-through) or api: openai | anthropic (front door)");
+            None
+        }
+    };
     (p.0.len() == start).then(|| Route {
         name: r.name.as_str().into(),
         path_prefix: prefix.into(),
         header,
         strip_prefix: r.strip_prefix,
-        pool: pool.unwrap_or_default(),
+        target: target.unwrap_or(RouteTarget::Pool(0)),
         metrics: Default::default(),
     })
 }

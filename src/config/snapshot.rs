@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub cors: Option<crate::cors::Cors>,
     pub routes: Vec<Route>,
     pub pools: Vec<Pool>,
+    /// What the front doors serve, by name.
+    pub models: Vec<Model>,
     /// When non-empty, every request must carry one of these tokens.
     pub client_tokens: Vec<ClientToken>,
     pub prices: Vec<Price>,
@@ -79,10 +81,47 @@ pub struct Route {
     pub path_prefix: Box<str>,
     pub header: Option<(HeaderName, HeaderValue)>,
     pub strip_prefix: bool,
-    /// Index into [`Snapshot::pools`].
-    pub pool: usize,
+    /// What serves it: a pool (pass-through) or a front door.
+    pub target: RouteTarget,
     /// Metric handles, resolved when the snapshot is installed.
     pub metrics: OnceLock<RouteMetrics>,
+}
+
+/// What a route leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// Pass-through to this pool (index into [`Snapshot::pools`]); the client speaks its API.
+    Pool(usize),
+    /// A front door speaking this API, serving any model of [`Snapshot::models`] (or `POOL/MODEL`).
+    Door(crate::provider::Dialect),
+}
+
+impl Route {
+    /// The route's pool, for a pass-through route.
+    pub fn pool(&self) -> Option<usize> {
+        match self.target {
+            RouteTarget::Pool(p) => Some(p),
+            RouteTarget::Door(_) => None,
+        }
+    }
+}
+
+/// A model clients name on the front doors, and the targets that serve it.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: Arc<str>,
+    pub strategy: super::raw::Strategy,
+    /// A request with Claude Code CLI fields may be served by an API target without them.
+    pub degrade: bool,
+    pub targets: Vec<Target>,
+}
+
+/// One way to serve a model: a pool and the model name its provider knows.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Index into [`Snapshot::pools`].
+    pub pool: usize,
+    pub model: Arc<str>,
 }
 
 pub struct Pool {
@@ -105,6 +144,8 @@ pub struct Pool {
     pub state: Arc<PoolState>,
     /// `inflight_requests{pool}`, resolved when the snapshot is installed.
     pub inflight: OnceLock<IntGauge>,
+    /// `max_tokens` for an Anthropic target when a front-door request names none.
+    pub default_max_tokens: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -230,5 +271,10 @@ impl Snapshot {
 
     pub fn pool_index(&self, name: &str) -> Option<usize> {
         self.pools.iter().position(|p| &*p.name == name)
+    }
+
+    /// The model named `name` in `models`.
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.models.iter().find(|m| &*m.name == name)
     }
 }

@@ -33,6 +33,15 @@ impl ProviderKind {
         }
     }
 
+    /// The provider whose API is `dialect` (OpenRouter speaks OpenAI's).
+    pub fn for_dialect(dialect: Dialect) -> ProviderKind {
+        match dialect {
+            Dialect::Anthropic => ProviderKind::Anthropic,
+            Dialect::OpenAi => ProviderKind::Openai,
+            Dialect::Gemini => ProviderKind::Gemini,
+        }
+    }
+
     /// The provider's behaviour.
     pub fn get(self) -> &'static dyn Provider {
         match self {

@@ -101,6 +101,20 @@ impl Request {
     pub fn cors(&self) -> Option<&HeaderValue> {
         self.cors.as_ref()
     }
+    /// A front door planned the request: its facts, and its first pool's gauge and budget.
+    pub fn planned(&mut self, stream: bool, model: String, session: Option<String>, primary: Option<&Pool>) {
+        self.stream = stream;
+        self.model = Some(model);
+        if self.session.is_none() {
+            self.session = session;
+        }
+        if let Some(pool) = primary {
+            if let Some(g) = self.inflight.as_mut() {
+                g.count_in(pool.inflight.get());
+            }
+            pool.state.budget.deposit(now_ms());
+        }
+    }
 }
 
 /// Admit the request into the proxy phase, or say why not. `Err` is an I/O failure with the
@@ -127,8 +141,11 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut impl Ad
     if let Some(early) = by_method(&req.method) {
         return Ok(Some(early));
     }
-    ctx.start_walk(route.pool);
-    let Some(pool) = snap.pools.get(route.pool) else {
+    let Some(pool_index) = route.pool() else {
+        return admit_to_door(core, session, ctx, &snap, &routed.path).await;
+    };
+    ctx.start_walk(pool_index);
+    let Some(pool) = snap.pools.get(pool_index) else {
         return Ok(refuse(ErrorKind::Internal, "route without a pool"));
     };
     let r = ctx.request_mut();
@@ -155,6 +172,59 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut impl Ad
     r.body_len = body.len();
     pool.state.budget.deposit(now_ms());
     let link = replay::wrap(&mut session.downstream_session, body, pool.timeouts, ctx.started());
+    ctx.set_link(link);
+    Ok(None)
+}
+
+/// A front door's request: what admission checks without a pool (the door plans the rest).
+async fn admit_to_door(
+    core: &Arc<Sidecar>,
+    session: &mut Session,
+    ctx: &mut impl AdmitCtx,
+    snap: &Snapshot,
+    path: &str,
+) -> Result<Option<Early>> {
+    let r = ctx.request_mut();
+    if let Some(refused) = client(core, session, r, snap) {
+        return Ok(Some(Early::Refuse(refused)));
+    }
+    let headers = &session.req_header().headers;
+    if let Some(sid) = headers
+        .get("x-session-id")
+        .or_else(|| headers.get("x-claude-code-session-id"))
+    {
+        if !validate::valid_id(sid.as_bytes()) {
+            let msg = "x-session-id must match ^[A-Za-z0-9._:-]{1,128}$";
+            return Ok(refuse(ErrorKind::InvalidHeader, msg));
+        }
+        r.session = sid.to_str().ok().map(String::from);
+    }
+    r.upstream_path = path.to_string();
+    let idle = snap.server.body_timeout;
+    let body = match body::read(core, session, &mut r.buffer, snap, idle).await? {
+        Ok(b) => b,
+        Err(refusal) => return Ok(Some(Early::Refuse(refusal))),
+    };
+    if !body.is_empty() {
+        if let Err(e) = validate::check_json(&body, snap.limits.max_json_depth) {
+            let kind = match e {
+                Invalid::TooDeep(_) => ErrorKind::JsonTooDeep,
+                Invalid::Nul | Invalid::NotObject => ErrorKind::InvalidBody,
+                Invalid::NotJson(_) => ErrorKind::InvalidJson,
+            };
+            return Ok(refuse(kind, e.message()));
+        }
+    }
+    // A door's timeouts are its targets' pools': the replay starts with the server's and each
+    // attempt sets its pool's.
+    let timeouts = crate::config::Timeouts {
+        connect: snap.server.body_timeout,
+        first_byte: snap.server.body_timeout,
+        first_token: None,
+        idle: snap.server.body_timeout,
+        total: std::time::Duration::from_secs(3600),
+    };
+    let link = replay::wrap(&mut session.downstream_session, body, timeouts, ctx.started());
     ctx.set_link(link);
     Ok(None)
 }

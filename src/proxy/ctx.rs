@@ -16,7 +16,7 @@ use super::respond::{ErrorKind, RespondCtx};
 use super::retry::{Retry, RetryCtx};
 use super::select::{Attempt, SelectCtx};
 use super::stream::{Response, StreamCtx};
-use super::translate::Translation;
+use super::translate::{TranslateCtx, Translation};
 use super::view::View;
 use crate::alloc::pick::Walk;
 use crate::config::{Account, Pool, Route, Snapshot};
@@ -28,8 +28,7 @@ pub struct Ctx {
     started: Instant,
     /// What admission learnt: snapshot, route, client, session, body facts.
     req: Request,
-    /// The seam between the client's dialect and the target's (identity for pass-through routes).
-    #[allow(dead_code)] // the front doors fill it in
+    /// The seam between the client's dialect and the target's (none for pass-through routes).
     translation: Translation,
     /// Where the current attempt goes: pool, account, slot, and the walk over pools.
     attempt: Attempt,
@@ -92,6 +91,33 @@ impl View for Ctx {
     }
     fn link(&self) -> Option<&Link> {
         self.link.as_deref()
+    }
+    fn client_provider(&self) -> Option<&'static dyn crate::provider::Provider> {
+        match self.translation.door() {
+            Some(d) => Some(crate::provider::ProviderKind::for_dialect(d).get()),
+            None => self.primary().map(|p| p.provider),
+        }
+    }
+}
+
+impl TranslateCtx for Ctx {
+    fn translation_mut(&mut self) -> &mut Translation {
+        &mut self.translation
+    }
+    fn route_path(&self) -> &str {
+        self.req.upstream_path()
+    }
+    fn admitted_body(&self) -> bytes::Bytes {
+        self.link.as_ref().map(|l| l.body()).unwrap_or_default()
+    }
+    fn planned(&mut self, walk: Walk, stream: bool, model: String, session: Option<String>) {
+        self.attempt.start_plan(walk);
+        let snap = self.req.snap_arc();
+        let primary = snap.as_deref().and_then(|s| s.pools.get(self.attempt.primary()?));
+        if let (Some(p), Some(link)) = (primary, &self.link) {
+            link.set_total(p.timeouts.total);
+        }
+        self.req.planned(stream, model, session, primary);
     }
 }
 
@@ -159,6 +185,13 @@ impl SelectCtx for Ctx {
     fn attempt_and_session(&mut self) -> (&mut Attempt, Option<&str>) {
         (&mut self.attempt, self.req.session())
     }
+    fn prepare_target(&mut self) {
+        if let Some((_, body)) = self.translation.attempt(self.attempt.target()) {
+            if let Some(link) = &self.link {
+                link.set_body(body);
+            }
+        }
+    }
     fn snapshot_arc(&self) -> Option<Arc<Snapshot>> {
         self.req.snap_arc()
     }
@@ -172,16 +205,21 @@ impl StreamCtx for Ctx {
         &self.response
     }
     fn strip_usage(&self) -> bool {
-        self.req.strip_usage()
+        self.translation.strip_usage().unwrap_or_else(|| self.req.strip_usage())
+    }
+    fn translation_mut(&mut self) -> &mut Translation {
+        &mut self.translation
     }
 }
 
 impl InjectCtx for Ctx {
     fn upstream_path(&self) -> &str {
-        self.req.upstream_path()
+        self.translation
+            .current()
+            .map_or(self.req.upstream_path(), |(path, _)| path)
     }
     fn body_len(&self) -> usize {
-        self.req.body_len()
+        self.translation.current().map_or(self.req.body_len(), |(_, len)| len)
     }
 }
 

@@ -7,6 +7,12 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     NoRoute,
+    /// A front-door request the door cannot accept (with the field's path).
+    InvalidRequest,
+    /// A front door was asked for a model no models entry, pool or `POOL/MODEL` names.
+    ModelNotFound,
+    /// A front door answer that could not be translated for the client.
+    TranslationFailed,
     MethodNotAllowed,
     InvalidPath,
     BadRequest,
@@ -42,6 +48,9 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NoRoute => "no_route",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::TranslationFailed => "translation_failed",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::InvalidPath => "invalid_path",
             ErrorKind::BadRequest => "bad_request",
@@ -95,6 +104,9 @@ impl ErrorKind {
             ErrorKind::InBandError => "the upstream stream reported an error",
             ErrorKind::Internal => "internal error in the sidecar",
             ErrorKind::NoRoute => "no route matches this path",
+            ErrorKind::InvalidRequest => "the request is not valid for this API",
+            ErrorKind::ModelNotFound => "no such model",
+            ErrorKind::TranslationFailed => "the upstream's answer could not be translated",
             ErrorKind::MethodNotAllowed => "this method is not forwarded",
             ErrorKind::InvalidPath => "the path is not allowed",
             ErrorKind::BadRequest => "the request is malformed",
@@ -113,7 +125,9 @@ impl ErrorKind {
     /// The status the sidecar answers with for this kind.
     pub fn status(self) -> u16 {
         match self {
-            ErrorKind::NoRoute => 404,
+            ErrorKind::NoRoute | ErrorKind::ModelNotFound => 404,
+            ErrorKind::InvalidRequest => 400,
+            ErrorKind::TranslationFailed => 502,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::InvalidPath | ErrorKind::BadRequest => 400,
             ErrorKind::Unauthorized => 401,

@@ -1,6 +1,6 @@
 //! The request path. [`SidecarProxy`] is Pingora's `ProxyHttp`; each hook is glue that calls one
 //! stage, in the order a request meets them: [`route`] and [`admit`] (`request_filter`),
-//! `translate` (between admission and the upstream), [`select`] (`upstream_peer`), [`inject`]
+//! [`translate`] (between admission and the upstream; `reply` on the way back), [`select`] (`upstream_peer`), [`inject`]
 //! (`upstream_request_filter`), [`retry`] (wherever an attempt can end), [`stream`] (the response
 //! filters), [`respond`] (our own answers), [`finish`] (`logging`). `replay` is the downstream
 //! session through which Pingora re-sends the buffered body and our deadlines are kept.
@@ -12,12 +12,13 @@ pub mod error;
 pub mod finish;
 pub mod inject;
 mod replay;
+mod reply;
 pub mod respond;
 pub mod retry;
 pub mod route;
 pub mod select;
 pub mod stream;
-mod translate;
+pub mod translate;
 pub mod view;
 
 use std::sync::Arc;
@@ -61,7 +62,11 @@ impl ProxyHttp for SidecarProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        match admit::admit(&self.core, session, ctx).await? {
+        let early = match admit::admit(&self.core, session, ctx).await? {
+            None => translate::plan(ctx),
+            early => early,
+        };
+        match early {
             None => Ok(false),
             Some(early) => respond::early(session, ctx, early).await.map(|()| true),
         }

@@ -58,7 +58,8 @@ impl Expired {
 /// the real session comes back.
 pub struct Link {
     origin: Instant,
-    timeouts: Timeouts,
+    /// The request's total limit, in nanoseconds after `origin` (a front door sets its target's).
+    total: AtomicU64,
     /// Nanoseconds after `origin`.
     attempt_start: AtomicU64,
     /// Nanoseconds after `origin` of the last upstream data, or `WAITING_FOR_HEAD`.
@@ -76,6 +77,8 @@ pub struct Link {
     /// An attempt has started.
     attempted: std::sync::atomic::AtomicBool,
     returned: Mutex<Option<ServerSession>>,
+    /// The body every attempt sends (a front door replaces it per target).
+    body: Mutex<Bytes>,
 }
 
 impl Link {
@@ -128,6 +131,23 @@ impl Link {
         self.first_token_at.store(u64::MAX, Ordering::Relaxed);
     }
 
+    /// The request's total time limit (a front door learns it from its first target's pool).
+    pub fn set_total(&self, total: Duration) {
+        self.total.store(nanos(total), Ordering::Relaxed);
+    }
+
+    /// The body the next attempt sends.
+    pub fn set_body(&self, body: Bytes) {
+        if let Ok(mut b) = self.body.lock() {
+            *b = body;
+        }
+    }
+
+    /// The body attempts send (a reference count, not a copy).
+    pub fn body(&self) -> Bytes {
+        self.body.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
     /// Upstream data (the head or a body chunk) arrived.
     pub fn data_arrived(&self) {
         self.last_data.store(self.nanos(Instant::now()), Ordering::Relaxed);
@@ -141,7 +161,10 @@ impl Link {
 
     /// The earliest deadline now in force and which one it is.
     fn deadline(&self) -> (Instant, Expired) {
-        let total = (self.origin + self.timeouts.total, Expired::Total);
+        let total = (
+            self.origin + Duration::from_nanos(self.total.load(Ordering::Relaxed)),
+            Expired::Total,
+        );
         let last = self.last_data.load(Ordering::Relaxed);
         let phase = if last == WAITING_FOR_HEAD {
             let start = Duration::from_nanos(self.attempt_start.load(Ordering::Relaxed));
@@ -192,7 +215,7 @@ impl Link {
 pub fn wrap(slot: &mut ServerSession, body: Bytes, timeouts: Timeouts, origin: Instant) -> Arc<Link> {
     let link = Arc::new(Link {
         origin,
-        timeouts,
+        total: AtomicU64::new(nanos(timeouts.total)),
         attempt_start: AtomicU64::new(0),
         last_data: AtomicU64::new(WAITING_FOR_HEAD),
         expired: AtomicU8::new(0),
@@ -202,11 +225,11 @@ pub fn wrap(slot: &mut ServerSession, body: Bytes, timeouts: Timeouts, origin: I
         upstream_done: AtomicU64::new(0),
         attempted: std::sync::atomic::AtomicBool::new(false),
         returned: Mutex::new(None),
+        body: Mutex::new(body),
     });
     let inner = std::mem::replace(slot, ServerSession::new_custom(Box::new(())));
     *slot = ServerSession::new_custom(Box::new(Replay {
         inner,
-        body,
         link: Arc::clone(&link),
     }));
     link
@@ -214,7 +237,6 @@ pub fn wrap(slot: &mut ServerSession, body: Bytes, timeouts: Timeouts, origin: I
 
 struct Replay {
     inner: ServerSession,
-    body: Bytes,
     link: Arc<Link>,
 }
 
@@ -309,7 +331,7 @@ impl CustomSession for Replay {
     /// Judged on the buffered body: a chunked or HTTP/2 request whose body turned out empty
     /// must go upstream as an empty body, not as one Pingora waits to forward.
     fn is_body_empty(&mut self) -> bool {
-        self.body.is_empty()
+        self.link.body().is_empty()
     }
 
     /// Pingora polls this while it waits for the upstream, in both the h1 and h2 paths; it is
@@ -357,7 +379,7 @@ impl CustomSession for Replay {
     /// The whole buffered body, on every attempt. `None` for an empty body, which
     /// `is_body_empty` reports, so Pingora ends the upstream request by itself.
     fn get_retry_buffer(&self) -> Option<Bytes> {
-        (!self.body.is_empty()).then(|| self.body.clone())
+        Some(self.link.body()).filter(|b| !b.is_empty())
     }
     async fn finish_custom(&mut self) -> Result<()> {
         Ok(())

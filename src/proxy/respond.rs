@@ -27,6 +27,8 @@ pub enum Early {
     Preflight,
     /// `HEAD` (Claude Code's credential-less probe of the base URL): `200`, never forwarded.
     Head,
+    /// A JSON answer of the sidecar's own (a front door's model list).
+    Json(u16, Bytes),
 }
 
 /// Why a request is answered by the sidecar itself.
@@ -199,8 +201,22 @@ pub async fn early(session: &mut Session, ctx: &mut impl RespondCtx, early: Earl
             empty(session, 204, ctx.request_id(), cors).await
         }
         Early::Head => empty(session, 200, ctx.request_id(), None).await,
+        Early::Json(status, body) => json(session, status, body, ctx).await,
         Early::Refuse(r) => refusal(session, ctx, r).await,
     }
+}
+
+/// A JSON answer of the sidecar's own.
+async fn json(session: &mut Session, status: u16, body: Bytes, ctx: &impl RespondCtx) -> pingora::Result<()> {
+    let mut head = ResponseHeader::build(status, Some(4))?;
+    head.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    head.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    head.insert_header("x-request-id", ctx.request_id().clone())?;
+    if let Some(origin) = ctx.cors() {
+        crate::cors::add_response_headers(origin, &mut head)?;
+    }
+    session.write_response_header(Box::new(head), false).await?;
+    session.write_response_body(Some(body), true).await
 }
 
 /// Answer a request admission refused.

@@ -200,7 +200,7 @@ mod tests {
             path_prefix: prefix.into(),
             header: header.map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v))),
             strip_prefix: strip,
-            pool: 0,
+            target: crate::config::RouteTarget::Pool(0),
             metrics: Default::default(),
         }
     }

@@ -24,6 +24,8 @@ pub trait SelectCtx: RetryCtx {
     fn attempt_and_session(&mut self) -> (&mut Attempt, Option<&str>);
     /// The pinned snapshot itself (it outlives a borrow of the context).
     fn snapshot_arc(&self) -> Option<std::sync::Arc<Snapshot>>;
+    /// The attempt goes to its target: the body and path it sends are that target's (front doors).
+    fn prepare_target(&mut self);
 }
 
 /// `upstream_peer`: wait the retry's backoff, pick the next account, and build its peer; or say
@@ -40,6 +42,7 @@ pub async fn upstream_peer(core: &Sidecar, ctx: &mut impl SelectCtx) -> pingora:
     match attempt.next(&core.notifier, &snap, session).await {
         Ok(addr) => {
             ctx.retry_mut().attempt_started();
+            ctx.prepare_target();
             let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) else {
                 return Err(super::stop(ErrorKind::Internal));
             };
@@ -72,6 +75,8 @@ pub struct Attempt {
     permit: Option<OwnedSemaphorePermit>,
     /// The current attempt is the breaker's probe and has no outcome yet.
     probe: bool,
+    /// The front-door target of the current attempt.
+    target: Option<usize>,
 }
 
 /// Why an attempt could not start: the answer, and seconds for `retry-after`.
@@ -88,6 +93,17 @@ impl Attempt {
         self.pool = Some(pool);
     }
 
+    /// Start a front door's walk over its targets' pools.
+    pub fn start_plan(&mut self, walk: Walk) {
+        self.pool = Some(walk.primary);
+        self.walk = Some(walk);
+    }
+
+    /// The front-door target the current attempt serves.
+    pub fn target(&self) -> Option<usize> {
+        self.target
+    }
+
     pub fn pool(&self) -> Option<usize> {
         self.pool
     }
@@ -98,7 +114,7 @@ impl Attempt {
 
     /// The first pool of the walk, whose retry settings govern the request.
     pub fn primary(&self) -> Option<usize> {
-        self.walk.map(|w| w.primary)
+        self.walk.as_ref().map(|w| w.primary)
     }
 
     pub fn walk(&self) -> Option<&Walk> {
@@ -146,6 +162,7 @@ impl Attempt {
         };
         let picked = pick::pick(notifier, snap, walk, session).await.map_err(refused)?;
         walk.tried |= 1 << picked.account;
+        self.target = walk.target();
         self.pool = Some(picked.pool);
         self.account = Some(picked.account);
         self.permit = Some(picked.permit);

@@ -8,7 +8,9 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH,
 use pingora::http::ResponseHeader;
 use pingora::{Error, ErrorType, Result};
 
+use super::reply;
 use super::retry::{self, RetryCtx};
+use super::translate::Translation;
 use crate::usage::Meter;
 
 /// The most bytes of a stream's preamble held back before its first content.
@@ -21,6 +23,8 @@ pub trait StreamCtx: RetryCtx {
     fn response_ref(&self) -> &Response;
     /// The sidecar asked an OpenAI stream for usage on the client's behalf.
     fn strip_usage(&self) -> bool;
+    /// The front door's translation (its way back).
+    fn translation_mut(&mut self) -> &mut Translation;
 }
 
 /// The response part of a request's state.
@@ -100,7 +104,10 @@ pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut impl St
         return Ok(());
     }
     ctx.response_mut().sse = sse;
-    let Some(gzip) = encoding(resp, ctx) else {
+    let encoding = encoding(resp, ctx);
+    let max_event = ctx.snapshot().map_or(1 << 20, |s| s.limits.max_sse_event_bytes);
+    translate_head(resp, ctx, max_event)?;
+    let Some(gzip) = encoding else {
         let out = ctx.response_mut();
         out.meter = None;
         out.held = None;
@@ -115,7 +122,6 @@ pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut impl St
             resp.remove_header(&CONTENT_LENGTH);
         }
     }
-    let max_event = ctx.snapshot().map_or(1 << 20, |s| s.limits.max_sse_event_bytes);
     let meter = ctx.pool().map(|p| {
         let meter = Meter::new(p.provider, sse, strip, max_event);
         if gzip {
@@ -137,6 +143,16 @@ pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut impl St
     out.meter = meter;
     out.held = (stream_ok && retry_left).then(Vec::new);
     Ok(())
+}
+
+/// A front door's answer: how it goes back to the client, and its headers.
+fn translate_head(resp: &mut ResponseHeader, ctx: &mut impl StreamCtx, max_event: usize) -> Result<()> {
+    let from = ctx.pool().map(|p| p.provider.dialect());
+    let rid = ctx.request_id().clone();
+    match (ctx.translation_mut().reply_parts(), from) {
+        (Some(parts), Some(from)) => reply::head(parts, from, resp, max_event, rid.to_str().unwrap_or("-")),
+        _ => Ok(()),
+    }
 }
 
 /// `x-request-id`, CORS, and the pool and account that answered.
@@ -172,22 +188,27 @@ fn encoding(resp: &ResponseHeader, ctx: &impl StreamCtx) -> Option<bool> {
 pub fn response_body(body: &mut Option<Bytes>, end: bool, ctx: &mut impl StreamCtx) -> Result<()> {
     if let Some(status) = ctx.response_ref().replace_body {
         *body = end.then(|| {
-            let p = ctx.pool().map(|p| p.provider);
+            let p = ctx.client_provider();
             let message = format!("the upstream answered {status} after a retry");
             Bytes::from(p.map(|p| p.sse_error(status, &message)).unwrap_or_default())
         });
         return Ok(());
     }
-    let Some(meter) = ctx.response_mut().meter.as_mut() else {
+    let flags = ctx.response_mut().meter.as_mut().map(|meter| {
+        meter.feed(body);
+        if end {
+            if let Some(rest) = meter.take_pending() {
+                append(body, rest);
+            }
+        }
+        (meter.saw_content, meter.error_before_content)
+    });
+    if let Some(parts) = ctx.translation_mut().reply_parts() {
+        reply::body(parts, body, end);
+    }
+    let Some((content, error)) = flags else {
         return Ok(());
     };
-    meter.feed(body);
-    if end {
-        if let Some(rest) = meter.take_pending() {
-            append(body, rest);
-        }
-    }
-    let (content, error) = (meter.saw_content, meter.error_before_content);
     if content {
         if let Some(link) = ctx.link() {
             link.content_arrived();

@@ -66,6 +66,12 @@ impl StreamTranslator {
         }
     }
 
+    /// Keep at most `max` bytes of one upstream event (a longer one is skipped).
+    pub fn with_event_limit(mut self, max: usize) -> StreamTranslator {
+        self.framer = Framer::with_limit(max);
+        self
+    }
+
     /// Translate one chunk of upstream bytes (split anywhere), appending to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         let StreamTranslator {

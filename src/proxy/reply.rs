@@ -1,0 +1,177 @@
+//! A front door's way back: the target's answer in the client's dialect. A stream is translated
+//! event by event as it arrives; a JSON answer is gathered (bounded) and translated at its end;
+//! an error is re-told in the client's shape (an upstream 401/403 becomes our 502: the client
+//! never sees an upstream's auth error as its own). Metering has already read the upstream's
+//! bytes; this only changes what the client gets. A target speaking the client's dialect passes.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use pingora::http::ResponseHeader;
+
+use super::translate::ReplyParts;
+use crate::provider::{Dialect, ProviderKind};
+use crate::translate::{self, ReplyMeta, StreamMeta, StreamTranslator};
+
+/// A JSON answer larger than this is not translated (the client gets an error in its shape).
+const MAX_JSON: usize = 8 * 1024 * 1024;
+
+/// How the current attempt's answer goes back.
+#[derive(Default)]
+pub enum Reply {
+    /// As sent (same dialect, or not a front door).
+    #[default]
+    Pass,
+    /// A stream, translated event by event.
+    Stream(Box<StreamTranslator>),
+    /// A JSON answer, gathered until its end.
+    Json { from: Dialect, buf: Vec<u8>, id: String },
+    /// An error answer (status after mapping), gathered until its end.
+    Error { from: Dialect, status: u16, buf: Vec<u8> },
+    /// Cannot be translated (compressed): the client gets this error at the end.
+    Broken(String),
+}
+
+/// The head of the target's answer: choose how it goes back and set the headers for it.
+pub fn head(
+    parts: ReplyParts<'_>,
+    from: Dialect,
+    resp: &mut ResponseHeader,
+    max_event: usize,
+    request_id: &str,
+) -> pingora::Result<()> {
+    resp.insert_header("x-llm-sidecar-model", header_value(parts.target_model))?;
+    if !parts.dropped.is_empty() {
+        resp.insert_header("x-llm-sidecar-dropped", header_value(&parts.dropped.join(",")))?;
+    }
+    if parts.same {
+        *parts.reply = Reply::Pass;
+        return Ok(());
+    }
+    let status = resp.status.as_u16();
+    let sse = resp
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let encoded = resp
+        .headers
+        .get(CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    resp.remove_header(&CONTENT_LENGTH);
+    resp.remove_header(&CONTENT_ENCODING);
+    let id = match parts.client {
+        Dialect::OpenAi => format!("chatcmpl-{request_id}"),
+        _ => format!("msg_{request_id}"),
+    };
+    *parts.reply = if encoded {
+        resp.set_status(502)?;
+        Reply::Broken(
+            "the upstream compressed its answer despite accept-encoding: identity; it cannot be translated".into(),
+        )
+    } else if status >= 400 {
+        // The client never sees an upstream's authentication failure as its own.
+        let mapped = if matches!(status, 401 | 403) { 502 } else { status };
+        resp.set_status(mapped)?;
+        Reply::Error {
+            from,
+            status: mapped,
+            buf: Vec::new(),
+        }
+    } else if sse {
+        let meta = StreamMeta {
+            id,
+            created: now_secs(),
+            model: parts.client_model.to_string(),
+            include_usage: parts.include_usage,
+        };
+        Reply::Stream(Box::new(
+            StreamTranslator::new(from, parts.client, meta).with_event_limit(max_event),
+        ))
+    } else {
+        Reply::Json {
+            from,
+            buf: Vec::new(),
+            id,
+        }
+    };
+    let ctype = if sse && status < 400 {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    resp.insert_header(CONTENT_TYPE, ctype)?;
+    Ok(())
+}
+
+/// One chunk of the target's answer (already metered) becomes what the client gets.
+pub fn body(parts: ReplyParts<'_>, body: &mut Option<Bytes>, end: bool) {
+    let client = parts.client;
+    match parts.reply {
+        Reply::Pass => {}
+        Reply::Stream(t) => {
+            let mut out = Vec::new();
+            if let Some(chunk) = body.as_deref() {
+                t.feed(chunk, &mut out);
+            }
+            if end {
+                t.finish(&mut out);
+            }
+            *body = Some(Bytes::from(out));
+        }
+        Reply::Json { from, buf, id } => {
+            gather(buf, body);
+            if end {
+                let meta = ReplyMeta {
+                    id: std::mem::take(id),
+                    created: now_secs(),
+                    model: parts.client_model.to_string(),
+                };
+                let out = translate::decode_response(*from, buf)
+                    .map(|reply| translate::encode_response(client, &reply, &meta))
+                    .unwrap_or_else(|e| {
+                        error_body(client, 502, &format!("the upstream's answer could not be read: {e}"))
+                    });
+                *body = Some(Bytes::from(out));
+            }
+        }
+        Reply::Error { from, status, buf } => {
+            gather(buf, body);
+            if end {
+                let info = translate::decode_error(*from, *status, buf);
+                *body = Some(Bytes::from(error_body(client, *status, &info.message)));
+            }
+        }
+        Reply::Broken(message) => {
+            *body = end.then(|| Bytes::from(error_body(client, 502, message)));
+        }
+    }
+}
+
+/// Keep the chunk (up to `MAX_JSON`) and send nothing yet.
+fn gather(buf: &mut Vec<u8>, body: &mut Option<Bytes>) {
+    if let Some(chunk) = body.take() {
+        if buf.len() + chunk.len() <= MAX_JSON {
+            buf.extend_from_slice(&chunk);
+        } else {
+            buf.clear();
+            buf.extend_from_slice(b"-");
+        }
+    }
+    *body = Some(Bytes::new());
+}
+
+fn error_body(client: Dialect, status: u16, message: &str) -> Vec<u8> {
+    let provider = match client {
+        Dialect::OpenAi => ProviderKind::Openai,
+        Dialect::Anthropic => ProviderKind::Anthropic,
+        Dialect::Gemini => ProviderKind::Gemini,
+    };
+    provider.get().error_body(status, message)
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(&crate::text::sanitize(text)).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+fn now_secs() -> u64 {
+    u64::try_from(crate::clock::now_ms() / 1000).unwrap_or(0)
+}

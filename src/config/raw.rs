@@ -203,8 +203,7 @@ pub struct RawNotifications {
     /// `notifications.webhook`: where events are POSTed (log only when absent).
     pub webhook: Option<RawWebhook>,
     /// `notifications.thresholds`: shares of the weekly budget that trigger `budget_threshold`
-    /// (default
-    /// `[0.8, 0.9]`).
+    /// (default `[0.8, 0.9]`).
     #[serde(default = "default_thresholds")]
     pub thresholds: Vec<f64>,
 }

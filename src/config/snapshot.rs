@@ -77,12 +77,10 @@ pub struct Limits {
     /// `limits.max_json_depth`: the deepest JSON nesting accepted (400 past it).
     pub max_json_depth: usize,
     /// `limits.max_sse_event_bytes`: the longest upstream SSE event metered, in bytes; a longer one
-    /// passes
-    /// unmetered and is counted.
+    /// passes unmetered and is counted.
     pub max_sse_event_bytes: usize,
     /// `limits.max_buffered_bytes`: request bodies held in memory by all requests together, in
-    /// bytes
-    /// (503 `overloaded` past it).
+    /// bytes (503 `overloaded` past it).
     pub max_buffered_bytes: usize,
 }
 
@@ -90,16 +88,14 @@ pub struct Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
     /// `server.header_timeout`: the whole request head (and a new connection's first bytes) must
-    /// arrive
-    /// within this (else 408).
+    /// arrive within this (else 408).
     pub header_timeout: Duration,
     /// `server.keepalive_timeout`: an idle keep-alive connection is closed after this.
     pub keepalive_timeout: Duration,
     /// `server.body_timeout`: the whole request body must arrive within this (else 408).
     pub body_timeout: Duration,
     /// `server.max_connections`: client connections open at once on the app listener; past it new
-    /// ones
-    /// get 503 and are closed.
+    /// ones get 503 and are closed.
     pub max_connections: usize,
 }
 

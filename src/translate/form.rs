@@ -25,8 +25,7 @@ pub struct Chat {
     /// inverted; `None`: not said).
     pub parallel_tool_calls: Option<bool>,
     /// The most output tokens to generate (OpenAI `max_completion_tokens`, else `max_tokens`;
-    /// `None`:
-    /// not set, see [`super::EncodeOpts::default_max_tokens`]).
+    /// `None`: not set, see [`super::EncodeOpts::default_max_tokens`]).
     pub max_tokens: Option<u64>,
     /// Sampling temperature, as the client gave it.
     pub temperature: Option<f64>,
@@ -310,8 +309,8 @@ pub struct ReplyMeta {
 /// An error from an upstream, in no dialect in particular.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorInfo {
-    /// The HTTP status the upstream answered with; for an in-band stream error, the one its code
-    /// or kind implies.
+    /// The HTTP status the upstream answered with; for an in-band stream error, the one its code or
+    /// kind implies.
     pub status: u16,
     /// The upstream's own error kind (`overloaded_error`, `RESOURCE_EXHAUSTED`, ...).
     pub kind: String,

@@ -58,7 +58,7 @@ pub fn reserve(count: &AtomicU32, max: u32) -> bool {
 }
 
 impl Sessions {
-    /// Lock the table for a binding change (held briefly; never across an await).
+    /// Lock the table: every binding change goes through the returned guard.
     pub fn lock(&self) -> Locked<'_> {
         Locked {
             table: self.table.lock().unwrap_or_else(|p| p.into_inner()),

@@ -302,7 +302,7 @@ fn ten_seconds() -> Dur {
     secs(10)
 }
 
-/// `pools.<name>.timeouts`: deadlines on each upstream attempt.
+/// `pools.<name>.timeouts`: deadlines on each upstream attempt, and on the whole request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawTimeouts {
@@ -314,7 +314,7 @@ pub struct RawTimeouts {
     pub first_token: Option<Dur>,
     /// Silence inside a stream longer than this ends it (default 60s).
     pub idle: Dur,
-    /// The whole request, stream included (default 10m).
+    /// The whole request from its arrival, retries and stream included (default 10m).
     pub total: Dur,
 }
 

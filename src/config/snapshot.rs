@@ -123,7 +123,7 @@ pub struct Pool {
     pub name_header: HeaderValue,
     /// `pools.<name>.provider`: everything that differs between the APIs.
     pub provider: &'static dyn Provider,
-    /// `pools.<name>.timeouts`: deadlines on each upstream attempt.
+    /// `pools.<name>.timeouts`.
     pub timeouts: Timeouts,
     /// `pools.<name>.accounts`, in the file's order (at most 64).
     pub accounts: Vec<Account>,
@@ -204,7 +204,7 @@ pub struct AccountLimits {
     pub tpm: Option<u64>,
 }
 
-/// `pools.<name>.timeouts`: deadlines on each upstream attempt.
+/// `pools.<name>.timeouts`: deadlines on each upstream attempt, and on the whole request.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// TCP connect and TLS handshake (refused: 502; timed out: 504).
@@ -215,7 +215,7 @@ pub struct Timeouts {
     pub first_token: Option<Duration>,
     /// Silence inside a stream longer than this ends it.
     pub idle: Duration,
-    /// The whole request, stream included.
+    /// The whole request from its arrival, retries and stream included (the route's pool's).
     pub total: Duration,
 }
 

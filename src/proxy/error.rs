@@ -66,7 +66,8 @@ pub enum ErrorKind {
     InBandError,
     /// `client_closed` (499, logged, never sent): the client hung up.
     ClientClosed,
-    /// `client_timeout` (408): the client sent its request head or body too slowly.
+    /// `client_timeout` (408): the request body did not arrive within `server.body_timeout`, or
+    /// went quiet for longer than the pool's `timeouts.idle`.
     ClientTimeout,
     /// `internal` (500): a bug in the sidecar.
     Internal,

@@ -1,6 +1,7 @@
 //! Criterion benches for the hot functions on the request path: JSON validation, the SSE usage
 //! meter, the JSON usage reader, account selection and the upstream header rewrite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a bench may stop on a broken fixture
+#![allow(missing_docs)] // `criterion_group!` defines an undocumented `pub fn benches` and takes no attributes
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

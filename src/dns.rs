@@ -20,6 +20,7 @@ pub struct DnsCache {
 }
 
 impl DnsCache {
+    /// An empty cache for `host:port`; the first [`DnsCache::resolve`] looks it up.
     pub fn new(host: &str, port: u16) -> Arc<Self> {
         Arc::new(DnsCache {
             host: host.into(),

@@ -16,24 +16,45 @@ pub const ACCESS: &str = "llm_sidecar::access";
 
 /// What the access line says about one request.
 pub struct Access<'a> {
+    /// `x-request-id`, the client's or generated.
     pub request_id: &'a str,
+    /// The route's name (`-`: no route matched).
     pub route: &'a str,
+    /// The pool that served, or would have (`-`: none).
     pub pool: &'a str,
+    /// The account of the last attempt (`-`: none was picked).
     pub account: &'a str,
+    /// The client token's name (`-`: no tokens configured).
     pub client: &'a str,
+    /// The HTTP method.
     pub method: &'a str,
+    /// The path as the client sent it, without the query.
     pub path: &'a str,
+    /// The status of the response sent; when none was, the failure's status, else 499.
     pub status: u16,
+    /// From the request's arrival to the end of its answer, in milliseconds.
     pub duration_ms: f64,
+    /// From the request's arrival to the upstream's response head, in milliseconds (`None`: no head
+    /// came).
     pub ttfb_ms: Option<f64>,
+    /// Upstream attempts made.
     pub attempts: u32,
+    /// The model the response names, else the request body's (`None`: neither said).
     pub model: Option<&'a str>,
+    /// Input tokens as the provider reported them (`None`: not reported).
     pub input_tokens: Option<u64>,
+    /// Output tokens as reported (`None`: not reported).
     pub output_tokens: Option<u64>,
+    /// Input tokens read from a prompt cache (`None`: not reported).
     pub cache_read_tokens: Option<u64>,
+    /// Input tokens written to a prompt cache (`None`: not reported).
     pub cache_write_tokens: Option<u64>,
+    /// The request's cost in USD (`None`: no price matched, or nothing reported).
     pub cost_usd: Option<f64>,
+    /// How the usage is known: `reported`, `partial` or `none`.
     pub usage_source: &'a str,
+    /// What the request failed with (`None`: it did not), as
+    /// [`crate::proxy::respond::ErrorKind::as_str`] names it.
     pub error_kind: Option<&'a str>,
 }
 

@@ -22,15 +22,22 @@ const OVERHEAD: [f64; 12] = [
 /// How an upstream attempt ended, for `upstream_attempts_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// `ok`: the account answered properly (2xx, or a 4xx that is the request's fault).
     Ok,
+    /// `failure`: 500/502/503/504, an upstream error while proxying, or a stream cut.
     Failure,
+    /// `rate_limited`: 429, 529 or an overloaded error.
     RateLimited,
+    /// `key_broken`: 401 or 403.
     KeyBroken,
+    /// `connect_error`: the connection was refused or failed (TLS included).
     ConnectError,
+    /// `timeout`: connect, first-byte, first-token or idle timeout.
     Timeout,
 }
 
 impl Outcome {
+    /// Every outcome, in the order of the per-account handles.
     pub const ALL: [Outcome; 6] = [
         Outcome::Ok,
         Outcome::Failure,
@@ -40,6 +47,7 @@ impl Outcome {
         Outcome::Timeout,
     ];
 
+    /// The `outcome` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -51,9 +59,13 @@ impl Outcome {
         }
     }
 }
+/// The `state` label values of `account_state`, as [`crate::resilience::health::State::name`] gives
+/// them.
 pub const STATES: [&str; 5] = ["healthy", "cooling_down", "open", "half_open", "broken_key"];
 
+/// Every metric of the sidecar, registered in one registry that `/metrics` renders.
 pub struct Metrics {
+    /// The registry `GET /metrics` renders.
     pub registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
@@ -66,7 +78,9 @@ pub struct Metrics {
     retries: IntCounterVec,
     budget_exhausted: IntCounterVec,
     ratelimited: IntCounterVec,
+    /// `config_reloads_total{result}`: `success` or `error`.
     pub reloads: IntCounterVec,
+    /// `config_last_reload_success_timestamp_seconds`: unix time of the last load that succeeded.
     pub last_reload: Gauge,
     pub(crate) queue: IntGaugeVec,
     pub(crate) state: IntGaugeVec,
@@ -109,6 +123,7 @@ pub enum Rejected {
 }
 
 impl Rejected {
+    /// Every reason, so each label shows 0 from the start.
     pub const ALL: [Rejected; 5] = [
         Rejected::MaxConnections,
         Rejected::HeaderTimeout,
@@ -117,6 +132,7 @@ impl Rejected {
         Rejected::Incomplete,
     ];
 
+    /// The `reason` label value of `rejected_requests_total`.
     pub fn as_str(self) -> &'static str {
         match self {
             Rejected::MaxConnections => "max_connections",
@@ -132,8 +148,11 @@ impl Rejected {
 pub struct RouteMetrics {
     /// 1xx..5xx, and 0 for requests that got no answer.
     pub by_class: [IntCounter; 6],
+    /// `request_duration_seconds`: from the request's arrival to the end of its answer.
     pub duration: Histogram,
+    /// `upstream_ttfb_seconds`: from the request's arrival to the upstream's response head.
     pub ttfb: Histogram,
+    /// `overhead_seconds`: the request's duration minus the time upstreams took.
     pub overhead: Histogram,
 }
 
@@ -143,10 +162,12 @@ pub struct AccountMetrics {
     outcomes: [IntCounter; 6],
     /// input, output, cache_read, cache_write.
     pub tokens: [IntCounter; 4],
+    /// `cost_usd_total`: USD of the account's priced requests.
     pub cost: Counter,
 }
 
 impl Metrics {
+    /// Create and register every metric, with the fixed label values at 0.
     pub fn new() -> Result<Arc<Self>, prometheus::Error> {
         let registry = Registry::new();
         let m = Metrics {
@@ -216,6 +237,7 @@ impl Metrics {
         Ok(Arc::new(m))
     }
 
+    /// Resolve the per-request handles of `route` (served by `pool`).
     pub fn route(&self, route: &str, pool: &str) -> RouteMetrics {
         let c = |class| self.requests.with_label_values(&[route, pool, class]);
         RouteMetrics {
@@ -226,6 +248,7 @@ impl Metrics {
         }
     }
 
+    /// Resolve the per-request handles of `account` in `pool`.
     pub fn account(&self, pool: &str, account: &str) -> AccountMetrics {
         AccountMetrics {
             outcomes: Outcome::ALL.map(|o| self.attempts.with_label_values(&[pool, account, o.as_str()])),
@@ -242,14 +265,17 @@ impl Metrics {
         self.inflight.with_label_values(&[pool])
     }
 
+    /// Count a retry of a request routed to `pool` (`retries_total`).
     pub fn retry(&self, pool: &str) {
         self.retries.with_label_values(&[pool]).inc();
     }
 
+    /// Count a retry refused for lack of `pool`'s retry budget (`retry_budget_exhausted_total`).
     pub fn budget_exhausted(&self, pool: &str) {
         self.budget_exhausted.with_label_values(&[pool]).inc();
     }
 
+    /// Count a rate limit hit in `scope`: `client`, `account` or `pool` (`ratelimited_total`).
     pub fn ratelimited(&self, scope: &'static str) {
         self.ratelimited.with_label_values(&[scope]).inc();
     }

@@ -11,6 +11,7 @@ use pingora::upstreams::peer::HttpPeer;
 /// At most this much of a response body is kept.
 const MAX_BODY: usize = 64 * 1024;
 
+/// A client for the sidecar's own requests, with its own connection pool.
 pub struct Outbound {
     connector: Connector,
 }
@@ -26,12 +27,15 @@ impl Default for Outbound {
 /// A response: status and (the start of) the body.
 #[derive(Debug)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: u16,
+    /// The body, at most its first 64 KiB.
     pub body: Bytes,
 }
 
 /// A response being read as it arrives.
 pub struct Streaming {
+    /// The HTTP status.
     pub status: u16,
     session: pingora::protocols::http::client::HttpSession,
 }

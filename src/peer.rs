@@ -11,6 +11,8 @@ use crate::config::{Timeouts, Upstream};
 /// How long an idle pooled upstream connection is kept.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 
+/// The peer for one attempt at `addr` (already resolved), with `up`'s TLS and SNI and deadlines
+/// from `t`: the pool's connect timeout, and backstops past its first-byte and idle timeouts.
 pub fn build(addr: SocketAddr, up: &Upstream, t: &Timeouts) -> Box<HttpPeer> {
     // The SNI is the host name: an empty SNI would switch certificate verification off.
     let mut peer = HttpPeer::new(addr, up.tls, up.host.to_string());

@@ -20,8 +20,12 @@ use crate::sidecar::{install, Sidecar};
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The new snapshot is in service.
     Applied {
+        /// The new config's one-line summary (as `check` prints it).
         summary: String,
+        /// Changes the running process cannot apply, in words (`listen`, `admin.listen`,
+        /// `server.threads`, `log.sqlite`, `log.queue`).
         restart_needed: Vec<String>,
     },
     /// The file and its keys are as they were (a watcher event with no change).
@@ -119,6 +123,7 @@ pub struct ReloadService {
 }
 
 impl ReloadService {
+    /// The reload watcher for the sidecar `core`.
     pub fn new(core: Arc<Sidecar>) -> Self {
         ReloadService { core }
     }

@@ -7,6 +7,7 @@ use std::fmt;
 pub struct Secret(Box<str>);
 
 impl Secret {
+    /// Hold `value` as a secret.
     pub fn new(value: impl Into<Box<str>>) -> Self {
         Secret(value.into())
     }

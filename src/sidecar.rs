@@ -19,6 +19,8 @@ use crate::store::{self, RequestLog};
 /// Distinct clients tracked by the per-client limiter before they share one window.
 const CLIENT_CAP: usize = 10_000;
 
+/// The sidecar's shared core: the current config snapshot, account state, the request log, the
+/// client limiter, notifications and metrics. One per process, behind an `Arc`.
 pub struct Sidecar {
     config: ArcSwap<Snapshot>,
     /// The file the config came from, when it came from one (reloads read it again).
@@ -29,7 +31,9 @@ pub struct Sidecar {
     pub log: Option<Arc<RequestLog>>,
     /// Per-client request windows (`clients.limit`).
     pub clients: ClientLimiter,
+    /// Logs events and queues them for the webhook.
     pub notifier: Notifier,
+    /// Every Prometheus metric.
     pub metrics: Arc<Metrics>,
     /// One reload at a time.
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
@@ -106,6 +110,7 @@ impl Sidecar {
         self.draining.store(true, Ordering::Release);
     }
 
+    /// Whether SIGTERM arrived (`/readyz` then fails while in-flight requests finish).
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
@@ -175,6 +180,7 @@ pub(crate) fn install(snapshot: &Snapshot, metrics: &Metrics) {
 pub struct InflightGuard(Arc<Sidecar>, Option<prometheus::IntGauge>);
 
 impl InflightGuard {
+    /// The sidecar the request is counted in.
     pub fn core(&self) -> &Arc<Sidecar> {
         &self.0
     }

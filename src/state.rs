@@ -14,7 +14,9 @@ use crate::usage::ledger::Ledger;
 
 /// Everything the sidecar remembers about one account.
 pub struct AccountState {
+    /// Spend, tokens and requests over time (block, week, last hour).
     pub ledger: Ledger,
+    /// Healthy, cooling down, open, half-open or broken key.
     pub health: Health,
     /// Concurrency slots (`max_concurrent`; effectively unlimited when not set).
     pub slots: Slots,
@@ -42,7 +44,9 @@ pub const UNLIMITED: usize = tokio::sync::Semaphore::MAX_PERMITS >> 4;
 /// What the sidecar remembers about one pool.
 #[derive(Default)]
 pub struct PoolState {
+    /// The pool's retry budget (`retry.budget`).
     pub budget: RetryBudget,
+    /// The pool's sticky sessions.
     pub sessions: Sessions,
 }
 

@@ -9,13 +9,18 @@ use crate::json;
 /// What was wrong with a request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
+    /// Not JSON (an `invalid_json` 400); the parser's message.
     NotJson(String),
+    /// JSON, but not an object (an `invalid_body` 400).
     NotObject,
+    /// Nested deeper than this many levels, `limits.max_json_depth` (a `json_too_deep` 400).
     TooDeep(usize),
+    /// Contains NUL, raw or as `\u0000` (an `invalid_body` 400).
     Nul,
 }
 
 impl Invalid {
+    /// What the client is told.
     pub fn message(&self) -> String {
         match self {
             Invalid::NotJson(e) => format!("request body is not valid JSON: {e}"),
@@ -30,10 +35,13 @@ impl Invalid {
 /// is left for the upstream to judge.
 #[derive(Debug, Default, Deserialize)]
 pub struct BodyInfo {
+    /// `model`, when it is a string.
     #[serde(default, deserialize_with = "lenient_string")]
     pub model: Option<String>,
+    /// `stream`, when it is a boolean.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub stream: Option<bool>,
+    /// `metadata` (Anthropic's `metadata.user_id` can name the session).
     #[serde(default)]
     pub metadata: Option<Value>,
 }

@@ -17,11 +17,13 @@ use serde_json::{json, Value};
 use crate::reload::{self, Outcome};
 use crate::sidecar::Sidecar;
 
+/// The admin listener's HTTP app (`/healthz`, `/readyz`, `/metrics`, `/admin/*`).
 pub struct Admin {
     core: Arc<Sidecar>,
 }
 
 impl Admin {
+    /// The admin app for the sidecar `core`.
     pub fn new(core: Arc<Sidecar>) -> Self {
         Admin { core }
     }

@@ -36,7 +36,9 @@ pub struct Walk {
 /// One pool of a front door's walk, and which of the model's targets it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
+    /// The pool (index into the snapshot's pools).
     pub pool: usize,
+    /// The target of the model it serves (index into the door's targets).
     pub target: usize,
 }
 
@@ -81,8 +83,11 @@ impl Walk {
 
 /// An account to send the attempt to.
 pub struct Pick {
+    /// Index of the pool in [`Snapshot::pools`] (the primary or a fallback).
     pub pool: usize,
+    /// Index of the account in its pool's accounts.
     pub account: usize,
+    /// The account's concurrency slot, held until the attempt ends.
     pub permit: OwnedSemaphorePermit,
     /// This attempt is the breaker's half-open probe.
     pub probe: bool,
@@ -93,7 +98,13 @@ pub struct Pick {
 pub enum NoPick {
     /// Every account is open, cooling down, broken, over budget or at its rate limit.
     /// `retry_after`: when the first may be available again; `rate_limited`: all are.
-    Unavailable { retry_after: Duration, rate_limited: bool },
+    Unavailable {
+        /// How long until the first account may be available again.
+        retry_after: Duration,
+        /// Every account is cooling down for a rate limit (429 `rate_limited` rather than 503
+        /// `no_account`).
+        rate_limited: bool,
+    },
     /// Every account with room was full, its queue too.
     QueueFull,
     /// Waited in a queue for `queue_timeout` without getting a slot.

@@ -15,11 +15,14 @@ use crate::clock::now_ms;
 use crate::config::Pool;
 use crate::sidecar::Sidecar;
 
+/// The background service that rebalances each pool's sessions every `rebalance.every` and forgets
+/// sessions unseen for `session.expire_after`.
 pub struct Rebalancer {
     core: Arc<Sidecar>,
 }
 
 impl Rebalancer {
+    /// A rebalancer for the sidecar `core`, working on whatever snapshot is current.
     pub fn new(core: Arc<Sidecar>) -> Self {
         Rebalancer { core }
     }

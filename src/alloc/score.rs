@@ -8,7 +8,10 @@ use crate::usage::ledger::LedgerView;
 /// An account's budget (`budget:` in the config).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget {
+    /// `budget.weekly_usd`: spend allowed over a rolling 7 days, in USD (0: no cap).
     pub weekly_usd: f64,
+    /// `budget.block_usd`: the spend the score weighs the current 5-hour block against, in USD (0:
+    /// no score term).
     pub block_usd: f64,
     /// Share of the weekly budget past which the account takes no new sessions.
     pub threshold: f64,
@@ -31,6 +34,8 @@ pub fn weekly_used(view: &LedgerView, budget: Option<&Budget>) -> f64 {
     budget.map_or(0.0, |b| pct(view.week_cost, b.weekly_usd) / 100.0)
 }
 
+/// The account's health score, 0-100 (see the module's formula), from its ledger `view`, its
+/// `budget`, the `sessions` bound to it and its `weight`.
 pub fn score(view: &LedgerView, budget: Option<&Budget>, sessions: u32, weight: f64) -> f64 {
     let (weekly, block) = budget.map_or((0.0, 0.0), |b| {
         (pct(view.week_cost, b.weekly_usd), pct(view.block_cost, b.block_usd))

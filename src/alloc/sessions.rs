@@ -13,12 +13,16 @@ use lru::LruCache;
 /// Where a session is bound.
 #[derive(Clone)]
 pub struct Binding {
+    /// The account's name.
     pub account: Arc<str>,
     /// The account's count of bound sessions (it identifies the account's state too).
     pub count: Arc<AtomicU32>,
+    /// When the session last had a request, unix ms.
     pub last_seen_ms: i64,
 }
 
+/// A pool's session table: session id to the account it is bound to, least recently used first out
+/// past `max_sessions`.
 pub struct Sessions {
     table: Mutex<LruCache<Box<str>, Binding>>,
 }
@@ -54,6 +58,7 @@ pub fn reserve(count: &AtomicU32, max: u32) -> bool {
 }
 
 impl Sessions {
+    /// Lock the table: every binding change goes through the returned guard.
     pub fn lock(&self) -> Locked<'_> {
         Locked {
             table: self.table.lock().unwrap_or_else(|p| p.into_inner()),
@@ -84,10 +89,12 @@ impl Sessions {
         dropped
     }
 
+    /// Sessions remembered now.
     pub fn len(&self) -> usize {
         self.lock().table.len()
     }
 
+    /// Whether no session is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -31,43 +31,62 @@ pub const MAX_JSON_TEXT: usize = 16 << 20;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Usage {
+    /// Uncached input tokens.
     pub input_tokens: u64,
+    /// Output tokens.
     pub output_tokens: u64,
+    /// Input tokens read from the prompt cache.
     pub cache_read_input_tokens: u64,
+    /// Input tokens written to the prompt cache.
     pub cache_creation_input_tokens: u64,
 }
 
 /// What the final `result` line reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// The CLI's session id, from `result` or the `system/init` line (`None`: neither gave one).
     pub session_id: Option<String>,
+    /// Turns of the agent loop (`num_turns`; 0 when not given).
     pub num_turns: u32,
+    /// Tokens over the whole run.
     pub usage: Usage,
+    /// `total_cost_usd`: what the CLI says the run cost, in USD (0 when not given or invalid).
     pub cost_usd: f64,
     /// `modelUsage`: an object keyed by model (tokens and `costUSD` of each).
     pub model_usage: Value,
+    /// Why the last turn stopped, as the CLI says (`end_turn`, `max_tokens`, ...; `None`: not
+    /// said).
     pub stop_reason: Option<String>,
 }
 
 /// How a run ended. Messages come from the child and are sanitized.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// The run produced its answer.
     Success(Report),
     /// An error result (`is_error`), or no result at all; `status` is the upstream status to use.
     Failed {
+        /// The HTTP status to answer with: the CLI's `api_error_status` when it gave one, 400 when
+        /// a run limit (`max_turns`, `max_budget_usd`) stopped it, else 502.
         status: u16,
+        /// What went wrong, sanitized.
         message: String,
+        /// The final report (`None`: the run ended without a `result` line).
         report: Option<Report>,
     },
     /// The account hit its subscription usage limit or a rate limit.
     RateLimited {
+        /// When the limit resets, from a `rate_limit_event` or the message (`None`: unknown).
         reset: Option<SystemTime>,
+        /// The CLI's notice, sanitized.
         message: String,
+        /// The final report (`None`: the run ended without a `result` line).
         report: Option<Report>,
     },
 }
 
 impl Outcome {
+    /// The final report, when the run got as far as a `result` line.
     pub fn report(&self) -> Option<&Report> {
         match self {
             Outcome::Success(r) => Some(r),
@@ -79,6 +98,7 @@ impl Outcome {
 /// The end of a translation.
 #[derive(Debug)]
 pub struct Finished {
+    /// How the run ended.
     pub outcome: Outcome,
     /// Streaming: the last SSE bytes to write (the closing events, or an `error` event when the
     /// stream had started). Empty when nothing was sent and the run failed: answer with

@@ -11,10 +11,12 @@ use super::invocation::CliConf;
 /// a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
+    /// What is wrong, starting with the field's name.
     pub message: String,
 }
 
 impl Invalid {
+    /// A refusal saying `message`.
     pub fn new(message: impl Into<String>) -> Self {
         Invalid {
             message: message.into(),
@@ -32,9 +34,12 @@ impl std::error::Error for Invalid {}
 
 /// The longest single argument Linux passes to a program (`MAX_ARG_STRLEN` less the NUL).
 pub const MAX_ARG: usize = 128 * 1024 - 1;
+/// The deepest nesting of a JSON value passed as one argument (`agents`, `mcp_config`, ...).
 pub const MAX_JSON_DEPTH: usize = 10;
+/// The longest JSON value passed as one argument, serialized, in bytes.
 pub const MAX_JSON_BYTES: usize = 10_240;
 
+/// A boolean field, or nothing (absent or null).
 pub fn opt_bool(body: &Value, field: &str) -> Result<Option<bool>, Invalid> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -70,6 +75,8 @@ fn check_name(field: &str, s: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A name passed as one argument (a model, a tool), or nothing: 1-256 bytes, no control character,
+/// not starting with `-` or a space.
 pub fn opt_name(body: &Value, field: &str) -> Result<Option<String>, Invalid> {
     let Some(s) = opt_str(body, field)? else {
         return Ok(None);

@@ -14,6 +14,7 @@ use crate::secret::Secret;
 /// How the sidecar runs the CLI for a pool.
 #[derive(Debug, Clone)]
 pub struct CliConf {
+    /// The `claude` executable to run (never through a shell).
     pub binary: PathBuf,
     /// The default working directory; relative client paths are resolved against it.
     pub cwd: PathBuf,
@@ -26,14 +27,18 @@ pub struct CliConf {
 /// What an account is: a logged-in config directory, or an API key.
 #[derive(Debug, Clone)]
 pub enum AccountMode {
+    /// A directory the account is logged in to, passed as `CLAUDE_CONFIG_DIR` (a subscription).
     ConfigDir(PathBuf),
+    /// An API key, passed as `ANTHROPIC_API_KEY`.
     ApiKey(Secret),
 }
 
 /// The variables every run gets from the sidecar.
 #[derive(Debug, Clone)]
 pub struct BaseEnv {
+    /// `PATH` for the child.
     pub path: String,
+    /// `HOME` for the child.
     pub home: String,
 }
 
@@ -41,19 +46,30 @@ pub struct BaseEnv {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionState {
     /// Start a session with this id (a UUID).
-    New { id: String },
+    New {
+        /// The id, passed as `--session-id`.
+        id: String,
+    },
     /// Continue this session: only the latest user turn is sent.
-    Resume { id: String },
+    Resume {
+        /// The id, passed as `--resume`.
+        id: String,
+    },
     /// No session: the history is folded into the prompt and nothing is kept.
     None,
 }
 
 /// One run of the CLI. `Debug` shows no environment value, no prompt and no flag value.
 pub struct Invocation {
+    /// The executable ([`CliConf::binary`]).
     pub program: PathBuf,
+    /// The arguments, flags and their values, without the program.
     pub args: Vec<String>,
+    /// The whole environment of the child (it inherits nothing).
     pub env: Vec<(String, String)>,
+    /// The directory the run starts in.
     pub cwd: PathBuf,
+    /// The stream-json user message(s) written to the child's stdin.
     pub stdin: Vec<u8>,
     /// The client asked for SSE.
     pub stream: bool,

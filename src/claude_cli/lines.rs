@@ -7,6 +7,7 @@ use memchr::memchr;
 /// A line passed the limit; its bytes were dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLong {
+    /// The line limit, in bytes.
     pub limit: usize,
 }
 

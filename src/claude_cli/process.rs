@@ -23,7 +23,9 @@ use super::invocation::Invocation;
 use super::lines::{LineSplitter, TooLong};
 use crate::text::sanitize;
 
+/// The default [`Options::grace`]: 2 s between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+/// The default [`Options::max_line`]: 4 MiB.
 pub const DEFAULT_MAX_LINE: usize = 4 << 20;
 /// stderr kept at most; the rest is read and dropped.
 pub const STDERR_KEEP: usize = 8 << 10;
@@ -32,7 +34,9 @@ const READ_CHUNK: usize = 64 << 10;
 /// Limits of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
+    /// The longest stdout line accepted, in bytes; a longer one stops the run.
     pub max_line: usize,
+    /// Time between SIGTERM and SIGKILL when the run is stopped.
     pub grace: Duration,
 }
 
@@ -50,19 +54,26 @@ impl Default for Options {
 pub enum ProcessError {
     /// The binary is missing or cannot be executed.
     Unavailable {
+        /// Why it could not be started, naming the program.
         message: String,
     },
     /// A stdout line passed the limit: it was dropped and the run stopped.
     LineTooLong {
+        /// The line limit, in bytes ([`Options::max_line`]).
         limit: usize,
     },
     /// The run ended by a signal or a non-zero exit code.
     Exited {
+        /// The exit code (`None`: killed by a signal).
         code: Option<i32>,
+        /// The signal that ended it (`None`: it exited).
         signal: Option<i32>,
+        /// stderr, sanitized, at most 500 bytes.
         stderr: String,
     },
+    /// Starting the child, reading its output or waiting for it failed some other way.
     Io {
+        /// The I/O error, in words.
         message: String,
     },
 }
@@ -85,7 +96,9 @@ impl std::error::Error for ProcessError {}
 /// How a run ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Exit {
+    /// The exit code (`None`: killed by a signal).
     pub code: Option<i32>,
+    /// The signal that ended the process (`None`: it exited).
     pub signal: Option<i32>,
     /// stderr for messages and logs: control characters removed, at most 500 bytes.
     pub stderr: String,
@@ -95,6 +108,7 @@ pub struct Exit {
 }
 
 impl Exit {
+    /// Whether the CLI exited with code 0.
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }

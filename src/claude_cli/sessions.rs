@@ -25,8 +25,11 @@ use super::invocation::SessionState;
 /// Whose conversation: the pool, the account, and the client's session key.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionKey<'a> {
+    /// The pool's name.
     pub pool: &'a str,
+    /// The account's name (the CLI keeps sessions per config directory).
     pub account: &'a str,
+    /// The client's session key (already checked: no NUL).
     pub client: &'a str,
 }
 
@@ -49,6 +52,8 @@ struct Entry {
     busy: bool,
 }
 
+/// The table of CLI sessions: (pool, account, client session key) to the CLI session UUID, its
+/// working directory and where the conversation stands.
 pub struct CliSessions {
     table: Mutex<LruCache<Box<str>, Entry>>,
     expire_after_ms: i64,
@@ -76,6 +81,7 @@ pub fn new_uuid() -> String {
 }
 
 impl CliSessions {
+    /// A table of at most `capacity` entries, each forgotten `expire_after` after it was last used.
     pub fn new(capacity: usize, expire_after: Duration) -> Arc<Self> {
         Arc::new(CliSessions {
             table: Mutex::new(LruCache::new(cap(capacity))),
@@ -144,14 +150,17 @@ impl CliSessions {
         dropped
     }
 
+    /// Follow a changed cap on entries; the least recently used go first.
     pub fn set_capacity(&self, n: usize) {
         self.lock().resize(cap(n));
     }
 
+    /// Entries held now.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
+    /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -13,7 +13,9 @@ use crate::secret::Secret;
 /// One thing wrong with a config file, located by its path (`pools.claude.accounts[0].key_env`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Where in the file, as a dotted path with indices; empty for a problem with the whole file.
     pub path: String,
+    /// What is wrong, in words a person can act on.
     pub message: String,
 }
 

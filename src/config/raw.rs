@@ -14,30 +14,42 @@ fn secs(n: u64) -> Dur {
     Dur(Duration::from_secs(n))
 }
 
+/// The whole config file as parsed, before validation; keys left out take the defaults below.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// `listen`: the address apps connect to (default `127.0.0.1:8080`); a non-loopback one needs
+    /// `clients.tokens`.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// `admin`: the admin listener and its token.
     #[serde(default)]
     pub admin: RawAdmin,
+    /// `server`: worker threads, drain period and client-connection limits.
     #[serde(default)]
     pub server: RawServer,
+    /// `limits`: request body and JSON bounds.
     #[serde(default)]
     pub limits: RawLimits,
+    /// `routes`: tried in order, first match wins.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// `pools`, by name.
     #[serde(default)]
     pub pools: BTreeMap<String, RawPool>,
+    /// `clients`: virtual keys and the per-client rate limit.
     #[serde(default)]
     pub clients: RawClients,
+    /// `prices`: first match on the model wins.
     #[serde(default)]
     pub prices: Vec<RawPrice>,
     /// What the front doors serve.
     #[serde(default)]
     pub models: Vec<RawModel>,
+    /// `log`: the SQLite request log.
     #[serde(default)]
     pub log: RawLog,
+    /// `notifications`: the event webhook and the budget shares that trigger `budget_threshold`.
     #[serde(default)]
     pub notifications: RawNotifications,
     /// Browser access: which origins may call the sidecar (none when absent).
@@ -48,12 +60,16 @@ fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
 
+/// One entry of `routes`: which requests go to which pool.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
+    /// `routes[].name`: used in logs, metrics and the request log (1-64 of `A-Z a-z 0-9 - _ .`).
     pub name: String,
+    /// `routes[].match`: the path prefix and optional header a request must have.
     #[serde(rename = "match", default)]
     pub matcher: RawMatch,
+    /// `routes[].strip_prefix`: remove the matched prefix before forwarding (default true).
     #[serde(default = "yes")]
     pub strip_prefix: bool,
     /// Pass-through: the pool whose API the client speaks.
@@ -76,12 +92,15 @@ pub enum Api {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
+    /// `models[].name`: what clients put in `model` (1-128 characters, no `/`).
     pub name: String,
+    /// `models[].strategy`: `ordered` (default) or `cheapest`.
     #[serde(default)]
     pub strategy: Strategy,
     /// Requests with Claude Code CLI fields may fall back to an API target without them.
     #[serde(default)]
     pub degrade: bool,
+    /// `models[].targets`: tried in order (with the usual retries and fallback rules).
     #[serde(default)]
     pub targets: Vec<RawTarget>,
 }
@@ -101,7 +120,9 @@ pub enum Strategy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
+    /// `targets[].pool`: the pool serving it.
     pub pool: String,
+    /// `targets[].model`: the model name the pool's provider knows.
     pub model: String,
 }
 
@@ -109,38 +130,56 @@ fn yes() -> bool {
     true
 }
 
+/// `routes[].match`: both conditions must hold.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMatch {
+    /// `match.path_prefix`: matched at a path-segment boundary; `/` when absent (every path).
     pub path_prefix: Option<String>,
+    /// `match.header`: an extra condition on one request header (none when absent).
     pub header: Option<RawHeaderMatch>,
 }
 
+/// `match.header`: a request header that must carry exactly this value.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHeaderMatch {
+    /// The header's name.
     pub name: String,
+    /// The value the header must have.
     pub value: String,
 }
 
+/// One entry of `pools`: accounts of one provider and how requests to them behave.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
+    /// `pools.<name>.provider`: the API the pool's accounts speak.
     pub provider: ProviderKind,
+    /// `pools.<name>.timeouts`.
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    /// `pools.<name>.retry`.
     #[serde(default)]
     pub retry: RawRetry,
+    /// `pools.<name>.breaker`.
     #[serde(default)]
     pub breaker: RawBreaker,
+    /// `pools.<name>.health_check`: active checks of every account (none when absent).
     pub health_check: Option<RawHealthCheck>,
+    /// `pools.<name>.fallback`: pools tried in order when no account here can serve (same API
+    /// only).
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// `pools.<name>.session`: sticky sessions.
     #[serde(default)]
     pub session: RawSession,
+    /// `pools.<name>.rebalance`: periodic moves of idle sessions between accounts (off when
+    /// absent).
     pub rebalance: Option<RawRebalance>,
     /// `max_tokens` sent to an Anthropic target when a front-door request has none (4096).
     pub default_max_tokens: Option<u64>,
+    /// `pools.<name>.accounts`: at least one, at most 64.
     #[serde(default)]
     pub accounts: Vec<RawAccount>,
 }
@@ -155,6 +194,7 @@ pub struct RawSession {
     pub idle_after: Dur,
     /// A session with no request for this long is forgotten.
     pub expire_after: Dur,
+    /// Sessions bound to one account at most (default 15).
     pub max_per_account: u32,
     /// Sessions remembered per pool; the least recently used go first beyond it.
     pub max_sessions: usize,
@@ -172,11 +212,18 @@ impl Default for RawSession {
     }
 }
 
+/// `pools.<name>.rebalance`: every `every`, if the hottest and coolest accounts' 5-hour-block spend
+/// differ by at least `cost_gap_usd`, up to `max_moves` idle sessions move from the hottest to the
+/// coolest.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRebalance {
+    /// How often rebalancing runs.
     pub every: Dur,
+    /// The smallest block-spend gap between the hottest and coolest account that triggers a move,
+    /// in USD.
     pub cost_gap_usd: f64,
+    /// Idle sessions moved per run at most (default 3).
     #[serde(default = "three")]
     pub max_moves: u32,
 }
@@ -185,11 +232,17 @@ fn three() -> u32 {
     3
 }
 
+/// `accounts[].budget`: spend caps in USD, from the usage ledger.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBudget {
+    /// Spend allowed over a rolling 7 days, in USD; past it the account takes no requests (none or
+    /// 0: no cap).
     pub weekly_usd: Option<f64>,
+    /// The spend the score measures the current UTC 5-hour block against, in USD (none or 0: no
+    /// score term).
     pub block_usd: Option<f64>,
+    /// Share of `weekly_usd` past which the account takes no new sessions (default 0.85).
     #[serde(default = "default_threshold")]
     pub threshold: f64,
 }
@@ -198,10 +251,14 @@ fn default_threshold() -> f64 {
     0.85
 }
 
+/// `notifications`: where events go besides the log.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNotifications {
+    /// `notifications.webhook`: where events are POSTed (log only when absent).
     pub webhook: Option<RawWebhook>,
+    /// `notifications.thresholds`: shares of the weekly budget that trigger `budget_threshold`
+    /// (default `[0.8, 0.9]`).
     #[serde(default = "default_thresholds")]
     pub thresholds: Vec<f64>,
 }
@@ -219,11 +276,13 @@ fn default_thresholds() -> Vec<f64> {
     vec![0.8, 0.9]
 }
 
+/// `notifications.webhook`: events are POSTed as JSON to the URL this names.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     /// Environment variable holding the URL (it may carry a secret).
     pub url_env: String,
+    /// How long one POST may take (default 10s).
     #[serde(default = "ten_seconds")]
     pub timeout: Dur,
 }
@@ -232,9 +291,13 @@ pub struct RawWebhook {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRetry {
+    /// Tries in total, the first included (1-10, default 3).
     pub attempts: u32,
+    /// The wait before the first retry; it doubles, with jitter, per retry (default 50ms).
     pub backoff: Dur,
+    /// The longest wait between tries (default 2s).
     pub max_backoff: Dur,
+    /// Retries may add at most this share of the pool's requests over 10 s, plus 10 (default 20%).
     pub budget: Percent,
 }
 
@@ -249,11 +312,16 @@ impl Default for RawRetry {
     }
 }
 
+/// `pools.<name>.breaker`: when an account's failures take it out of rotation, and for how long.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBreaker {
+    /// Consecutive failures that open the breaker (default 5).
     pub failures: u32,
+    /// How long the breaker stays open the first time (default 30s); it doubles on each failed
+    /// probe.
     pub cooldown: Dur,
+    /// The longest an open breaker, or a rate-limit cooldown, lasts (default 5m).
     pub max_cooldown: Dur,
 }
 
@@ -267,13 +335,17 @@ impl Default for RawBreaker {
     }
 }
 
+/// `pools.<name>.health_check`: `GET path` with each account's key every `interval`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
+    /// Time between checks of one account (default 15s).
     #[serde(default = "fifteen_seconds")]
     pub interval: Dur,
+    /// How long one check may take (default 10s).
     #[serde(default = "ten_seconds")]
     pub timeout: Dur,
+    /// The upstream path checked, e.g. `/v1/models` (must start with `/`).
     pub path: String,
 }
 
@@ -285,14 +357,19 @@ fn ten_seconds() -> Dur {
     secs(10)
 }
 
+/// `pools.<name>.timeouts`: deadlines on each upstream attempt, and on the whole request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawTimeouts {
+    /// TCP connect and TLS handshake (default 5s).
     pub connect: Dur,
+    /// Until the upstream's response head (default 300s); past it 504, retried on another account.
     pub first_byte: Dur,
     /// Time to the first content event of a stream (off when absent).
     pub first_token: Option<Dur>,
+    /// Silence inside a stream longer than this ends it (default 60s).
     pub idle: Dur,
+    /// The whole request from its arrival, retries and stream included (default 10m).
     pub total: Dur,
 }
 
@@ -308,24 +385,39 @@ impl Default for RawTimeouts {
     }
 }
 
+/// One entry of `pools.<name>.accounts`: an upstream endpoint and the key used with it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccount {
+    /// Used in logs, metrics and response headers (1-64 of `A-Z a-z 0-9 - _ .`; unique in the
+    /// pool).
     pub name: String,
+    /// `https://host[:port][/path]` (or `http://`); the path is prefixed to every forwarded path.
     pub base_url: String,
+    /// Environment variable holding the key (exactly one of `key_env` and `key_file`).
     pub key_env: Option<String>,
+    /// File holding the key, surrounding whitespace trimmed (exactly one of `key_env` and
+    /// `key_file`).
     pub key_file: Option<String>,
+    /// The header the key goes in; the provider's usual one when absent.
     pub auth: Option<AuthStyle>,
     /// In-flight requests to this account (unlimited when absent).
     pub max_concurrent: Option<u32>,
+    /// Requests waiting for a slot at most; past it the next account, or 503 `queue_full` (default
+    /// 128).
     #[serde(default = "default_max_queue")]
     pub max_queue: u32,
+    /// How long a request waits in the queue for a slot; past it 503 `queue_timeout` (default 30s).
     #[serde(default = "thirty_seconds")]
     pub queue_timeout: Dur,
+    /// Requests per minute sent to this account (unlimited when absent).
     pub rpm: Option<u32>,
+    /// Tokens per minute, as metered, used by this account (unlimited when absent).
     pub tpm: Option<u64>,
+    /// Divides the score's penalties: an account of weight 2 looks half as loaded (default 1).
     #[serde(default = "one")]
     pub weight: f64,
+    /// Spend caps (none when absent).
     pub budget: Option<RawBudget>,
 }
 
@@ -341,10 +433,14 @@ fn thirty_seconds() -> Dur {
     secs(30)
 }
 
+/// `clients`: who may use the sidecar, and how often.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClients {
+    /// `clients.tokens`: when present, every request must carry one of these (it must not be
+    /// empty).
     pub tokens: Option<Vec<RawToken>>,
+    /// `clients.limit`: a per-client request rate (no limit when absent).
     pub limit: Option<RawClientLimit>,
 }
 
@@ -352,14 +448,20 @@ pub struct RawClients {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClientLimit {
+    /// Requests per client per minute, over a sliding window (at least 1).
     pub rpm: u32,
 }
 
+/// One entry of `clients.tokens`: a virtual key an app sends instead of a real one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawToken {
+    /// Names the client in logs and metrics (1-64 of `A-Z a-z 0-9 - _ .`; unique).
     pub name: String,
+    /// Environment variable holding the token (exactly one of `token_env` and `token_file`).
     pub token_env: Option<String>,
+    /// File holding the token, surrounding whitespace trimmed (exactly one of `token_env` and
+    /// `token_file`).
     pub token_file: Option<String>,
 }
 
@@ -367,11 +469,18 @@ pub struct RawToken {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrice {
+    /// Glob on the model the response names (`*` and `?`).
     pub model: String,
+    /// Uncached input tokens, USD per million.
     pub input: f64,
+    /// Output tokens, USD per million.
     pub output: f64,
+    /// Tokens read from a prompt cache, USD per million (none: priced as input).
     pub cache_read: Option<f64>,
+    /// Tokens written to a prompt cache (Anthropic: 5-minute writes), USD per million (none: priced
+    /// as input).
     pub cache_write: Option<f64>,
+    /// Anthropic's 1-hour cache writes, USD per million (none: priced as `cache_write`).
     pub cache_write_1h: Option<f64>,
 }
 

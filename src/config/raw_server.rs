@@ -11,9 +11,12 @@ fn secs(n: u64) -> Dur {
     Dur(Duration::from_secs(n))
 }
 
+/// `admin`: the listener for `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
+    /// `admin.listen`: its address (default `127.0.0.1:9901`); a non-loopback one needs
+    /// `token_env`.
     #[serde(default = "default_admin_listen")]
     pub listen: String,
     /// Environment variable holding the bearer token `/admin/*` requires.
@@ -38,7 +41,10 @@ fn default_admin_listen() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
+    /// `server.threads`: Pingora worker threads for the proxy (1-256, default 1).
     pub threads: usize,
+    /// `server.shutdown_grace`: after SIGTERM, in-flight requests get at most this long (default
+    /// 10s).
     pub shutdown_grace: Dur,
     /// The whole request head must arrive within this.
     pub header_timeout: Dur,
@@ -63,10 +69,14 @@ impl Default for RawServer {
     }
 }
 
+/// `limits`: bounds on what a client may send.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLimits {
+    /// `limits.max_body_bytes`: the largest request body accepted, in bytes (413 past it; default
+    /// 32 MiB).
     pub max_body_bytes: u64,
+    /// `limits.max_json_depth`: the deepest JSON nesting accepted (400 past it; 1-128, default 64).
     pub max_json_depth: u32,
     /// One SSE event from an upstream; a longer one passes unmetered (and is counted).
     pub max_sse_event_bytes: u64,
@@ -93,6 +103,7 @@ pub struct RawCors {
     pub allow_origins: Vec<String>,
     /// Request headers a browser may send; the SDKs' headers when absent.
     pub allow_headers: Option<Vec<String>>,
+    /// `cors.max_age`: how long a browser may cache a preflight answer (default 10m).
     #[serde(default = "ten_minutes")]
     pub max_age: Dur,
 }

@@ -23,18 +23,28 @@ const QUEUE: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// `budget_threshold`: an account's weekly spend reached one of `notifications.thresholds`.
     BudgetThreshold,
+    /// `key_broken`: the upstream answered 401 or 403; the account is out of rotation.
     KeyBroken,
+    /// `breaker_open`: failures opened (or a failed probe reopened) an account's breaker.
     BreakerOpen,
+    /// `breaker_closed`: a probe succeeded and closed the breaker.
     BreakerClosed,
+    /// `fallback_used`: no account of a pool could serve, so a fallback pool did (at most once a
+    /// minute per pool).
     FallbackUsed,
+    /// `session_rebound`: a session moved to another account (its own was unavailable or full, or
+    /// the rebalancer moved it).
     SessionRebound,
     /// Logged only: an account cooled down after a rate limit, or came back.
     Cooldown,
+    /// Logged only: an account came back (admin reset, reload or passing health check).
     Recovered,
 }
 
 impl Kind {
+    /// The event's name, as the webhook and the log give it.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::BudgetThreshold => "budget_threshold",
@@ -54,16 +64,22 @@ impl Kind {
     }
 }
 
+/// One notification, the JSON body POSTed to the webhook.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// What happened.
     pub event: Kind,
+    /// The pool it happened in.
     pub pool: String,
+    /// The account concerned (`None`: the pool as a whole).
     pub account: Option<String>,
     /// RFC 3339, UTC.
     pub at: String,
+    /// Plain words on what happened and why.
     pub detail: String,
 }
 
+/// Logs events and queues them (at most 1024) for the webhook sender; never waits.
 pub struct Notifier {
     tx: mpsc::Sender<Event>,
     rx: Mutex<Option<mpsc::Receiver<Event>>>,
@@ -159,10 +175,12 @@ impl Notifier {
         }
     }
 
+    /// Events dropped: the queue was full, or the webhook kept failing.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Events the webhook accepted (2xx).
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }

@@ -24,6 +24,7 @@ pub struct WebhookSender {
 }
 
 impl WebhookSender {
+    /// A sender for `core`'s notifier, with its own upstream connections.
     pub fn new(core: Arc<Sidecar>) -> Self {
         WebhookSender {
             core,

@@ -17,13 +17,18 @@ use crate::validate::BodyInfo;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
+    /// `anthropic`: the Messages API, key in `x-api-key`.
     Anthropic,
+    /// `openai`: Chat Completions and the Responses API, key as `authorization: Bearer`.
     Openai,
+    /// `gemini`: generateContent, key in `x-goog-api-key`.
     Gemini,
+    /// `openrouter`: the OpenAI dialect, with its own `usage.cost` in USD.
     Openrouter,
 }
 
 impl ProviderKind {
+    /// The name as written in the config (`provider:`) and shown in logs.
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Anthropic => "anthropic",
@@ -83,28 +88,37 @@ impl AuthStyle {
 /// Which request/response dialect a provider speaks; fallback pools must share it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// Anthropic Messages.
     Anthropic,
+    /// The OpenAI API (OpenAI and OpenRouter pools).
     OpenAi,
+    /// Gemini generateContent.
     Gemini,
 }
 
 /// What one stream event means to `llm-sidecar chat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
+    /// A piece of the reply's text, to print as it comes.
     Text(String),
+    /// An error the stream reported, to show.
     Error(String),
+    /// Nothing to show (bookkeeping events, the end marker).
     Other,
 }
 
 /// A turn of a conversation: who spoke, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
+    /// The user spoke (else the model).
     pub user: bool,
+    /// What was said.
     pub text: String,
 }
 
 /// Provider behaviour used on the request path.
 pub trait Provider: Send + Sync {
+    /// Which provider this is.
     fn kind(&self) -> ProviderKind;
 
     /// The API dialect, for fallback compatibility.

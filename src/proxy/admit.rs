@@ -52,6 +52,7 @@ pub struct Request {
 }
 
 impl Request {
+    /// The snapshot pinned for the request's whole life (`None` before admission pinned one).
     pub fn snap(&self) -> Option<&Snapshot> {
         self.snap.as_deref()
     }
@@ -59,22 +60,29 @@ impl Request {
     pub fn snap_arc(&self) -> Option<Arc<Snapshot>> {
         self.snap.clone()
     }
+    /// The sidecar the request runs in (`None` before admission counted it in flight).
     pub fn core(&self) -> Option<&Sidecar> {
         self.inflight.as_ref().map(|g| &**g.core())
     }
+    /// `x-request-id`: the client's when well-formed, else generated; `-` before it is known.
     pub fn request_id(&self) -> &HeaderValue {
         static NONE: HeaderValue = HeaderValue::from_static("-");
         self.request_id.as_ref().unwrap_or(&NONE)
     }
+    /// The route taken (`None` before routing).
     pub fn route(&self) -> Option<&Route> {
         self.snap()?.routes.get(self.route?)
     }
+    /// The client's token name (`None` when no `clients.tokens` are configured).
     pub fn client(&self) -> Option<&Arc<str>> {
         self.client.as_ref()
     }
+    /// The session id from the pool's session header, or Claude Code's, or the body (`None`: no
+    /// session).
     pub fn session(&self) -> Option<&str> {
         self.session.as_deref()
     }
+    /// Take the session id for the request log row, leaving `None`.
     pub fn take_session(&mut self) -> Option<String> {
         self.session.take()
     }
@@ -90,6 +98,7 @@ impl Request {
     pub fn upstream_path(&self) -> &str {
         &self.upstream_path
     }
+    /// The request body's length, in bytes.
     pub fn body_len(&self) -> usize {
         self.body_len
     }

@@ -6,6 +6,7 @@
 /// `x-llm-sidecar-error` header value, the log's `error_kind` and a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// `no_route` (404): no route matches the path.
     NoRoute,
     /// A front-door request the door cannot accept (with the field's path).
     InvalidRequest,
@@ -13,38 +14,73 @@ pub enum ErrorKind {
     ModelNotFound,
     /// A front door answer that could not be translated for the client.
     TranslationFailed,
+    /// `method_not_allowed` (405): a method other than GET, POST and DELETE (HEAD and OPTIONS are
+    /// answered by the sidecar).
     MethodNotAllowed,
+    /// `invalid_path` (400): the normalised path climbs out of its route, or carries an encoded
+    /// `/`, `\` or NUL.
     InvalidPath,
+    /// `bad_request` (400): a malformed request, such as a broken chunked body.
     BadRequest,
+    /// `overloaded` (503): all requests together hold `limits.max_buffered_bytes` of bodies.
     Overloaded,
+    /// `first_token_timeout` (504): a stream sent its head but no content within
+    /// `timeouts.first_token`.
     FirstTokenTimeout,
+    /// `unauthorized` (401): no client token, or an unknown one, when `clients.tokens` is set.
     Unauthorized,
+    /// `body_too_large` (413): the body is longer than `limits.max_body_bytes`.
     BodyTooLarge,
+    /// `invalid_json` (400): the body does not parse as JSON.
     InvalidJson,
+    /// `json_too_deep` (400): the body nests deeper than `limits.max_json_depth`.
     JsonTooDeep,
+    /// `invalid_body` (400): the body is not a JSON object, or contains NUL.
     InvalidBody,
+    /// `invalid_header` (400): the pool's session header does not match `^[A-Za-z0-9._:-]{1,128}$`.
     InvalidHeader,
+    /// `dns_error` (502): the upstream's host name did not resolve.
     DnsError,
+    /// `connect_refused` (502): the upstream refused the connection.
     ConnectRefused,
+    /// `connect_timeout` (504): connecting to the upstream took longer than `timeouts.connect`.
     ConnectTimeout,
+    /// `tls_error` (502): the TLS handshake with the upstream failed.
     TlsError,
+    /// `first_byte_timeout` (504): no response head within `timeouts.first_byte`.
     FirstByteTimeout,
+    /// `idle_timeout` (504): a stream was silent for longer than `timeouts.idle`.
     IdleTimeout,
+    /// `total_timeout` (504): the request took longer than `timeouts.total`.
     TotalTimeout,
+    /// `upstream_error` (502): the upstream connection failed some other way.
     UpstreamError,
+    /// `no_account` (503): no account of the pool or its fallbacks can serve now.
     NoAccount,
+    /// `rate_limited` (429): every account is cooling down for rate limits.
     RateLimited,
+    /// `queue_full` (503): every account is at `max_concurrent` with a full queue.
     QueueFull,
+    /// `queue_timeout` (503): no slot came free within `queue_timeout`.
     QueueTimeout,
+    /// `client_rate_limited` (429): the client is over `clients.limit.rpm`.
     ClientRateLimited,
+    /// `retry_budget_exhausted`: a retry was refused because the pool's retry budget is spent; the
+    /// upstream's answer went back as is, so this names the cause in the log only.
     RetryBudgetExhausted,
+    /// `in_band_error` (503): the upstream's stream reported an error after a 200.
     InBandError,
+    /// `client_closed` (499, logged, never sent): the client hung up.
     ClientClosed,
+    /// `client_timeout` (408): the request body did not arrive within `server.body_timeout`, or
+    /// went quiet for longer than the pool's `timeouts.idle`.
     ClientTimeout,
+    /// `internal` (500): a bug in the sidecar.
     Internal,
 }
 
 impl ErrorKind {
+    /// The name: the `x-llm-sidecar-error` header value, the log's `error_kind` and a metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NoRoute => "no_route",

@@ -22,6 +22,7 @@ use crate::provider::{Provider, ProviderKind};
 
 /// A request the sidecar answers itself.
 pub enum Early {
+    /// A refusal: an error answer in the client's shape.
     Refuse(Refusal),
     /// `OPTIONS`: never forwarded; `204`, with CORS headers for an allowed origin.
     Preflight,
@@ -33,13 +34,18 @@ pub enum Early {
 
 /// Why a request is answered by the sidecar itself.
 pub struct Refusal {
+    /// What went wrong; it sets the status.
     pub kind: ErrorKind,
+    /// What the client is told.
     pub message: String,
+    /// Seconds, for `retry-after` (`None`: 1 on a 429 or 503, else no header).
     pub retry_after: Option<u64>,
+    /// `x-ratelimit-limit`, `-remaining`, `-reset` (seconds), for a client over its rate.
     pub rate_limit: Option<(u64, u64, u64)>,
 }
 
 impl Refusal {
+    /// A refusal of `kind` with `message`, no `retry-after` and no rate-limit headers.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Refusal {
             kind,
@@ -70,8 +76,11 @@ pub trait RespondCtx: View {
 
 /// An answer the sidecar writes itself.
 pub struct Reply<'a> {
+    /// The HTTP status; `kind`'s unless set otherwise.
     pub status: u16,
+    /// The `x-llm-sidecar-error` value.
     pub kind: ErrorKind,
+    /// What the client is told.
     pub message: &'a str,
     /// Seconds, for `retry-after` (our 429s and 503s always carry one).
     pub retry_after: Option<u64>,
@@ -82,6 +91,7 @@ pub struct Reply<'a> {
 }
 
 impl<'a> Reply<'a> {
+    /// An answer for `kind` with its status, no `retry-after`, rate-limit or CORS headers.
     pub fn new(kind: ErrorKind, message: &'a str) -> Self {
         Reply {
             status: kind.status(),

@@ -21,6 +21,7 @@ use crate::resilience::{self, Verdict, DEFAULT_COOLDOWN};
 pub trait RetryCtx: RespondCtx {
     /// The retry stage's own part of the request's state.
     fn retry_mut(&mut self) -> &mut Retry;
+    /// The retry stage's own part of the request's state, read-only.
     fn retry_ref(&self) -> &Retry;
     /// The walk over pools (which accounts were tried).
     fn walk(&self) -> Option<&Walk>;

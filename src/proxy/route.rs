@@ -10,7 +10,9 @@ use crate::config::Route;
 /// The route a request takes: its index and the normalised path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
+    /// Index into [`crate::config::Snapshot::routes`].
     pub index: usize,
+    /// The normalised path (before the prefix is stripped).
     pub path: String,
 }
 

@@ -81,8 +81,11 @@ pub struct Attempt {
 
 /// Why an attempt could not start: the answer, and seconds for `retry-after`.
 pub struct Unserved {
+    /// What to answer with.
     pub kind: ErrorKind,
+    /// When an account may be available again, for `retry-after` (`None`: unknown).
     pub retry_after: Option<Duration>,
+    /// The resolver's error for a DNS failure, sanitized (`None`: the kind says it all).
     pub detail: Option<String>,
 }
 
@@ -104,10 +107,13 @@ impl Attempt {
         self.target
     }
 
+    /// The pool of the current attempt (the route's pool until an attempt picks).
     pub fn pool(&self) -> Option<usize> {
         self.pool
     }
 
+    /// The account of the current attempt, an index into its pool's accounts (`None`: none picked
+    /// yet).
     pub fn account(&self) -> Option<usize> {
         self.account
     }
@@ -117,6 +123,7 @@ impl Attempt {
         self.walk.as_ref().map(|w| w.primary)
     }
 
+    /// The walk over pools: where it started and which accounts were tried.
     pub fn walk(&self) -> Option<&Walk> {
         self.walk.as_ref()
     }

@@ -20,6 +20,7 @@ const MAX_HELD: usize = 256 * 1024;
 pub trait StreamCtx: RetryCtx {
     /// The response stage's own part of the request's state.
     fn response_mut(&mut self) -> &mut Response;
+    /// The response stage's own part of the request's state, read-only.
     fn response_ref(&self) -> &Response;
     /// The sidecar asked an OpenAI stream for usage on the client's behalf.
     fn strip_usage(&self) -> bool;

@@ -111,12 +111,19 @@ impl Translation {
 
 /// What the way back needs of the door's state.
 pub struct ReplyParts<'a> {
+    /// The client's dialect.
     pub client: Dialect,
+    /// The model the client asked for (answers carry it).
     pub client_model: &'a str,
+    /// The model the current target was asked for (`x-llm-sidecar-model`).
     pub target_model: &'a str,
+    /// The target speaks the client's dialect: its answer passes as it is.
     pub same: bool,
+    /// What the client sent that the target did not get (`x-llm-sidecar-dropped`).
     pub dropped: &'a [&'static str],
+    /// An OpenAI client asked for the usage chunk.
     pub include_usage: bool,
+    /// How the current answer goes back.
     pub reply: &'a mut Reply,
 }
 

@@ -14,6 +14,7 @@ struct Second {
     retries: u32,
 }
 
+/// A pool's retry budget: requests and retries counted per second over the last 10 seconds.
 #[derive(Default)]
 pub struct RetryBudget {
     seconds: Mutex<[Second; WINDOW_SECS as usize]>,

@@ -17,12 +17,15 @@ use crate::config::{Account, Pool, Snapshot};
 use crate::outbound::Outbound;
 use crate::sidecar::Sidecar;
 
+/// The background service running active health checks: every `health_check.interval` it checks
+/// every account of the pool at once, on the current snapshot.
 pub struct HealthChecks {
     core: Arc<Sidecar>,
     client: Arc<Outbound>,
 }
 
 impl HealthChecks {
+    /// Checks for the sidecar `core`, over their own upstream connections.
     pub fn new(core: Arc<Sidecar>) -> Self {
         HealthChecks {
             core,

@@ -11,20 +11,42 @@ use std::time::{Duration, Instant};
 pub struct BreakerConf {
     /// Consecutive failures that open the breaker.
     pub failures: u32,
+    /// How long the breaker stays open the first time (`breaker.cooldown`); each failed probe
+    /// doubles it.
     pub cooldown: Duration,
+    /// The longest an open breaker or a rate-limit cooldown lasts (`breaker.max_cooldown`).
     pub max_cooldown: Duration,
 }
 
+/// Where an account stands; time-driven changes (a cooldown ending, an open breaker going
+/// half-open) happen when the state is next read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Takes requests.
     Healthy,
-    CoolingDown { until: Instant },
-    Open { until: Instant },
-    HalfOpen { probing: bool },
+    /// Rate limited (429, 529, overloaded): no requests until the upstream's reset time.
+    CoolingDown {
+        /// When requests may go to the account again.
+        until: Instant,
+    },
+    /// The breaker is open after consecutive failures: no requests until the cooldown ends.
+    Open {
+        /// When the breaker goes half-open.
+        until: Instant,
+    },
+    /// The cooldown ended: one request may probe the account; success closes the breaker, failure
+    /// reopens it with twice the cooldown.
+    HalfOpen {
+        /// A request has claimed the probe and its outcome is not known yet.
+        probing: bool,
+    },
+    /// The upstream answered 401 or 403: out of rotation until a reload, an admin reset or a
+    /// passing health check.
     BrokenKey,
 }
 
 impl State {
+    /// The state's name in `/admin/pools` and the `account_state` metric label.
     pub fn name(&self) -> &'static str {
         match self {
             State::Healthy => "healthy",
@@ -39,12 +61,17 @@ impl State {
 /// What a check of availability says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Availability {
+    /// Takes requests now.
     Available,
     /// Available as the breaker's single probe: report its outcome (or [`Health::release_probe`]).
     Probe,
     /// Not available; `until` is when it may be again (`None`: not by itself).
     Unavailable {
+        /// When it may be available again (`None`: not by itself, e.g. a broken key or a probe in
+        /// flight).
         until: Option<Instant>,
+        /// It is cooling down for a rate limit (answered 429 `rate_limited` when no account can
+        /// serve).
         rate_limited: bool,
     },
 }
@@ -52,11 +79,26 @@ pub enum Availability {
 /// A change worth a log line (and a notification).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
-    BreakerOpened { cooldown: Duration },
-    BreakerReopened { cooldown: Duration },
+    /// Consecutive failures opened the breaker.
+    BreakerOpened {
+        /// How long it stays open.
+        cooldown: Duration,
+    },
+    /// A failed probe opened the breaker again.
+    BreakerReopened {
+        /// How long it stays open this time (doubled, capped at `max_cooldown`).
+        cooldown: Duration,
+    },
+    /// A successful probe closed the breaker.
     BreakerClosed,
-    CooledDown { for_: Duration },
+    /// A rate limit cooled the account down.
+    CooledDown {
+        /// How long the account takes no requests (capped at `max_cooldown`).
+        for_: Duration,
+    },
+    /// The upstream refused the key (401/403).
     KeyBroken,
+    /// An admin reset, a reload or a passing health check brought the account back.
     Recovered,
 }
 
@@ -68,6 +110,7 @@ struct Inner {
     last_cooldown: Duration,
 }
 
+/// An account's health state, shared by every request and snapshot that uses the account.
 #[derive(Debug)]
 pub struct Health {
     inner: Mutex<Inner>,
@@ -99,6 +142,7 @@ impl Health {
         out
     }
 
+    /// The state now, after time-driven changes.
     pub fn state(&self, now: Instant) -> State {
         self.with(|i| {
             expire(i, now);

@@ -20,11 +20,14 @@ pub struct Slots {
 /// Why no slot was had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueError {
+    /// `max_queue` requests were already waiting (503 `queue_full`).
     Full,
+    /// No slot came free within `queue_timeout` (503 `queue_timeout`).
     Timeout,
 }
 
 impl Slots {
+    /// `capacity` slots (the account's `max_concurrent`), nobody queued.
     pub fn new(capacity: usize) -> Self {
         Slots {
             sem: Arc::new(Semaphore::new(capacity)),
@@ -67,16 +70,19 @@ impl Slots {
         }
     }
 
+    /// Slots held by requests in flight.
     pub fn in_use(&self) -> usize {
         self.capacity
             .load(Ordering::Acquire)
             .saturating_sub(self.sem.available_permits())
     }
 
+    /// Slots in all (the current `max_concurrent`).
     pub fn capacity(&self) -> usize {
         self.capacity.load(Ordering::Acquire)
     }
 
+    /// Requests waiting for a slot.
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
     }
@@ -166,7 +172,9 @@ impl Window {
 /// Who a client is: its token's name, else its address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ClientKey {
+    /// A client that sent a token: the token's name.
     Named(Arc<str>),
+    /// A client without a token: its IP address.
     Addr(IpAddr),
     /// Everyone past the cap on distinct clients shares this one.
     Overflow,
@@ -181,14 +189,19 @@ pub struct ClientLimiter<K: Eq + Hash = ClientKey> {
 /// A limited client's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
+    /// The request may go on.
     pub allowed: bool,
+    /// Requests per minute allowed (`clients.limit.rpm`), for `x-ratelimit-limit`.
     pub limit: u64,
+    /// Requests left in the current window, for `x-ratelimit-remaining`.
     pub remaining: u64,
     /// Milliseconds until a request would be allowed (0 when allowed).
     pub retry_after_ms: u64,
 }
 
 impl ClientLimiter<ClientKey> {
+    /// A limiter that tracks at most `cap` distinct clients; those past it share
+    /// [`ClientKey::Overflow`].
     pub fn new(cap: usize) -> Self {
         ClientLimiter {
             windows: DashMap::new(),
@@ -196,6 +209,8 @@ impl ClientLimiter<ClientKey> {
         }
     }
 
+    /// Count one request of `key` against `limit` per minute at `now_ms` (unix ms), unless it is
+    /// over.
     pub fn check(&self, key: ClientKey, limit: u64, now_ms: i64) -> Verdict {
         let key = if self.windows.contains_key(&key) || self.room(now_ms) {
             key
@@ -228,10 +243,12 @@ impl ClientLimiter<ClientKey> {
         self.windows.len() < self.cap
     }
 
+    /// Clients tracked now.
     pub fn len(&self) -> usize {
         self.windows.len()
     }
 
+    /// Whether no client is tracked.
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty()
     }

@@ -24,6 +24,7 @@ pub enum Verdict {
     KeyBroken,
 }
 
+/// What `status` from an upstream says about the account that answered it.
 pub fn verdict(status: u16) -> Verdict {
     match status {
         401 | 403 => Verdict::KeyBroken,

@@ -20,25 +20,46 @@ use crate::usage::Usage;
 /// One request, as logged.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
+    /// When the request finished, unix milliseconds.
     pub ts: i64,
+    /// `x-request-id`, the client's or generated.
     pub request_id: String,
+    /// The route's name (`None`: no route matched).
     pub route: Option<Arc<str>>,
+    /// The pool that served, or would have (`None`: none).
     pub pool: Option<Arc<str>>,
+    /// The account of the last attempt (`None`: none was picked).
     pub account: Option<Arc<str>>,
+    /// The pool's provider (`anthropic`, `openai`, `gemini`, `openrouter`; `None`: no pool).
     pub provider: Option<&'static str>,
+    /// The model the response names, else the request body's (`None`: neither said).
     pub model: Option<String>,
+    /// The request's session id (`None`: it had none).
     pub session: Option<String>,
+    /// The client token's name (`None`: no tokens configured).
     pub client: Option<Arc<str>>,
+    /// The HTTP method.
     pub method: String,
+    /// The path as the client sent it, without the query.
     pub path: String,
+    /// The status of the response sent; when none was, the failure's status, else 499.
     pub status: u16,
+    /// The client asked for a stream, or the answer was one.
     pub stream: bool,
+    /// From the request's arrival to the end of its answer, in milliseconds.
     pub duration_ms: f64,
+    /// From the request's arrival to the upstream's response head, in milliseconds (`None`: no head
+    /// came).
     pub ttfb_ms: Option<f64>,
+    /// Tokens as the provider reported them.
     pub usage: Usage,
+    /// The request's cost in USD (`None`: no price matched, or nothing reported).
     pub cost_usd: Option<f64>,
+    /// How the usage is known: `reported`, `partial` or `none`.
     pub usage_source: &'static str,
+    /// Upstream attempts made.
     pub attempts: u32,
+    /// What the request failed with (`None`: it did not), as `x-llm-sidecar-error` names it.
     pub error_kind: Option<&'static str>,
 }
 

@@ -14,10 +14,15 @@ use crate::clock::now_ms;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum By {
+    /// `pool/account`.
     Account,
+    /// The model the response named.
     Model,
+    /// The session id.
     Session,
+    /// The route's name.
     Route,
+    /// The client token's name.
     Client,
 }
 
@@ -33,20 +38,30 @@ impl By {
     }
 }
 
+/// The totals of one group of request-log rows.
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Group {
+    /// The group's value (`-` for rows without one).
     pub key: String,
+    /// Rows in the group.
     pub requests: u64,
+    /// Rows with a status of 400 or more, or an error kind.
     pub errors: u64,
+    /// Input tokens, as the providers reported them.
     pub input_tokens: u64,
+    /// Output tokens.
     pub output_tokens: u64,
+    /// Input tokens read from a prompt cache.
     pub cache_read_tokens: u64,
+    /// Input tokens written to a prompt cache.
     pub cache_write_tokens: u64,
     /// Sum over priced requests.
     pub cost_usd: f64,
     /// Requests with tokens but no price for their model.
     pub unpriced: u64,
+    /// Median duration, in milliseconds.
     pub p50_ms: f64,
+    /// 95th-percentile duration, in milliseconds.
     pub p95_ms: f64,
     #[serde(skip)]
     durations: Vec<f64>,

@@ -15,24 +15,40 @@ pub struct Chat {
     /// The system prompt given apart from the messages (Anthropic `system`). System messages
     /// inside the conversation are [`Role::System`] messages in place.
     pub system: Vec<String>,
+    /// The conversation, in order (system messages included where the client put them).
     pub messages: Vec<Message>,
+    /// Functions the model may call.
     pub tools: Vec<Tool>,
+    /// Which tool the model must call (`None`: the target's default).
     pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools in one turn (Anthropic `disable_parallel_tool_use`
+    /// inverted; `None`: not said).
     pub parallel_tool_calls: Option<bool>,
+    /// The most output tokens to generate (OpenAI `max_completion_tokens`, else `max_tokens`;
+    /// `None`: not set, see [`super::EncodeOpts::default_max_tokens`]).
     pub max_tokens: Option<u64>,
+    /// Sampling temperature, as the client gave it.
     pub temperature: Option<f64>,
+    /// Nucleus sampling share, as the client gave it.
     pub top_p: Option<f64>,
+    /// Top-k sampling (Anthropic, Gemini; `None`: not set).
     pub top_k: Option<u64>,
+    /// Stop sequences (empty: none).
     pub stop: Vec<String>,
+    /// The client asked for a streamed answer.
     pub stream: bool,
     /// OpenAI `stream_options.include_usage`: the client wants the usage chunk.
     pub include_usage: bool,
+    /// An end-user id for the upstream's abuse tracking (OpenAI `user`, Anthropic
+    /// `metadata.user_id`).
     pub user: Option<String>,
+    /// OpenAI `response_format` (`None`: free text).
     pub response_format: Option<ResponseFormat>,
     /// OpenAI `n`, kept so that a target with one answer per request can refuse n > 1.
     pub n: Option<u64>,
     /// OpenAI `logprobs` (true) and `top_logprobs`, kept so other targets can refuse them.
     pub logprobs: bool,
+    /// OpenAI `top_logprobs`: alternatives per token, kept so other targets can refuse it.
     pub top_logprobs: Option<u64>,
     /// The pool the client named (OpenAI door body field `backend`); never sent upstream.
     pub backend: Option<String>,
@@ -92,7 +108,9 @@ impl Chat {
 pub enum Role {
     /// A system message inside the conversation (OpenAI system/developer, Anthropic role system).
     System,
+    /// The person or app asking.
     User,
+    /// The model's turns, tool calls included.
     Assistant,
     /// OpenAI `role: tool`: one [`Part::ToolResult`]. Anthropic keeps tool results in user
     /// messages; encoders accept them in either.
@@ -103,16 +121,22 @@ pub enum Role {
 /// one part per content item, so an encoder can name the exact param it refuses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// Who speaks it.
     pub role: Role,
+    /// Its content, in order.
     pub parts: Vec<Part>,
 }
 
 /// One piece of a message's content, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
+    /// Plain text.
     Text(String),
+    /// An image given to the model.
     Image(Image),
+    /// A tool call in an assistant message.
     ToolCall(ToolCall),
+    /// A tool's answer (in a tool message, or an Anthropic user message).
     ToolResult(ToolResult),
     /// Content only the source dialect has (an Anthropic `document` block, an OpenAI
     /// `input_audio` part): written as is to the same dialect, refused by others.
@@ -122,14 +146,23 @@ pub enum Part {
 /// An image, by value or by reference. URLs are never fetched by the sidecar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Image {
-    Base64 { media_type: String, data: String },
+    /// Inline bytes.
+    Base64 {
+        /// The image's MIME type, like `image/png`.
+        media_type: String,
+        /// The bytes, base64-encoded.
+        data: String,
+    },
+    /// An `http(s)` URL the upstream fetches (a Gemini target refuses it).
     Url(String),
 }
 
 /// A call the assistant made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolCall {
+    /// The call's id, which the result quotes.
     pub id: String,
+    /// The function called.
     pub name: String,
     /// The arguments as JSON text (may be empty: no arguments).
     pub arguments: String,
@@ -138,25 +171,31 @@ pub struct ToolCall {
 /// The answer to a tool call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolResult {
+    /// The id of the [`ToolCall`] this answers.
     pub tool_call_id: String,
     /// The called function's name, when the conversation shows it (Gemini needs it).
     pub name: Option<String>,
     /// Text and image parts.
     pub content: Vec<Part>,
+    /// The tool failed (Anthropic `is_error`).
     pub is_error: bool,
 }
 
 /// A source-dialect item with the param path that names it in the client's request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Native {
+    /// Where the item sits in the client's request, like `messages[1].content[0]`.
     pub param: String,
+    /// The item as the client wrote it.
     pub value: Value,
 }
 
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tool {
+    /// The function's name.
     pub name: String,
+    /// What the function does, for the model (`None`: not given).
     pub description: Option<String>,
     /// JSON schema of the arguments.
     pub schema: Value,
@@ -168,7 +207,9 @@ pub struct Tool {
 /// Which tool the model must call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolChoice {
+    /// The model decides (OpenAI `auto`).
     Auto,
+    /// No tool may be called (OpenAI `none`).
     None,
     /// Some tool (OpenAI `required`, Anthropic `any`, Gemini `ANY`).
     Required,
@@ -179,11 +220,17 @@ pub enum ToolChoice {
 /// The shape the answer's text must have.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResponseFormat {
+    /// Free text.
     Text,
+    /// Any JSON object (OpenAI `json_object`).
     JsonObject,
+    /// JSON matching a schema (OpenAI `json_schema`).
     JsonSchema {
+        /// Names the schema for the upstream.
         name: String,
+        /// The JSON schema the answer must match.
         schema: Value,
+        /// Strict schema adherence (`None`: the upstream's default).
         strict: Option<bool>,
     },
 }
@@ -191,19 +238,28 @@ pub enum ResponseFormat {
 /// Why the model stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
+    /// A natural end or a stop sequence.
     Stop,
+    /// The token limit (`max_tokens`, or the context window).
     Length,
+    /// The model is waiting for tool results.
     ToolCalls,
+    /// Refused or blocked by the provider's safety filter.
     ContentFilter,
+    /// Any reason the dialects do not share.
     Other,
 }
 
 /// Token counts of one answer. `input` counts ALL input tokens, cache reads and writes included.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
+    /// All input tokens, cache reads and writes included.
     pub input: u64,
+    /// Input tokens read from a prompt cache.
     pub cache_read: u64,
+    /// Input tokens written to a prompt cache.
     pub cache_write: u64,
+    /// Output tokens (Gemini's thinking tokens included).
     pub output: u64,
 }
 
@@ -227,17 +283,22 @@ impl Usage {
 /// A complete (non-streamed) answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
+    /// The upstream's id for the answer (`None`: it gave none).
     pub id: Option<String>,
+    /// The model the upstream says answered (`None`: not named).
     pub model: Option<String>,
     /// Text and tool call parts, in order.
     pub content: Vec<Part>,
+    /// Why the model stopped.
     pub stop: StopReason,
+    /// Tokens the upstream reported.
     pub usage: Usage,
 }
 
 /// What the client is told about the answer it receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyMeta {
+    /// The answer's id as the client sees it.
     pub id: String,
     /// Unix seconds.
     pub created: u64,
@@ -248,6 +309,8 @@ pub struct ReplyMeta {
 /// An error from an upstream, in no dialect in particular.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorInfo {
+    /// The HTTP status the upstream answered with; for an in-band stream error, the one its code or
+    /// kind implies.
     pub status: u16,
     /// The upstream's own error kind (`overloaded_error`, `RESOURCE_EXHAUSTED`, ...).
     pub kind: String,
@@ -259,30 +322,48 @@ pub struct ErrorInfo {
 /// from 0, in order, whatever the upstream numbered (its thinking blocks are skipped).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// The answer began.
     Start {
+        /// The upstream's id for the answer.
         id: Option<String>,
+        /// The model the upstream says answers.
         model: Option<String>,
+        /// Usage known at the start (typically input tokens).
         usage: Usage,
     },
+    /// A piece of text for block `index`.
     Text {
+        /// The block's index.
         index: usize,
+        /// The text.
         text: String,
     },
+    /// A tool call block began.
     ToolStart {
+        /// The block's index.
         index: usize,
+        /// The call's id.
         id: String,
+        /// The function called.
         name: String,
     },
+    /// A piece of a tool call's arguments (JSON text, to be concatenated).
     ToolArgs {
+        /// The block's index.
         index: usize,
+        /// The arguments' next piece.
         fragment: String,
     },
+    /// Block `index` is complete.
     BlockStop {
+        /// The block's index.
         index: usize,
     },
     /// The stop reason and/or usage so far (cumulative).
     Delta {
+        /// Why the model stopped, once known.
         stop: Option<StopReason>,
+        /// Usage so far, when this event carries it.
         usage: Option<Usage>,
     },
     /// In-band upstream error: the stream ends.
@@ -297,6 +378,7 @@ pub struct Invalid {
     /// Field path in the client's request, like `messages[2].content` or `temperature`;
     /// empty for the body as a whole.
     pub param: String,
+    /// What is wrong with it.
     pub message: String,
 }
 

@@ -68,6 +68,7 @@ pub struct EncodeOpts {
 pub struct Encoded {
     /// Upstream path and query, e.g. `/v1/messages`.
     pub path: String,
+    /// The request body, JSON.
     pub body: Vec<u8>,
     /// What the client sent that this target does not get and that changes nothing about the
     /// answer's shape (for a response header): [`Chat::dropped`] and this encoding's own drops.

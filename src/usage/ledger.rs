@@ -100,10 +100,15 @@ pub struct Ledger {
 /// What the allocator and the admin API read.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct LedgerView {
+    /// USD spent in the current UTC 5-hour block.
     pub block_cost: f64,
+    /// Tokens used in the current UTC 5-hour block.
     pub block_tokens: u64,
+    /// Requests in the current UTC 5-hour block.
     pub block_requests: u64,
+    /// USD spent over the rolling 7 days (168 hours, the current one included).
     pub week_cost: f64,
+    /// Tokens used over the rolling 7 days.
     pub week_tokens: u64,
     /// USD per hour over the last 60 minutes.
     pub burn_rate: f64,
@@ -185,6 +190,7 @@ impl Ledger {
         }
     }
 
+    /// The account's spend and tokens as of `now_ms` (unix ms).
     pub fn view(&self, now_ms: i64) -> LedgerView {
         let (minute, hour) = (now_ms.div_euclid(60_000), now_ms.div_euclid(3_600_000));
         let Ok(mut r) = self.rings.lock() else {

@@ -13,6 +13,7 @@ use crate::provider::Provider;
 /// JSON bodies larger than this are not read for usage (usage source `none`).
 const MAX_JSON: usize = 8 * 1024 * 1024;
 
+/// Reads one response's usage, model, and in-band errors as its body passes, chunk by chunk.
 pub struct Meter {
     provider: &'static dyn Provider,
     reading: Reading,

@@ -14,9 +14,13 @@ pub use meter::Meter;
 /// Token counts exactly as the provider reported them (`None`: not reported).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Usage {
+    /// Input tokens (Anthropic: uncached only; the others: cache reads and writes included).
     pub input: Option<u64>,
+    /// Output tokens (Gemini's thinking tokens included).
     pub output: Option<u64>,
+    /// Input tokens read from a prompt cache.
     pub cache_read: Option<u64>,
+    /// Input tokens written to a prompt cache.
     pub cache_write: Option<u64>,
     /// The part of `cache_write` written for one hour (Anthropic prices it higher).
     pub cache_write_1h: Option<u64>,
@@ -28,6 +32,7 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Nothing was reported: no token count of any kind.
     pub fn is_empty(&self) -> bool {
         self.input.is_none() && self.output.is_none() && self.cache_read.is_none() && self.cache_write.is_none()
     }
@@ -71,6 +76,7 @@ impl Usage {
 /// What was read from one response.
 #[derive(Debug, Default, Clone)]
 pub struct Reading {
+    /// The tokens and provider-stated cost, merged over the response.
     pub usage: Usage,
     /// The model as the response names it.
     pub model: Option<String>,
@@ -93,6 +99,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// The `usage_source` value in the access line and the request log.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Reported => "reported",

@@ -3,10 +3,14 @@
 
 use super::Usage;
 
+/// One `prices[]` entry: USD per million tokens for the models its glob matches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Price {
+    /// Glob on the response's model (`*` and `?`).
     pub model: Box<str>,
+    /// Uncached input tokens, USD per million.
     pub input: f64,
+    /// Output tokens, USD per million.
     pub output: f64,
     /// Defaults to the input price when not given.
     pub cache_read: Option<f64>,

@@ -9,7 +9,12 @@ pub type OnEvent<'a> = dyn FnMut(&[u8], &[u8], usize) + 'a;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
     /// A complete event: its name (may be empty) and data.
-    Event { name: &'a [u8], data: &'a [u8] },
+    Event {
+        /// The `event:` field (empty when the event has none).
+        name: &'a [u8],
+        /// The `data:` lines, joined by `\n`.
+        data: &'a [u8],
+    },
     /// An event longer than the framer's limit ended; its bytes were not kept.
     Oversized,
 }

@@ -151,7 +151,8 @@ pub async fn admit(core: &Arc<Sidecar>, session: &mut Session, ctx: &mut impl Ad
         return Ok(Some(early));
     }
     let Some(pool_index) = route.pool() else {
-        return admit_to_door(core, session, ctx, &snap, &routed.path).await;
+        let path = route::upstream_path(route, &routed.path, session.req_header().uri.query());
+        return admit_to_door(core, session, ctx, &snap, path).await;
     };
     ctx.start_walk(pool_index);
     let Some(pool) = snap.pools.get(pool_index) else {
@@ -191,7 +192,7 @@ async fn admit_to_door(
     session: &mut Session,
     ctx: &mut impl AdmitCtx,
     snap: &Snapshot,
-    path: &str,
+    path: String,
 ) -> Result<Option<Early>> {
     let r = ctx.request_mut();
     if let Some(refused) = client(core, session, r, snap) {
@@ -208,7 +209,7 @@ async fn admit_to_door(
         }
         r.session = sid.to_str().ok().map(String::from);
     }
-    r.upstream_path = path.to_string();
+    r.upstream_path = path;
     let idle = snap.server.body_timeout;
     let body = match body::read(core, session, &mut r.buffer, snap, idle).await? {
         Ok(b) => b,

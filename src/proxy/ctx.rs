@@ -93,9 +93,9 @@ impl View for Ctx {
         self.link.as_deref()
     }
     fn client_provider(&self) -> Option<&'static dyn crate::provider::Provider> {
-        match self.translation.door() {
-            Some(d) => Some(crate::provider::ProviderKind::for_dialect(d).get()),
-            None => self.primary().map(|p| p.provider),
+        match self.req.route().map(|r| r.target) {
+            Some(crate::config::RouteTarget::Door(d)) => Some(crate::provider::ProviderKind::for_dialect(d).get()),
+            _ => self.primary().map(|p| p.provider),
         }
     }
 }
@@ -156,6 +156,9 @@ impl RespondCtx for Ctx {
         if let Some(link) = &self.link {
             link.restore(slot);
         }
+    }
+    fn stream_tail(&mut self) -> Option<bytes::Bytes> {
+        self.translation.stream_tail()
     }
 }
 

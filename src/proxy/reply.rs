@@ -45,6 +45,10 @@ pub fn head(
     }
     if parts.same {
         *parts.reply = Reply::Pass;
+        // The client never sees an upstream's authentication failure as its own.
+        if matches!(resp.status.as_u16(), 401 | 403) {
+            resp.set_status(502)?;
+        }
         return Ok(());
     }
     let status = resp.status.as_u16();
@@ -144,6 +148,18 @@ pub fn body(parts: ReplyParts<'_>, body: &mut Option<Bytes>, end: bool) {
             *body = end.then(|| Bytes::from(error_body(client, 502, message)));
         }
     }
+}
+
+/// The upstream failed mid-answer: what ends a translated stream for the client (an error
+/// event in its dialect), once.
+pub fn tail(reply: &mut Reply) -> Option<Bytes> {
+    let Reply::Stream(t) = std::mem::take(reply) else {
+        return None;
+    };
+    let mut t = t;
+    let mut out = Vec::new();
+    t.finish(&mut out);
+    (!out.is_empty()).then(|| Bytes::from(out))
 }
 
 /// Keep the chunk (up to `MAX_JSON`) and send nothing yet.

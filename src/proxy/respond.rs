@@ -72,6 +72,8 @@ pub trait RespondCtx: View {
     fn delivered(&self) -> bool;
     /// Put the real downstream session back into `slot` (it was wrapped for the proxy phase).
     fn restore_session(&self, slot: &mut ServerSession);
+    /// A translated stream cut short: what ends it in the client's dialect.
+    fn stream_tail(&mut self) -> Option<Bytes>;
 }
 
 /// An answer the sidecar writes itself.
@@ -273,10 +275,13 @@ pub async fn failed(session: &mut Session, e: &Error, ctx: &mut impl RespondCtx)
         }
     } else if ctx.head_only() {
         // A stream retried after an in-band error found no account: end it the provider's way.
-        if let Some(p) = provider {
+        if let Some(p) = ctx.client_provider().or(provider) {
             let event = Bytes::from(p.sse_error(kind.status(), &message));
             let _ = session.write_response_body(Some(event), true).await;
         }
+    } else if let Some(tail) = ctx.stream_tail() {
+        // A front door's translated stream cut short: the client's dialect says so.
+        let _ = session.write_response_body(Some(tail), true).await;
     }
     FailToProxy {
         error_code: kind.status(),

@@ -91,6 +91,11 @@ impl Translation {
         Some(door.prepared.get(door.current?)?.as_ref()?.strip)
     }
 
+    /// A translated stream cut short: the error event that ends it for the client.
+    pub fn stream_tail(&mut self) -> Option<Bytes> {
+        super::reply::tail(&mut self.door.as_mut()?.reply)
+    }
+
     /// The answer's translation (front doors): the client's dialect, the current target's model
     /// and what it was not sent, and whether the answer passes as it is.
     pub fn reply_parts(&mut self) -> Option<ReplyParts<'_>> {

@@ -8,6 +8,8 @@ mod allocation;
 mod bodies;
 mod chat;
 mod checks;
+mod doors;
+mod doors_stream;
 mod exhaustion;
 mod faults;
 mod hardening;

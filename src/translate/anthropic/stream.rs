@@ -129,6 +129,12 @@ impl Decoder {
     }
 
     fn block_delta(&mut self, d: Data, out: &mut Vec<Event>) {
+        // A text delta without its block's start (upstreams that skip it) opens a text block.
+        let implicit = self.current.is_none() && d.delta.as_ref().is_some_and(|x| x.text.is_some());
+        if implicit {
+            self.current = Some((d.index.unwrap_or(0), Some(self.next)));
+            self.next += 1;
+        }
         let Some((upstream, Some(index))) = self.current else {
             return;
         };

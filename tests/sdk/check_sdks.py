@@ -63,8 +63,14 @@ def config(fake, port, admin, db):
         pools += f"  {name}:\n    provider: {provider}\n    accounts:\n      - {{ name: main, base_url: \"{base}\", key_env: {var} }}\n"
     routes = "".join(f"  - {{ name: {r}, match: {{ path_prefix: /{r} }}, pool: {p} }}\n"
                      for r, p in [("anthropic", "claude"), ("openai", "gpt"), ("gemini", "gem"), ("openrouter", "router")])
+    # The front doors: OpenAI's API at /v1 and Anthropic's at /any, serving any model of any pool.
+    routes += "  - { name: unified, match: { path_prefix: /v1 }, api: openai }\n"
+    routes += "  - { name: any, match: { path_prefix: /any }, api: anthropic }\n"
+    models = ("models:\n  - { name: smart, targets: [ { pool: claude, model: claude-sonnet-4-5 } ] }\n"
+              "  - { name: fast, targets: [ { pool: gpt, model: gpt-4.1 } ] }\n"
+              "  - { name: flash, targets: [ { pool: gem, model: gemini-2.5-flash } ] }\n")
     log = f'log: {{ sqlite: "{db}" }}\n'
-    return f'listen: "127.0.0.1:{port}"\nadmin: {{ listen: "127.0.0.1:{admin}" }}\n{log}{PRICES}routes:\n{routes}pools:\n{pools}'
+    return f'listen: "127.0.0.1:{port}"\nadmin: {{ listen: "127.0.0.1:{admin}" }}\n{log}{PRICES}{models}routes:\n{routes}pools:\n{pools}'
 
 
 def main():
@@ -82,6 +88,7 @@ def main():
     try:
         wait_port(port, proc)
         run_checks(f"http://127.0.0.1:{port}")
+        check_doors(f"http://127.0.0.1:{port}")
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -117,7 +124,11 @@ def check_rows(binary, db):
           f"openai stream logged with usage the client did not ask for ({o[:1]})")
     g = by("gemini", 1)
     check(len(g) == 1 and (g[0]["input_tokens"], g[0]["output_tokens"]) == (9, 4), "gemini stream logged")
-    check(all(r["usage_source"] == "reported" for r in rows if r["status"] == 200), "every successful call has reported usage")
+    served = [r for r in rows if r["status"] == 200 and r["pool"]]  # the model lists are answered locally
+    check(all(r["usage_source"] == "reported" for r in served), "every call an upstream served has reported usage")
+    doors = [r for r in served if r["route"] in ("unified", "any")]
+    check(len(doors) == 8 and {r["pool"] for r in doors} == {"claude", "gpt", "gem"},
+          f"the front doors' calls are logged with the pool that served ({len(doors)})")
     bad = [(r["route"], r["stream"], r["error_kind"]) for r in rows if r["status"] == 200 and r["error_kind"]]
     check(not bad, f"no error recorded for complete calls {bad}")
     out = subprocess.run([binary, "usage", "--db", db, "--by", "account", "--json"], capture_output=True, text=True)
@@ -128,6 +139,47 @@ def check_rows(binary, db):
         got = groups.get(key, {})
         check((got.get("requests"), got.get("input_tokens"), round(got.get("cost_usd", -1), 12)) == want,
               f"usage --by account agrees with the rows for {key}")
+
+
+def check_doors(base):
+    """The front doors with the official SDKs: any model of any pool, JSON and streaming."""
+    import anthropic
+    import openai
+
+    o = openai.OpenAI(base_url=f"{base}/v1", api_key="placeholder", max_retries=0)
+    check("smart" in [m.id for m in o.models.list()], "OpenAI door: models.list names the configured models")
+    for model, want_prompt in [("smart", 32), ("flash", 9)]:
+        r = o.chat.completions.create(model=model, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}])
+        check(r.choices[0].message.content == "Hello from the fake." and r.model == model,
+              f"OpenAI door, {model}: JSON in OpenAI's shape")
+        check(r.usage.prompt_tokens == want_prompt, f"OpenAI door, {model}: prompt_tokens counts all input ({r.usage})")
+        chunks = list(o.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True,
+                                                stream_options={"include_usage": True}))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        check(text == "Hello from the fake.", f"OpenAI door, {model}: streaming text")
+        usage = [c.usage for c in chunks if c.usage]
+        check(len(usage) == 1 and usage[0].prompt_tokens == want_prompt, f"OpenAI door, {model}: one usage chunk ({usage})")
+    try:
+        o.chat.completions.create(model="smart", messages=[{"role": "user", "content": "hi"}], temperature=3)
+        check(False, "OpenAI door: temperature 3 refused")
+    except openai.BadRequestError as e:
+        check("temperature" in str(e), "OpenAI door: the SDK surfaces the 400 naming temperature")
+    try:
+        o.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
+        check(False, "OpenAI door: unknown model refused")
+    except openai.NotFoundError as e:
+        check("nope" in str(e), "OpenAI door: an unknown model is a 404 naming it")
+
+    a = anthropic.Anthropic(base_url=f"{base}/any", api_key="placeholder", max_retries=0)
+    for model in ("fast", "flash"):
+        msg = a.messages.create(model=model, max_tokens=32, system="Be brief.", messages=[{"role": "user", "content": "hi"}])
+        check(msg.content[0].text == "Hello from the fake." and msg.stop_reason == "end_turn",
+              f"Anthropic door, {model}: JSON in Anthropic's shape")
+        with a.messages.stream(model=model, max_tokens=32, messages=[{"role": "user", "content": "hi"}]) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+        check(text == "Hello from the fake.", f"Anthropic door, {model}: streaming text")
+        check(final.usage.output_tokens == 4, f"Anthropic door, {model}: usage reaches the SDK ({final.usage})")
 
 
 def run_checks(base):

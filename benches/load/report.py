@@ -58,6 +58,10 @@ for leg, name in legs:
           f"{us(get(leg, 'c1', 'p50'))} | {us(get(leg, 'c1', 'p99'))} | {us(get(leg, 'rate', 'p50'))} | "
           f"{us(get(leg, 'rate', 'p99'))} | {get(leg, 'openai', 'rps'):,.0f} | {get(leg, 'sse', 'rps'):,.0f} |")
 
+door, through = get("sidecar", "door", "rps"), get("sidecar", "c50", "rps")
+print()
+print(f"- OpenAI front door -> Anthropic pool (request and answer translated): {door:,.0f} req/s @50, "
+      f"{ratio(door, through)} of pass-through ({through:,.0f}); p99 @50 {us(get('sidecar', 'door', 'p99'))}")
 errors = {leg: sum(v for (l, _, k), vs in raw.items() if l == leg and k == "errors" for v in vs)
           for leg, _ in legs}
 mib = lambda kib: kib / 1024

@@ -2,7 +2,8 @@
 # The load benchmark, in one run: an nginx upstream answering Anthropic and OpenAI JSON and a
 # fast SSE stream; four legs measured interleaved round after round: direct to the upstream,
 # nginx as reverse proxy, bare Pingora (examples/bare_proxy.rs, stock build) and llm-sidecar
-# with a realistic config (benches/load/sidecar.yaml: allocation, metering, metrics, SQLite log).
+# with a realistic config (benches/load/sidecar.yaml: allocation, metering, metrics, SQLite log),
+# plus its OpenAI front door translating to the Anthropic pool.
 # The proxy under test runs alone on core $PROXY_CPU; wrk/oha and the upstreams on $LOAD_CPU.
 # Prints a markdown table (medians over the rounds) with ratios to nginx and to bare Pingora.
 #
@@ -141,8 +142,9 @@ declare -A BASE=([direct]="http://127.0.0.1:$UP" [nginx]="http://127.0.0.1:$NGX"
                  [bare]="http://127.0.0.1:$BAREP" [sidecar]="http://127.0.0.1:$SC" [baseline]="http://127.0.0.1:$BL")
 # scenario -> path on a plain proxy, path on the sidecar, body file
 declare -A PLAIN=([anthropic]=/v1/messages [openai]=/v1/chat/completions [sse]=/sse/v1/messages)
-declare -A SIDE=([anthropic]=/anthropic/v1/messages [openai]=/openai/v1/chat/completions [sse]=/stream/v1/messages)
-declare -A BODY=([anthropic]=anthropic.json [openai]=openai.json [sse]=anthropic-stream.json)
+declare -A SIDE=([anthropic]=/anthropic/v1/messages [openai]=/openai/v1/chat/completions [sse]=/stream/v1/messages
+                 [door]=/door/chat/completions)
+declare -A BODY=([anthropic]=anthropic.json [openai]=openai.json [sse]=anthropic-stream.json [door]=door.json)
 url() { if [ "$1" = sidecar ] || [ "$1" = baseline ]; then echo "${BASE[$1]}${SIDE[$2]}"; else echo "${BASE[$1]}${PLAIN[$2]}"; fi; }
 
 wrk_run() { # leg scenario connections -> "rps=.. p50=.. p99=.. errors=.."
@@ -173,6 +175,8 @@ for round in $(seq "$ROUNDS"); do
     record "$leg" openai "$(wrk_run "$leg" openai 50 "$DURATION")"
     record "$leg" sse "$(wrk_run "$leg" sse 50 "$DURATION")"
   done
+  # The OpenAI front door in front of the Anthropic pool: translated both ways, beside pass-through.
+  record sidecar door "$(wrk_run sidecar door 50 "$DURATION")"
 done
 echo "sidecar loaded rss_kib $(rss_kib "$SC_PID")" >> "$RESULTS"
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::doors::doors;
+use crate::harness::doors::doors;
 use crate::harness::*;
 
 /// The `data:` payloads of an SSE body, as JSON where they are JSON.

@@ -9,6 +9,7 @@ mod bodies;
 mod chat;
 mod checks;
 mod doors;
+mod doors_routing;
 mod doors_stream;
 mod exhaustion;
 mod faults;

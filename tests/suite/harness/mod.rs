@@ -2,6 +2,7 @@
 //! providers, and a capture of every log line the process writes.
 
 pub mod alloc;
+pub mod doors;
 pub mod env;
 pub mod fake;
 pub mod log;

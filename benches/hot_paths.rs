@@ -128,6 +128,7 @@ fn header_rewrite(c: &mut Criterion) {
         credential: AuthStyle::XApiKey.header(&Secret::new("sk-ant-real")).expect("fixture"),
         state: Default::default(),
         metrics: Default::default(),
+        cli: None,
     };
     let mut template = RequestHeader::build("POST", b"/anthropic/v1/messages", None).expect("fixture");
     for (n, v) in [

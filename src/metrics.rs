@@ -95,6 +95,10 @@ pub struct Metrics {
     pub oversized_events: IntCounter,
     /// Responses whose usage could not be read, by reason (`encoding`, `too_large`).
     pub unmetered: IntCounterVec,
+    /// claude-cli: processes running and requests queued, by pool, account and state.
+    pub(crate) cli_processes: IntGaugeVec,
+    /// claude-cli: how CLI processes ended, by pool and reason.
+    cli_exits: IntCounterVec,
     /// Handles for requests that matched no route.
     pub unrouted: OnceLock<RouteMetrics>,
 }
@@ -194,6 +198,8 @@ impl Metrics {
             rejected: IntCounterVec::new(help("rejected_requests_total", "Connections and request heads refused before routing, by reason."), &["reason"])?,
             oversized_events: IntCounter::with_opts(help("sse_oversized_events_total", "Upstream SSE events longer than limits.max_sse_event_bytes, passed through unmetered."))?,
             unmetered: IntCounterVec::new(help("unmetered_responses_total", "Responses whose usage could not be read, by reason."), &["reason"])?,
+            cli_processes: IntGaugeVec::new(help("cli_processes", "claude-cli: CLI processes running and requests queued, by account."), &["pool", "account", "state"])?,
+            cli_exits: IntCounterVec::new(help("cli_exits_total", "claude-cli: how CLI processes ended, by pool and reason."), &["pool", "reason"])?,
             unrouted: OnceLock::new(),
             registry,
         };
@@ -221,6 +227,8 @@ impl Metrics {
         r.register(Box::new(m.rejected.clone()))?;
         r.register(Box::new(m.oversized_events.clone()))?;
         r.register(Box::new(m.unmetered.clone()))?;
+        r.register(Box::new(m.cli_processes.clone()))?;
+        r.register(Box::new(m.cli_exits.clone()))?;
         for reason in Rejected::ALL {
             m.rejected.with_label_values(&[reason.as_str()]);
         }
@@ -278,6 +286,11 @@ impl Metrics {
     /// Count a rate limit hit in `scope`: `client`, `account` or `pool` (`ratelimited_total`).
     pub fn ratelimited(&self, scope: &'static str) {
         self.ratelimited.with_label_values(&[scope]).inc();
+    }
+
+    /// How a claude-cli process ended (`ok`, `refused`, `error`, `rate_limited`, `unavailable`).
+    pub fn cli_exit(&self, pool: &str, reason: &'static str) {
+        self.cli_exits.with_label_values(&[pool, reason]).inc();
     }
 }
 

@@ -29,3 +29,13 @@ pub fn build(addr: SocketAddr, up: &Upstream, t: &Timeouts) -> Box<HttpPeer> {
     }
     Box::new(peer)
 }
+
+/// The peer for the in-process claude-cli service on its Unix socket.
+pub fn build_uds(path: &std::path::Path, t: &Timeouts) -> pingora::Result<Box<HttpPeer>> {
+    let mut peer = HttpPeer::new_uds(&path.to_string_lossy(), false, String::new())?;
+    let o = &mut peer.options;
+    o.connection_timeout = Some(t.connect);
+    o.read_timeout = Some(t.first_byte.max(t.idle) + Duration::from_secs(1));
+    o.write_timeout = Some(t.idle);
+    Ok(Box::new(peer))
+}

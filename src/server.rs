@@ -51,8 +51,21 @@ pub fn build(core: &Arc<Sidecar>) -> Result<Server, String> {
     admin.add_tcp(&snap.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
+    server.add_service(cli_service(core));
     add_background(&mut server, core);
     Ok(server)
+}
+
+/// The claude-cli service on its private Unix socket (it idles without claude-cli pools).
+pub fn cli_service(core: &Arc<Sidecar>) -> Service<crate::claude_cli::service::CliService> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cli = Service::new(
+        "llm-sidecar claude-cli".to_string(),
+        crate::claude_cli::service::CliService::new(Arc::clone(core)),
+    );
+    let path = core.cli_socket().to_string_lossy().into_owned();
+    cli.add_uds(&path, Some(std::fs::Permissions::from_mode(0o600)));
+    cli
 }
 
 /// The proxy as a Pingora service on `listen`: [`SidecarProxy`] behind the connection [`Gate`]
@@ -92,6 +105,10 @@ pub fn add_background(server: &mut Server, core: &Arc<Sidecar>) {
 pub fn run(core: Arc<Sidecar>) -> Result<(), String> {
     #[cfg(target_os = "linux")]
     raise_fd_limit();
+    // Orphans a CLI run leaves behind (its own background jobs) are re-parented here and reaped.
+    if let Err(e) = crate::claude_cli::become_subreaper() {
+        tracing::warn!(error = %e, "cannot become the reaper of orphaned CLI processes");
+    }
     let server = build(&core)?;
     tracing::info!(listen = %core.snapshot().listen, admin = %core.snapshot().admin_listen, "llm-sidecar started");
     server.run(RunArgs {

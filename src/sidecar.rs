@@ -42,6 +42,8 @@ pub struct Sidecar {
     buffered: AtomicUsize,
     /// SIGTERM arrived: finishing what is in flight, not ready for more.
     draining: AtomicBool,
+    /// The claude-cli service's Unix socket (in a private directory).
+    cli_socket: PathBuf,
 }
 
 impl Sidecar {
@@ -58,6 +60,8 @@ impl Sidecar {
             None => None,
         };
         let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
+        let cli_socket = crate::claude_cli::service::socket_path()
+            .map_err(|e| format!("cannot create the claude-cli socket directory: {e}"))?;
         install(&snapshot, &metrics);
         Ok(Arc::new(Sidecar {
             config: ArcSwap::from_pointee(snapshot),
@@ -71,6 +75,7 @@ impl Sidecar {
             inflight: AtomicUsize::new(0),
             buffered: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            cli_socket,
         }))
     }
 
@@ -92,6 +97,11 @@ impl Sidecar {
     pub(crate) fn enter(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         InflightGuard(Arc::clone(self), None)
+    }
+
+    /// Where the claude-cli service listens.
+    pub fn cli_socket(&self) -> &std::path::Path {
+        &self.cli_socket
     }
 
     /// Request-body bytes held in memory by all requests now.
@@ -137,8 +147,10 @@ impl Sidecar {
         self.config.load().webhook.is_some()
     }
 
-    /// Write out what is queued (request log). Called on the way out.
+    /// Write out what is queued (request log) and remove the socket directory. Called on the way
+    /// out.
     pub fn flush(&self) {
+        crate::claude_cli::service::remove_socket(&self.cli_socket);
         if let Some(log) = &self.log {
             if !log.flush(Duration::from_secs(5)) {
                 tracing::warn!("request log not fully flushed at shutdown");

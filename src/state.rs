@@ -24,6 +24,8 @@ pub struct AccountState {
     pub sent: Window,
     /// Sessions bound to this account (shared with the session table's bindings).
     pub sessions: Arc<AtomicU32>,
+    /// claude-cli: CLI processes running for this account now.
+    pub cli_running: AtomicU32,
 }
 
 impl Default for AccountState {
@@ -34,6 +36,7 @@ impl Default for AccountState {
             slots: Slots::new(UNLIMITED),
             sent: Window::default(),
             sessions: Arc::new(AtomicU32::new(0)),
+            cli_running: AtomicU32::new(0),
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct BodyInfo {
     /// `metadata` (Anthropic's `metadata.user_id` can name the session).
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// The claude-cli upstream's session key in the body (`session_id`).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub session_id: Option<String>,
 }
 
 fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -126,8 +126,9 @@ LEGS=(direct nginx bare sidecar)
 if [ -n "${BASELINE:-}" ]; then
   # Another build of the sidecar, same config (its own ports and request log), measured alike.
   mkdir -p "$WORK/baseline"
+  # (without the front door, which an older build may not know)
   sed -e "s#@PORT@#$BL#; s#@ADMIN@#$BLADMIN#; s#@JSON@#$UP#g; s#@SSE@#$PROBE#g; s#@DIR@#$WORK/baseline#" \
-    "$HERE/sidecar.yaml" > "$WORK/baseline.yaml"
+    -e '/api: openai/d; /^models:/d; /name: bench, targets/d' "$HERE/sidecar.yaml" > "$WORK/baseline.yaml"
   BENCH_KEY_A=sk-bench-a BENCH_KEY_B=sk-bench-b \
     taskset -c "$PROXY_CPU" "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!)
   wait_port "$BL"

@@ -101,3 +101,14 @@ fn rebind(
     }
     None
 }
+
+/// Bind a session the upstream named (the claude-cli service starts one per run) to the account
+/// that served it, when it has room for another; false when it was not bound.
+pub fn adopt(pool: &Pool, account: &crate::config::Account, id: &str) -> bool {
+    if !reserve(&account.state.sessions, pool.session.max_per_account) {
+        return false;
+    }
+    let mut table = pool.state.sessions.lock();
+    table.bind(id, Arc::clone(&account.name), Arc::clone(&account.state.sessions), now_ms());
+    true
+}

@@ -2,7 +2,7 @@
 //! caches are per account); new sessions and requests without one go to the best-scoring
 //! available account; budgets and caps are respected; idle sessions are rebalanced.
 
-mod bind;
+pub mod bind;
 mod candidates;
 pub mod pick;
 pub mod rebalance;

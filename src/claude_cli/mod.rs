@@ -31,7 +31,9 @@ pub mod limit;
 pub mod lines;
 pub mod process;
 mod prompt;
+pub mod service;
 pub mod sessions;
+pub mod token;
 #[cfg(test)]
 mod testkit;
 

@@ -6,6 +6,8 @@ mod check;
 mod models;
 mod pools;
 pub mod raw;
+mod raw_cli;
+mod cli;
 mod raw_server;
 mod routes;
 mod snapshot;

@@ -8,7 +8,7 @@ use super::check::{parse_base_url, read_secret, valid_name, Problems, MAX_ACCOUN
 use super::raw::{RawAccount, RawPool};
 use super::snapshot::{Account, AccountLimits, HealthCheckConf, Pool, RebalanceConf, RetryConf, SessionConf, Timeouts};
 use crate::alloc::score::Budget;
-use crate::provider::AuthStyle;
+use crate::provider::{AuthStyle, ProviderKind};
 use crate::resilience::health::BreakerConf;
 use crate::state::States;
 
@@ -161,6 +161,15 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
         );
     }
     let provider = raw.provider.get();
+    let is_cli = raw.provider == ProviderKind::ClaudeCli;
+    let cli = if is_cli {
+        super::cli::build_conf(&path, raw, p)
+    } else {
+        if raw.cli.is_some() {
+            p.add(format!("{path}.cli"), "only claude-cli pools run the CLI");
+        }
+        None
+    };
     let mut accounts = Vec::with_capacity(raw.accounts.len());
     for (i, a) in raw.accounts.iter().enumerate() {
         let apath = format!("{path}.accounts[{i}]");
@@ -168,7 +177,12 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
             p.add(format!("{apath}.name"), format!("duplicate account name {:?}", a.name));
         }
         let auth = a.auth.unwrap_or_else(|| provider.default_auth());
-        if let Some(mut acc) = build_account(&apath, a, auth, p) {
+        let account = if is_cli {
+            cli_account(name, &apath, a, p)
+        } else {
+            build_account(&apath, a, auth, p)
+        };
+        if let Some(mut acc) = account {
             acc.state = states.account(name, &a.name);
             accounts.push(acc);
         }
@@ -204,19 +218,50 @@ fn build_pool(name: &str, raw: &RawPool, states: &States, p: &mut Problems) -> O
         state: states.pool(name),
         inflight: Default::default(),
         default_max_tokens: raw.default_max_tokens.unwrap_or(4096),
+        cli,
     })
 }
 
+/// A claude-cli account: served by the in-process CLI service; its credential names it there.
+fn cli_account(pool: &str, path: &str, a: &RawAccount, p: &mut Problems) -> Option<Account> {
+    let start = p.0.len();
+    let mode = super::cli::account_mode(path, a, p);
+    let credential = crate::claude_cli::token::credential(pool, &a.name);
+    // Reached over a Unix socket: the address is never used; Host says what it is.
+    let upstream = parse_base_url("http://claude-cli.invalid").ok();
+    let mut account = account_with(path, a, upstream, credential, p)?;
+    account.cli = mode;
+    (p.0.len() == start && account.cli.is_some()).then_some(account)
+}
+
 fn build_account(path: &str, a: &RawAccount, auth: AuthStyle, p: &mut Problems) -> Option<Account> {
+    if a.config_dir.is_some() {
+        p.add(format!("{path}.config_dir"), "only claude-cli accounts have a config_dir");
+    }
+    let upstream = match a.base_url.as_deref() {
+        Some(url) => parse_base_url(url).map_err(|m| p.add(format!("{path}.base_url"), m)).ok(),
+        None => {
+            p.add(format!("{path}.base_url"), "is required");
+            None
+        }
+    };
+    let key = read_secret(path, "key", a.key_env.as_deref(), a.key_file.as_deref(), p);
+    let credential = key.and_then(|k| auth.header(&k).map_err(|m| p.add(format!("{path}.key"), m)).ok());
+    account_with(path, a, upstream, credential, p)
+}
+
+/// The account's limits, weight and budget checked, around its upstream and credential.
+fn account_with(
+    path: &str,
+    a: &RawAccount,
+    upstream: Option<crate::config::Upstream>,
+    credential: Option<(http::HeaderName, http::HeaderValue)>,
+    p: &mut Problems,
+) -> Option<Account> {
     let start = p.0.len();
     if !valid_name(&a.name) {
         p.add(format!("{path}.name"), NAME_RULE);
     }
-    let upstream = parse_base_url(&a.base_url)
-        .map_err(|m| p.add(format!("{path}.base_url"), m))
-        .ok();
-    let key = read_secret(path, "key", a.key_env.as_deref(), a.key_file.as_deref(), p);
-    let credential = key.and_then(|k| auth.header(&k).map_err(|m| p.add(format!("{path}.key"), m)).ok());
     if a.max_concurrent == Some(0) {
         p.add(
             format!("{path}.max_concurrent"),
@@ -269,6 +314,7 @@ fn build_account(path: &str, a: &RawAccount, auth: AuthStyle, p: &mut Problems) 
             budget,
             state: Default::default(),
             metrics: Default::default(),
+            cli: None,
         }),
         _ => None,
     }

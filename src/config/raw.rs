@@ -179,6 +179,8 @@ pub struct RawPool {
     pub rebalance: Option<RawRebalance>,
     /// `max_tokens` sent to an Anthropic target when a front-door request has none (4096).
     pub default_max_tokens: Option<u64>,
+    /// claude-cli pools: how the CLI is run.
+    pub cli: Option<super::raw_cli::RawCli>,
     /// `pools.<name>.accounts`: at least one, at most 64.
     #[serde(default)]
     pub accounts: Vec<RawAccount>,
@@ -393,7 +395,11 @@ pub struct RawAccount {
     /// pool).
     pub name: String,
     /// `https://host[:port][/path]` (or `http://`); the path is prefixed to every forwarded path.
-    pub base_url: String,
+    /// Not used by claude-cli accounts.
+    pub base_url: Option<String>,
+    /// claude-cli: a logged-in Claude Code config directory (`CLAUDE_CONFIG_DIR`, a
+    /// subscription); else the key (`key_env` / `key_file`) is its `ANTHROPIC_API_KEY`.
+    pub config_dir: Option<String>,
     /// Environment variable holding the key (exactly one of `key_env` and `key_file`).
     pub key_env: Option<String>,
     /// File holding the key, surrounding whitespace trimmed (exactly one of `key_env` and

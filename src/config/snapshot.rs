@@ -190,6 +190,8 @@ pub struct Pool {
     pub inflight: OnceLock<IntGauge>,
     /// `max_tokens` for an Anthropic target when a front-door request names none.
     pub default_max_tokens: u64,
+    /// claude-cli pools: how the CLI is run.
+    pub cli: Option<Arc<crate::claude_cli::CliConf>>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +286,8 @@ pub struct Account {
     pub state: Arc<AccountState>,
     /// Metric handles, resolved when the snapshot is installed.
     pub metrics: OnceLock<AccountMetrics>,
+    /// claude-cli accounts: a logged-in config directory, or an API key.
+    pub cli: Option<crate::claude_cli::AccountMode>,
 }
 
 /// Where an account's requests go, pre-parsed from `base_url`.

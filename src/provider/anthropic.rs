@@ -8,7 +8,20 @@ use crate::json;
 use crate::usage::{Event, Reading, Usage};
 use crate::validate::BodyInfo;
 
-pub struct Anthropic;
+pub struct Anthropic {
+    kind: ProviderKind,
+}
+
+/// Anthropic's API.
+pub static ANTHROPIC: Anthropic = Anthropic {
+    kind: ProviderKind::Anthropic,
+};
+
+/// The sidecar's Claude Code CLI service, which speaks Anthropic's API and states each run's
+/// cost in the final usage (`cost_usd`).
+pub static CLAUDE_CLI: Anthropic = Anthropic {
+    kind: ProviderKind::ClaudeCli,
+};
 
 #[derive(Deserialize)]
 struct AUsage {
@@ -17,6 +30,8 @@ struct AUsage {
     cache_creation_input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation: Option<CacheCreation>,
+    /// The CLI service's cost of the run (never sent by Anthropic's API; read only for claude-cli).
+    cost_usd: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -32,7 +47,7 @@ impl From<AUsage> for Usage {
             cache_read: u.cache_read_input_tokens,
             cache_write: u.cache_creation_input_tokens,
             cache_write_1h: u.cache_creation.and_then(|c| c.ephemeral_1h_input_tokens),
-            cost: None,
+            cost: u.cost_usd.filter(|c| c.is_finite() && *c >= 0.0),
             input_includes_cache: false,
         }
     }
@@ -57,7 +72,7 @@ fn message(doc: &[u8], nested: bool) -> Message {
     }
 }
 
-fn apply(msg: Message, reading: &mut Reading) -> bool {
+fn apply(msg: Message, reading: &mut Reading, stated_cost: bool) -> bool {
     let msg = match msg.message {
         Some(inner) => *inner,
         None => msg,
@@ -66,7 +81,10 @@ fn apply(msg: Message, reading: &mut Reading) -> bool {
         reading.model = msg.model;
     }
     match msg.usage {
-        Some(u) => {
+        Some(mut u) => {
+            if !stated_cost {
+                u.cost_usd = None;
+            }
             reading.usage.merge(&u.into());
             true
         }
@@ -76,7 +94,7 @@ fn apply(msg: Message, reading: &mut Reading) -> bool {
 
 impl Provider for Anthropic {
     fn kind(&self) -> ProviderKind {
-        ProviderKind::Anthropic
+        self.kind
     }
 
     fn dialect(&self) -> Dialect {
@@ -106,18 +124,18 @@ impl Provider for Anthropic {
     }
 
     fn json_usage(&self, body: &[u8], reading: &mut Reading) {
-        reading.complete = apply(message(body, true), reading);
+        reading.complete = apply(message(body, true), reading, self.kind == ProviderKind::ClaudeCli);
     }
 
     fn sse_event(&self, name: &[u8], data: &[u8], reading: &mut Reading) -> Event {
         match name {
             b"content_block_start" | b"content_block_delta" | b"content_block_stop" => Event::Content,
             b"message_start" => {
-                apply(message(data, true), reading);
+                apply(message(data, true), reading, self.kind == ProviderKind::ClaudeCli);
                 Event::Other
             }
             b"message_delta" => {
-                reading.complete |= apply(message(data, true), reading);
+                reading.complete |= apply(message(data, true), reading, self.kind == ProviderKind::ClaudeCli);
                 Event::Other
             }
             b"message_stop" => Event::Done,
@@ -196,6 +214,11 @@ impl Provider for Anthropic {
     /// `metadata.user_id`; Claude Code writes a JSON object there as a string
     /// (`{"device_id":..,"session_id":..}`): its `session_id` then.
     fn body_session(&self, info: &BodyInfo) -> Option<String> {
+        if self.kind == ProviderKind::ClaudeCli {
+            if let Some(id) = info.session_id.clone() {
+                return Some(id);
+            }
+        }
         let id = info.metadata.as_ref()?.get("user_id")?.as_str()?;
         if id.trim_start().starts_with('{') {
             let v: serde_json::Value = serde_json::from_str(id).ok()?;

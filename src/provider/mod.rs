@@ -25,6 +25,9 @@ pub enum ProviderKind {
     Gemini,
     /// `openrouter`: the OpenAI dialect, with its own `usage.cost` in USD.
     Openrouter,
+    /// `claude-cli`: the sidecar's pool of headless Claude Code CLI processes (Anthropic's API).
+    #[serde(rename = "claude-cli")]
+    ClaudeCli,
 }
 
 impl ProviderKind {
@@ -35,6 +38,7 @@ impl ProviderKind {
             ProviderKind::Openai => "openai",
             ProviderKind::Gemini => "gemini",
             ProviderKind::Openrouter => "openrouter",
+            ProviderKind::ClaudeCli => "claude-cli",
         }
     }
 
@@ -50,7 +54,8 @@ impl ProviderKind {
     /// The provider's behaviour.
     pub fn get(self) -> &'static dyn Provider {
         match self {
-            ProviderKind::Anthropic => &anthropic::Anthropic,
+            ProviderKind::Anthropic => &anthropic::ANTHROPIC,
+            ProviderKind::ClaudeCli => &anthropic::CLAUDE_CLI,
             ProviderKind::Openai => &openai::OPENAI,
             ProviderKind::Openrouter => &openai::OPENROUTER,
             ProviderKind::Gemini => &gemini::Gemini,

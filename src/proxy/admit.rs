@@ -86,6 +86,10 @@ impl Request {
     pub fn take_session(&mut self) -> Option<String> {
         self.session.take()
     }
+    /// The session an upstream named for this request.
+    pub fn set_session(&mut self, id: String) {
+        self.session = Some(id);
+    }
     /// The client asked for a stream (in its body, or by the path).
     pub fn streamed(&self) -> bool {
         self.stream

@@ -213,6 +213,15 @@ impl StreamCtx for Ctx {
     fn translation_mut(&mut self) -> &mut Translation {
         &mut self.translation
     }
+    fn adopt_session(&mut self, id: &str) {
+        if self.req.session().is_some() || !crate::validate::valid_id(id.as_bytes()) {
+            return;
+        }
+        if let (Some(pool), Some(account)) = (self.pool(), self.account()) {
+            crate::alloc::bind::adopt(pool, account, id);
+        }
+        self.req.set_session(id.to_string());
+    }
 }
 
 impl InjectCtx for Ctx {
@@ -223,6 +232,9 @@ impl InjectCtx for Ctx {
     }
     fn body_len(&self) -> usize {
         self.translation.current().map_or(self.req.body_len(), |(_, len)| len)
+    }
+    fn session_key(&self) -> Option<&str> {
+        self.req.session()
     }
 }
 

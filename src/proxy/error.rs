@@ -14,6 +14,14 @@ pub enum ErrorKind {
     ModelNotFound,
     /// A front door answer that could not be translated for the client.
     TranslationFailed,
+    /// claude-cli: the CLI cannot be run (binary missing or not executable).
+    CliUnavailable,
+    /// claude-cli: the CLI did not answer in time.
+    CliTimeout,
+    /// claude-cli: the CLI failed (a non-zero exit, an error result).
+    CliError,
+    /// claude-cli: the account hit its subscription's usage limit or a rate limit.
+    CliRateLimited,
     /// `method_not_allowed` (405): a method other than GET, POST and DELETE (HEAD and OPTIONS are
     /// answered by the sidecar).
     MethodNotAllowed,
@@ -87,6 +95,10 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::TranslationFailed => "translation_failed",
+            ErrorKind::CliUnavailable => "cli_unavailable",
+            ErrorKind::CliTimeout => "cli_timeout",
+            ErrorKind::CliError => "cli_error",
+            ErrorKind::CliRateLimited => "cli_rate_limited",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::InvalidPath => "invalid_path",
             ErrorKind::BadRequest => "bad_request",
@@ -143,6 +155,10 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "the request is not valid for this API",
             ErrorKind::ModelNotFound => "no such model",
             ErrorKind::TranslationFailed => "the upstream's answer could not be translated",
+            ErrorKind::CliUnavailable => "the claude CLI cannot be run",
+            ErrorKind::CliTimeout => "the claude CLI did not answer in time",
+            ErrorKind::CliError => "the claude CLI failed",
+            ErrorKind::CliRateLimited => "every claude-cli account is at its usage limit",
             ErrorKind::MethodNotAllowed => "this method is not forwarded",
             ErrorKind::InvalidPath => "the path is not allowed",
             ErrorKind::BadRequest => "the request is malformed",
@@ -163,7 +179,10 @@ impl ErrorKind {
         match self {
             ErrorKind::NoRoute | ErrorKind::ModelNotFound => 404,
             ErrorKind::InvalidRequest => 400,
-            ErrorKind::TranslationFailed => 502,
+            ErrorKind::TranslationFailed | ErrorKind::CliError => 502,
+            ErrorKind::CliUnavailable => 503,
+            ErrorKind::CliTimeout => 504,
+            ErrorKind::CliRateLimited => 429,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::InvalidPath | ErrorKind::BadRequest => 400,
             ErrorKind::Unauthorized => 401,
@@ -185,6 +204,19 @@ impl ErrorKind {
             ErrorKind::ClientClosed => 499,
             ErrorKind::ClientTimeout => 408,
             ErrorKind::Internal => 500,
+        }
+    }
+}
+
+impl ErrorKind {
+    /// The kind named by `name` (as the claude-cli service reports it), if it is one.
+    pub fn named(name: &[u8]) -> Option<ErrorKind> {
+        match name {
+            b"cli_unavailable" => Some(ErrorKind::CliUnavailable),
+            b"cli_timeout" => Some(ErrorKind::CliTimeout),
+            b"cli_error" => Some(ErrorKind::CliError),
+            b"cli_rate_limited" => Some(ErrorKind::CliRateLimited),
+            _ => None,
         }
     }
 }

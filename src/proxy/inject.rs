@@ -15,12 +15,21 @@ pub trait InjectCtx: View {
     fn upstream_path(&self) -> &str;
     /// The length of the buffered body.
     fn body_len(&self) -> usize;
+    /// The request's session key.
+    fn session_key(&self) -> Option<&str>;
 }
 
 /// `upstream_request_filter`: the request head for the current attempt's account.
 pub fn upstream_request(req: &mut RequestHeader, ctx: &impl InjectCtx) -> Result<()> {
     let account = ctx.account().ok_or_else(|| super::stop(ErrorKind::Internal))?;
-    rewrite(req, account, ctx.upstream_path(), ctx.body_len(), ctx.request_id())
+    rewrite(req, account, ctx.upstream_path(), ctx.body_len(), ctx.request_id())?;
+    if account.cli.is_some() {
+        // The claude-cli service keeps the CLI's session per client session.
+        if let Some(key) = ctx.session_key().and_then(|k| HeaderValue::from_str(k).ok()) {
+            req.insert_header(crate::claude_cli::service::SESSION, key)?;
+        }
+    }
+    Ok(())
 }
 
 /// Headers a client may use to carry a credential. All are removed before the account's is added.
@@ -67,6 +76,16 @@ pub fn rewrite(
         .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
     for name in nominated.iter().chain(&HOP_BY_HOP).chain(&CLIENT_CREDENTIALS) {
+        req.remove_header(name);
+    }
+    // Our own headers are ours to set: a client's never passes (none is sent, usually: no cost).
+    let ours: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-llm-sidecar-"))
+        .cloned()
+        .collect();
+    for name in &ours {
         req.remove_header(name);
     }
 
@@ -122,6 +141,7 @@ mod tests {
             credential: auth.header(&Secret::new("REAL")).expect("header"),
             state: Default::default(),
             metrics: Default::default(),
+            cli: None,
         }
     }
 

@@ -23,8 +23,14 @@ pub enum Reply {
     Pass,
     /// A stream, translated event by event.
     Stream(Box<StreamTranslator>),
-    /// A JSON answer, gathered until its end.
-    Json { from: Dialect, buf: Vec<u8>, id: String },
+    /// A JSON answer, gathered until its end; the session it belongs to (claude-cli) is added to
+    /// an OpenAI body as `session_id`.
+    Json {
+        from: Dialect,
+        buf: Vec<u8>,
+        id: String,
+        session: Option<String>,
+    },
     /// An error answer (status after mapping), gathered until its end.
     Error { from: Dialect, status: u16, buf: Vec<u8> },
     /// Cannot be translated (compressed): the client gets this error at the end.
@@ -43,6 +49,10 @@ pub fn head(
     if !parts.dropped.is_empty() {
         resp.insert_header("x-llm-sidecar-dropped", header_value(&parts.dropped.join(",")))?;
     }
+    if parts.degraded {
+        resp.insert_header("x-llm-sidecar-degraded", "cli-fields-dropped")?;
+    }
+    let session = resp.headers.get("x-session-id").and_then(|v| v.to_str().ok()).map(String::from);
     if parts.same {
         *parts.reply = Reply::Pass;
         // The client never sees an upstream's authentication failure as its own.
@@ -95,6 +105,7 @@ pub fn head(
             from,
             buf: Vec::new(),
             id,
+            session,
         }
     };
     let ctype = if sse && status < 400 {
@@ -121,7 +132,12 @@ pub fn body(parts: ReplyParts<'_>, body: &mut Option<Bytes>, end: bool) {
             }
             *body = Some(Bytes::from(out));
         }
-        Reply::Json { from, buf, id } => {
+        Reply::Json {
+            from,
+            buf,
+            id,
+            session,
+        } => {
             gather(buf, body);
             if end {
                 let meta = ReplyMeta {
@@ -131,6 +147,7 @@ pub fn body(parts: ReplyParts<'_>, body: &mut Option<Bytes>, end: bool) {
                 };
                 let out = translate::decode_response(*from, buf)
                     .map(|reply| translate::encode_response(client, &reply, &meta))
+                    .map(|out| with_session(out, client, session.as_deref()))
                     .unwrap_or_else(|e| {
                         error_body(client, 502, &format!("the upstream's answer could not be read: {e}"))
                     });
@@ -160,6 +177,23 @@ pub fn tail(reply: &mut Reply) -> Option<Bytes> {
     let mut out = Vec::new();
     t.finish(&mut out);
     (!out.is_empty()).then(|| Bytes::from(out))
+}
+
+/// An OpenAI body with `session_id` (the claude-cli session the answer belongs to).
+fn with_session(out: Vec<u8>, client: Dialect, session: Option<&str>) -> Vec<u8> {
+    let (Dialect::OpenAi, Some(id)) = (client, session) else {
+        return out;
+    };
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&out) else {
+        return out;
+    };
+    match v.as_object_mut() {
+        Some(map) => {
+            map.insert("session_id".into(), serde_json::Value::String(id.into()));
+            serde_json::to_vec(&v).unwrap_or(out)
+        }
+        None => out,
+    }
 }
 
 /// Keep the chunk (up to `MAX_JSON`) and send nothing yet.

@@ -173,6 +173,9 @@ pub fn classify(e: &Error, ctx: &impl RespondCtx) -> ErrorKind {
         return kind;
     }
     if let Some(expired) = ctx.expired() {
+        if ctx.account().is_some_and(|a| a.cli.is_some()) && expired != Expired::FirstToken {
+            return ErrorKind::CliTimeout;
+        }
         return match expired {
             Expired::FirstByte => ErrorKind::FirstByteTimeout,
             Expired::FirstToken => ErrorKind::FirstTokenTimeout,

@@ -92,9 +92,10 @@ impl Retry {
         let r = retry.filter(|_| self.attempts > 0 && !stale)?;
         Some(resilience::backoff(r.backoff, r.max_backoff, self.attempts))
     }
-    /// An account was picked: one more attempt.
+    /// An account was picked: one more attempt (what a failed one said is then history).
     pub fn attempt_started(&mut self) {
         self.attempts += 1;
+        self.failure = None;
     }
 }
 
@@ -236,6 +237,12 @@ pub fn proxy_failed(ctx: &mut impl RetryCtx, e: &Error, client_reused: bool, not
 
 /// The response head arrived: judge the account; `Err` means "retry elsewhere, do not answer".
 pub fn response_head(ctx: &mut impl RetryCtx, status: u16, headers: &HeaderMap) -> pingora::Result<()> {
+    // The claude-cli service names its failures: they are the request's, if it ends here.
+    if ctx.account().is_some_and(|a| a.cli.is_some()) {
+        if let Some(kind) = headers.get("x-llm-sidecar-error").and_then(|v| ErrorKind::named(v.as_bytes())) {
+            ctx.retry_mut().fail(kind, None);
+        }
+    }
     let failure = match resilience::verdict(status) {
         Verdict::Fine => {
             account_fine(ctx);

@@ -40,7 +40,7 @@ pub async fn upstream_peer(core: &Sidecar, ctx: &mut impl SelectCtx) -> pingora:
     }
     let (attempt, session) = ctx.attempt_and_session();
     match attempt.next(&core.notifier, &snap, session).await {
-        Ok(addr) => {
+        Ok(destination) => {
             ctx.retry_mut().attempt_started();
             ctx.prepare_target();
             let (Some(pool), Some(account)) = (ctx.pool(), ctx.account()) else {
@@ -49,7 +49,10 @@ pub async fn upstream_peer(core: &Sidecar, ctx: &mut impl SelectCtx) -> pingora:
             if let Some(link) = ctx.link() {
                 link.attempt_started(&pool.timeouts);
             }
-            Ok(crate::peer::build(addr, &account.upstream, &pool.timeouts))
+            match destination {
+                Some(addr) => Ok(crate::peer::build(addr, &account.upstream, &pool.timeouts)),
+                None => crate::peer::build_uds(core.cli_socket(), &pool.timeouts),
+            }
         }
         Err(no) => {
             if no.kind == ErrorKind::RateLimited {
@@ -156,13 +159,13 @@ impl Attempt {
     }
 
     /// Pick the account for the next attempt (waiting in a queue if that is what it takes) and
-    /// the address to reach it at.
+    /// the address to reach it at (`None`: the in-process claude-cli service).
     pub async fn next(
         &mut self,
         notifier: &Notifier,
         snap: &Snapshot,
         session: Option<&str>,
-    ) -> Result<SocketAddr, Unserved> {
+    ) -> Result<Option<SocketAddr>, Unserved> {
         self.release(Some(snap));
         let Some(walk) = self.walk.as_mut() else {
             return Err(unserved(ErrorKind::Internal, None));
@@ -180,7 +183,10 @@ impl Attempt {
         if picked.probe {
             tracing::info!(target: "llm_sidecar::decision", pool = &*pool.name, account = &*account.name, "half-open: this request probes the account");
         }
-        account.upstream.addr().await.map_err(|m| dns_failed(pool, account, m))
+        if account.cli.is_some() {
+            return Ok(None);
+        }
+        account.upstream.addr().await.map(Some).map_err(|m| dns_failed(pool, account, m))
     }
 }
 

@@ -26,6 +26,8 @@ pub trait StreamCtx: RetryCtx {
     fn strip_usage(&self) -> bool;
     /// The front door's translation (its way back).
     fn translation_mut(&mut self) -> &mut Translation;
+    /// The upstream named the request's session (claude-cli): it sticks to this account.
+    fn adopt_session(&mut self, id: &str);
 }
 
 /// The response part of a request's state.
@@ -94,6 +96,12 @@ pub fn upstream_data(ctx: &impl StreamCtx) {
 /// batch of upstream events, head included, when a filter in it fails).
 pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut impl StreamCtx) -> Result<()> {
     our_headers(resp, ctx)?;
+    if ctx.account().is_some_and(|a| a.cli.is_some()) {
+        if let Some(id) = resp.headers.get("x-session-id").and_then(|v| v.to_str().ok()) {
+            let id = id.to_string();
+            ctx.adopt_session(&id);
+        }
+    }
     let sse = resp
         .headers
         .get(CONTENT_TYPE)

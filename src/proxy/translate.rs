@@ -62,6 +62,9 @@ struct Prepared {
     strip: bool,
     /// What the client sent that this target does not get (for `x-llm-sidecar-dropped`).
     dropped: Vec<&'static str>,
+    /// The client's Claude Code CLI fields are dropped: an API target served instead (the
+    /// model's `degrade: true`).
+    degraded: bool,
 }
 
 impl Translation {
@@ -83,6 +86,14 @@ impl Translation {
         let door = self.door.as_ref()?;
         let p = door.prepared.get(door.current?)?.as_ref()?;
         Some((&p.path, p.body.len()))
+    }
+
+    /// The current target got the request without its CLI fields (`degrade: true`).
+    pub fn degraded(&self) -> bool {
+        let Some(door) = self.door.as_ref() else { return false };
+        door.current
+            .and_then(|i| door.prepared.get(i)?.as_ref())
+            .is_some_and(|p| p.degraded)
     }
 
     /// Whether the usage-only chunk is removed from the current target's stream.
@@ -108,6 +119,7 @@ impl Translation {
             target_model: door.targets.get(i).map_or("", |t| &*t.model),
             same: p.same,
             dropped: &p.dropped,
+            degraded: p.degraded,
             include_usage: door.chat.include_usage,
             reply: &mut door.reply,
         })
@@ -126,6 +138,8 @@ pub struct ReplyParts<'a> {
     pub same: bool,
     /// What the client sent that the target did not get (`x-llm-sidecar-dropped`).
     pub dropped: &'a [&'static str],
+    /// The client's CLI fields were dropped (`x-llm-sidecar-degraded`).
+    pub degraded: bool,
     /// An OpenAI client asked for the usage chunk.
     pub include_usage: bool,
     /// How the current answer goes back.
@@ -159,6 +173,11 @@ pub fn plan(ctx: &mut impl TranslateCtx) -> Option<Early> {
     let targets = match resolve(snap, pool, &chat.model, body.len()) {
         Ok(t) => t,
         Err(message) => return Some(refuse(ErrorKind::ModelNotFound, message)),
+    };
+    let degrade = pool.is_none() && snap.model(&chat.model).is_some_and(|m| m.degrade);
+    let targets = match by_need(snap, &chat, targets, degrade) {
+        Ok(t) => t,
+        Err(message) => return Some(refuse(ErrorKind::InvalidRequest, message)),
     };
     let (prepared, first_error) = prepare_all(snap, dialect, &chat, &body, &targets);
     let steps = steps(snap, &targets, &prepared);
@@ -281,8 +300,14 @@ fn prepare_all(
 
 fn prepare(pool: &Pool, client: Dialect, chat: &Chat, body: &Bytes, model: &str) -> Result<Prepared, String> {
     let target = pool.provider.dialect();
+    let cli = pool.cli.is_some();
+    let degraded = !cli && !cli_fields(chat).is_empty();
     if target == client {
-        let same = translate::passthrough(body, model, &DOOR_FIELDS).ok_or("the request body is not a JSON object")?;
+        let mut drop: Vec<&str> = DOOR_FIELDS.to_vec();
+        if !cli {
+            drop.extend(translate::EXTRA_FIELDS);
+        }
+        let same = translate::passthrough(body, model, &drop).ok_or("the request body is not a JSON object")?;
         let path = match client {
             Dialect::OpenAi => "/v1/chat/completions",
             _ => "/v1/messages",
@@ -292,18 +317,18 @@ fn prepare(pool: &Pool, client: Dialect, chat: &Chat, body: &Bytes, model: &str)
             ..BodyInfo::default()
         };
         let (body, strip) = pool.provider.prepare_body(path, &info, Bytes::from(same));
-        let dropped = Vec::new();
         return Ok(Prepared {
             path: path.into(),
             body,
             same: true,
             strip,
-            dropped,
+            dropped: Vec::new(),
+            degraded,
         });
     }
     let opts = EncodeOpts {
         default_max_tokens: pool.default_max_tokens,
-        keep_extra: false,
+        keep_extra: cli,
     };
     let encoded = translate::encode_request(target, chat, model, &opts).map_err(|e| e.to_string())?;
     Ok(Prepared {
@@ -312,7 +337,43 @@ fn prepare(pool: &Pool, client: Dialect, chat: &Chat, body: &Bytes, model: &str)
         same: false,
         strip: false,
         dropped: encoded.dropped,
+        degraded,
     })
+}
+
+/// The Claude Code CLI fields that need a claude-cli target (present and not empty).
+fn cli_fields(chat: &Chat) -> Vec<&'static str> {
+    const ONLY_THE_CLI: [&str; 5] = ["allowed_tools", "disallowed_tools", "working_directory", "context_files", "add_dirs"];
+    ONLY_THE_CLI
+        .into_iter()
+        .filter(|f| {
+            chat.extra.get(*f).is_some_and(|v| match v {
+                serde_json::Value::Null => false,
+                serde_json::Value::String(s) => !s.is_empty(),
+                serde_json::Value::Array(a) => !a.is_empty(),
+                _ => true,
+            })
+        })
+        .collect()
+}
+
+/// Routing by need: a request with CLI fields goes to claude-cli targets; API targets come after
+/// them only when the model allows degrading (the fields are then dropped, and said so).
+fn by_need(snap: &Snapshot, chat: &Chat, targets: Vec<Target>, degrade: bool) -> Result<Vec<Target>, String> {
+    let fields = cli_fields(chat);
+    if fields.is_empty() {
+        return Ok(targets);
+    }
+    let is_cli = |t: &Target| snap.pools.get(t.pool).is_some_and(|p| p.cli.is_some());
+    let (cli, api): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(is_cli);
+    if cli.is_empty() {
+        return Err(format!(
+            "{} can only be served by a claude-cli target, and model {:?} has none",
+            fields.join(", "),
+            chat.model
+        ));
+    }
+    Ok(if degrade { cli.into_iter().chain(api).collect() } else { cli })
 }
 
 /// The walk: each target that can serve, its pool then that pool's fallbacks.

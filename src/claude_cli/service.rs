@@ -1,0 +1,405 @@
+//! The in-process service that serves claude-cli pools: Anthropic's Messages API on a private Unix
+//! socket, one `claude -p` process per request. The proxy reaches it like any upstream (so
+//! selection, slots and queues, retries, metering, translation and logging apply unchanged) and
+//! names the account with [`super::token`]. A process ends with its request: when the answer is
+//! complete, when the proxy hangs up (client gone, timeout), when a reload removes its account,
+//! and at shutdown; its whole process group goes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::apps::{HttpServerApp, ReusedHttpStream};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use serde_json::Value;
+
+use super::{build, check_filesystem, error_body, working_dir, BaseEnv, CliProcess, CliSessions, Outcome, Options};
+use super::{AccountMode, CliConf, Invocation, Lease, ProcessError, SessionKey, Translator};
+use crate::sidecar::Sidecar;
+
+/// The header the proxy passes the request's session key in.
+pub const SESSION: &str = "x-llm-sidecar-session";
+
+/// How long a stopped process gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// The CLI service of one sidecar.
+pub struct CliService {
+    core: Arc<Sidecar>,
+    sessions: Arc<CliSessions>,
+    base: BaseEnv,
+}
+
+impl CliService {
+    /// The service of `core`, giving its children the sidecar's own `PATH` and `HOME`.
+    pub fn new(core: Arc<Sidecar>) -> Self {
+        let var = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_string());
+        CliService {
+            sessions: CliSessions::new(100_000, Duration::from_secs(24 * 3600)),
+            base: BaseEnv {
+                path: var("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                home: var("HOME", "/"),
+            },
+            core,
+        }
+    }
+}
+
+/// An answer of the service's own (before any SSE went out).
+struct Answer {
+    status: u16,
+    kind: Option<&'static str>,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl Answer {
+    fn new(status: u16, kind: Option<&'static str>, message: impl Into<String>) -> Self {
+        Answer {
+            status,
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// What a request runs with.
+struct Run {
+    pool: Arc<str>,
+    account: Arc<str>,
+    conf: Arc<CliConf>,
+    mode: AccountMode,
+    body: Value,
+    session: String,
+}
+
+#[async_trait]
+impl HttpServerApp for CliService {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !matches!(session.read_request().await, Ok(true)) {
+            return None;
+        }
+        session.set_keepalive(None); // one request per connection: a process is costlier anyway
+        if let Err(answer) = self.serve(&mut session, shutdown).await {
+            let _ = reply(&mut session, &answer, None).await;
+        }
+        let _ = session.finish().await;
+        None
+    }
+}
+
+impl CliService {
+    async fn serve(&self, session: &mut ServerSession, shutdown: &ShutdownWatch) -> Result<(), Answer> {
+        let run = self.admit(session).await?;
+        let cwd = working_dir(&run.body, &run.conf).map_err(|e| Answer::new(400, None, e.message))?;
+        let messages = run.body.get("messages").and_then(Value::as_array).map_or(0, Vec::len);
+        let key = SessionKey {
+            pool: &run.pool,
+            account: &run.account,
+            client: &run.session,
+        };
+        // A session the CLI no longer has is started afresh once, with the history folded in.
+        for _ in 0..2 {
+            let lease = self.sessions.begin(key, &cwd, messages, crate::clock::now_ms());
+            match self.run_once(session, shutdown, &run, lease).await? {
+                Ran::Done => return Ok(()),
+                Ran::SessionMissing => continue,
+            }
+        }
+        Err(Answer::new(502, Some("cli_error"), "the CLI lost the session twice"))
+    }
+
+    /// The request: `POST /v1/messages` from the proxy, naming an account of this snapshot.
+    async fn admit(&self, session: &mut ServerSession) -> Result<Run, Answer> {
+        let req = session.req_header();
+        if req.method != http::Method::POST || req.uri.path() != "/v1/messages" {
+            let msg = format!("the claude-cli upstream serves POST /v1/messages, not {} {}", req.method, req.uri.path());
+            return Err(Answer::new(404, None, msg));
+        }
+        let named = req.headers.get(super::token::HEADER).and_then(|v| super::token::verify(v.as_bytes()));
+        let Some((pool_name, account_name)) = named else {
+            return Err(Answer::new(401, None, "not called by this sidecar"));
+        };
+        let client_session = req.headers.get(SESSION).and_then(|v| v.to_str().ok()).map(String::from);
+        let snap = self.core.snapshot();
+        let found = snap.pools.iter().find(|p| &*p.name == pool_name).and_then(|p| {
+            let a = p.accounts.iter().find(|a| &*a.name == account_name)?;
+            Some((p, a))
+        });
+        let Some((pool, account)) = found else {
+            return Err(Answer::new(503, Some("cli_unavailable"), "the account is no longer configured"));
+        };
+        let (Some(conf), Some(mode)) = (pool.cli.clone(), account.cli.clone()) else {
+            return Err(Answer::new(503, Some("cli_unavailable"), "not a claude-cli account"));
+        };
+        let raw = read_body(session, snap.limits.max_body_bytes).await?;
+        let body: Value = serde_json::from_slice(&raw).map_err(|e| Answer::new(400, None, format!("invalid JSON: {e}")))?;
+        let from_body = super::fields::client_session(&body).map_err(|e| Answer::new(400, None, e.message))?;
+        let session_key = client_session
+            .or_else(|| from_body.map(String::from))
+            .unwrap_or_else(super::sessions::new_uuid);
+        Ok(Run {
+            pool: Arc::clone(&pool.name),
+            account: Arc::clone(&account.name),
+            conf,
+            mode,
+            body,
+            session: session_key,
+        })
+    }
+}
+
+/// How one run ended.
+enum Ran {
+    Done,
+    /// `--resume` found no such session before any output: start it anew.
+    SessionMissing,
+}
+
+impl CliService {
+    async fn run_once(
+        &self,
+        session: &mut ServerSession,
+        shutdown: &ShutdownWatch,
+        run: &Run,
+        lease: Lease,
+    ) -> Result<Ran, Answer> {
+        let inv = build(&run.body, &run.conf, &run.mode, &self.base, lease.state())
+            .map_err(|e| Answer::new(400, None, e.message))?;
+        check_filesystem(&inv, &run.conf)
+            .await
+            .map_err(|e| Answer::new(400, None, e.message))?;
+        let mut process = match CliProcess::spawn(&inv, Options::default()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.exit(&run.pool, "unavailable");
+                return Err(Answer::new(503, Some("cli_unavailable"), describe(&e)));
+            }
+        };
+        let running = Running::enter(&self.core, &run.pool, &run.account);
+        let mut translator = Translator::new(inv.stream, inv.model.as_deref());
+        let mut head_sent = false;
+        let ended = self
+            .pump(session, shutdown, run, &mut process, &mut translator, &mut head_sent)
+            .await;
+        drop(running);
+        let Some(exit) = ended else {
+            process.stop(GRACE).await;
+            lease.failed(false);
+            return Ok(Ran::Done); // the proxy left, or the sidecar is stopping
+        };
+        let missing = exit.session_missing() && !translator.started();
+        let finished = translator.finish(&exit, SystemTime::now());
+        self.exit(&run.pool, reason(&finished.outcome));
+        match finished.outcome {
+            Outcome::Success(_) => lease.succeeded(),
+            _ => lease.failed(missing),
+        }
+        if missing && resumed(&inv) {
+            return Ok(Ran::SessionMissing);
+        }
+        finish(session, run, &inv, finished, head_sent).await?;
+        Ok(Ran::Done)
+    }
+
+    /// Read the process's lines into the client's answer until it ends (`None`: the proxy hung up,
+    /// the sidecar is stopping, or a reload removed the account).
+    #[allow(clippy::too_many_arguments)]
+    async fn pump(
+        &self,
+        session: &mut ServerSession,
+        shutdown: &ShutdownWatch,
+        run: &Run,
+        process: &mut CliProcess,
+        translator: &mut Translator,
+        head_sent: &mut bool,
+    ) -> Option<super::Exit> {
+        let mut shutdown = shutdown.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                line = process.next_line() => match line {
+                    Ok(Some(line)) => {
+                        let mut out = Vec::new();
+                        translator.line(&line, &mut out);
+                        if !out.is_empty() {
+                            if !*head_sent {
+                                stream_head(session, run).await.ok()?;
+                                *head_sent = true;
+                            }
+                            session.write_response_body(Bytes::from(out), false).await.ok()?;
+                        }
+                    }
+                    Ok(None) | Err(_) => return process.wait().await.ok(),
+                },
+                _ = session.read_body_or_idle(true) => return None,
+                _ = shutdown.changed() => return None,
+                _ = tick.tick() => {
+                    if !still_configured(&self.core, &run.pool, &run.account) {
+                        tracing::info!(target: "llm_sidecar::decision", pool = &*run.pool, account = &*run.account, "account removed by a reload: its CLI process is stopped");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn exit(&self, pool: &str, reason: &'static str) {
+        self.core.metrics.cli_exit(pool, reason);
+    }
+}
+
+/// Whether the run resumed a session.
+fn resumed(inv: &Invocation) -> bool {
+    inv.args.iter().any(|a| a == "--resume")
+}
+
+fn still_configured(core: &Sidecar, pool: &str, account: &str) -> bool {
+    let snap = core.snapshot();
+    snap.pools
+        .iter()
+        .any(|p| &*p.name == pool && p.accounts.iter().any(|a| &*a.name == account && a.cli.is_some()))
+}
+
+fn reason(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success(_) => "ok",
+        Outcome::Failed { status, .. } if *status < 500 => "refused",
+        Outcome::Failed { .. } => "error",
+        Outcome::RateLimited { .. } => "rate_limited",
+    }
+}
+
+fn describe(e: &ProcessError) -> String {
+    match e {
+        ProcessError::Unavailable { message } => format!("the claude CLI cannot be run: {message}"),
+        other => format!("{other}"),
+    }
+}
+
+/// The end of the answer: the stream's tail, the JSON body, or the error in Anthropic's shape.
+async fn finish(
+    session: &mut ServerSession,
+    run: &Run,
+    inv: &Invocation,
+    finished: super::Finished,
+    head_sent: bool,
+) -> Result<(), Answer> {
+    if head_sent || (finished.started && inv.stream) {
+        let _ = session.write_response_body(Bytes::from(finished.tail), true).await;
+        return Ok(());
+    }
+    match finished.outcome {
+        Outcome::Success(_) if inv.stream => {
+            stream_head(session, run).await.map_err(|_| Answer::new(502, None, "write"))?;
+            let _ = session.write_response_body(Bytes::from(finished.tail), true).await;
+            Ok(())
+        }
+        Outcome::Success(_) => {
+            let body = finished.body.unwrap_or_default();
+            let answer = Answer::new(200, None, String::new());
+            let _ = reply(session, &answer, Some((Bytes::from(body), run))).await;
+            Ok(())
+        }
+        Outcome::Failed { status, message, .. } => {
+            let kind = (status >= 500).then_some("cli_error");
+            Err(Answer::new(status, kind, message))
+        }
+        Outcome::RateLimited { reset, message, .. } => {
+            let wait = reset
+                .and_then(|r| r.duration_since(SystemTime::now()).ok())
+                .map_or(60, |d| d.as_secs().max(1));
+            Err(Answer {
+                retry_after: Some(wait),
+                ..Answer::new(429, Some("cli_rate_limited"), message)
+            })
+        }
+    }
+}
+
+async fn stream_head(session: &mut ServerSession, run: &Run) -> pingora::Result<()> {
+    let mut head = ResponseHeader::build(200, Some(4))?;
+    head.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
+    head.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
+    head.insert_header("x-session-id", run.session.as_str())?;
+    session.write_response_header(Box::new(head)).await
+}
+
+/// A complete answer: `body` with the session's header, or the error in Anthropic's shape.
+async fn reply(session: &mut ServerSession, answer: &Answer, body: Option<(Bytes, &Run)>) -> pingora::Result<()> {
+    let (bytes, run) = match body {
+        Some((b, run)) => (b, Some(run)),
+        None => (Bytes::from(error_body(answer.status, &answer.message)), None),
+    };
+    let mut head = ResponseHeader::build(answer.status, Some(5))?;
+    head.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    head.insert_header(http::header::CONTENT_LENGTH, bytes.len())?;
+    if let Some(kind) = answer.kind {
+        head.insert_header("x-llm-sidecar-error", kind)?;
+    }
+    if let Some(secs) = answer.retry_after {
+        head.insert_header(http::header::RETRY_AFTER, secs)?;
+    }
+    if let Some(run) = run {
+        head.insert_header("x-session-id", run.session.as_str())?;
+    }
+    session.write_response_header(Box::new(head)).await?;
+    session.write_response_body(bytes, true).await
+}
+
+async fn read_body(session: &mut ServerSession, max: usize) -> Result<Bytes, Answer> {
+    let mut body = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(Answer::new(413, None, "request body too large"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(_) => return Err(Answer::new(400, None, "could not read the request body")),
+        }
+    }
+}
+
+/// Counts a running process in its account's gauge until dropped.
+struct Running(Arc<crate::state::AccountState>);
+
+impl Running {
+    fn enter(core: &Sidecar, pool: &str, account: &str) -> Option<Running> {
+        let state = core.states.get(pool, account)?;
+        state.cli_running.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Some(Running(state))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.cli_running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A private directory for the service's socket (mode 0700: only this user may connect).
+pub fn socket_path() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("llm-sidecar-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir.join("cli.sock"))
+}
+
+/// Remove the socket's directory (at exit).
+pub fn remove_socket(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

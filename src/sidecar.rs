@@ -44,6 +44,8 @@ pub struct Sidecar {
     draining: AtomicBool,
     /// The claude-cli service's Unix socket (in a private directory).
     cli_socket: PathBuf,
+    /// The CLI process groups running, killed at exit if anything is left.
+    pub cli_groups: Arc<crate::claude_cli::Groups>,
 }
 
 impl Sidecar {
@@ -76,6 +78,7 @@ impl Sidecar {
             buffered: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             cli_socket,
+            cli_groups: Arc::default(),
         }))
     }
 
@@ -147,9 +150,13 @@ impl Sidecar {
         self.config.load().webhook.is_some()
     }
 
-    /// Write out what is queued (request log) and remove the socket directory. Called on the way
-    /// out.
+    /// Kill any CLI process group still running, write out what is queued (request log) and
+    /// remove the socket directory. Called on the way out.
     pub fn flush(&self) {
+        let killed = self.cli_groups.kill_all();
+        if killed > 0 {
+            tracing::warn!(killed, "CLI processes still running at exit were killed");
+        }
         crate::claude_cli::service::remove_socket(&self.cli_socket);
         if let Some(log) = &self.log {
             if !log.flush(Duration::from_secs(5)) {

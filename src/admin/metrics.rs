@@ -12,7 +12,7 @@ use crate::metrics::{Metrics, STATES};
 
 /// The text exposition, with the account gauges brought up to date first.
 pub fn render(m: &Metrics, snap: &Snapshot, log_dropped: u64, notify_dropped: u64) -> Vec<u8> {
-    for g in [&m.queue, &m.state, &m.sessions] {
+    for g in [&m.queue, &m.state, &m.sessions, &m.cli_processes] {
         g.reset();
     }
     m.score.reset();
@@ -23,6 +23,14 @@ pub fn render(m: &Metrics, snap: &Snapshot, log_dropped: u64, notify_dropped: u6
             let labels = [&*pool.name, &*a.name];
             let s = &a.state;
             m.queue.with_label_values(&labels).set(s.slots.queued() as i64);
+            if a.cli.is_some() {
+                let running = s.cli_running.load(std::sync::atomic::Ordering::Acquire);
+                for (state, n) in [("running", i64::from(running)), ("queued", s.slots.queued() as i64)] {
+                    m.cli_processes
+                        .with_label_values(&[&*pool.name, &*a.name, state])
+                        .set(n);
+                }
+            }
             let current = s.health.state(now).name();
             for st in STATES {
                 m.state

@@ -24,7 +24,7 @@ fn account(a: &Account, now: Instant, ms: i64) -> Value {
     };
     let view = s.ledger.view(ms);
     let sessions = s.sessions.load(std::sync::atomic::Ordering::Acquire);
-    json!({
+    let mut out = json!({
         "name": &*a.name,
         "state": state.name(),
         "until": until,
@@ -38,7 +38,15 @@ fn account(a: &Account, now: Instant, ms: i64) -> Value {
         "queue": s.slots.queued(),
         "max_concurrent": a.limits.max_concurrent,
         "weight": a.weight,
-    })
+    });
+    if a.cli.is_some() {
+        // claude-cli accounts: CLI processes running, and requests waiting for one.
+        out["processes"] = json!({
+            "running": s.cli_running.load(std::sync::atomic::Ordering::Acquire),
+            "queued": s.slots.queued(),
+        });
+    }
+    out
 }
 
 pub fn pools(snap: &Snapshot) -> Value {

@@ -109,6 +109,11 @@ pub fn adopt(pool: &Pool, account: &crate::config::Account, id: &str) -> bool {
         return false;
     }
     let mut table = pool.state.sessions.lock();
-    table.bind(id, Arc::clone(&account.name), Arc::clone(&account.state.sessions), now_ms());
+    table.bind(
+        id,
+        Arc::clone(&account.name),
+        Arc::clone(&account.state.sessions),
+        now_ms(),
+    );
     true
 }

@@ -5,8 +5,10 @@
 //! it is PID 1 or called [`become_subreaper`]; otherwise they are killed and reaping them is
 //! their new parent's job (a PID 1 that does not reap keeps them as zombies).
 
+use std::collections::BTreeSet;
 use std::io;
 use std::process::ExitStatus;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::process::Child;
@@ -33,9 +35,61 @@ pub fn become_subreaper() -> io::Result<()> {
     Ok(())
 }
 
+/// The process groups of one owner (a sidecar's CLI service) not yet known to be gone: what
+/// [`Groups::kill_all`] stops when the owner exits before stopping them one by one (a fast
+/// shutdown drops the tasks that would have).
+#[derive(Debug, Default)]
+pub struct Groups(Mutex<BTreeSet<i32>>);
+
+impl Groups {
+    pub(super) fn track(&self, pgid: i32) {
+        self.lock().insert(pgid);
+    }
+
+    pub(super) fn untrack(&self, pgid: i32) {
+        self.lock().remove(&pgid);
+    }
+
+    /// SIGKILL every group still tracked; how many there were.
+    pub fn kill_all(&self) -> usize {
+        let all = std::mem::take(&mut *self.lock());
+        for pgid in &all {
+            signal_group(*pgid, libc::SIGKILL);
+        }
+        all.len()
+    }
+
+    /// Groups tracked now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// No group is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeSet<i32>> {
+        // The set stays consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// SIGTERM the group; wait up to `grace` for the leader to exit and the group to empty; SIGKILL
-/// what is left; reap. Returns the leader's exit status when known.
+/// what is left; reap; stop tracking it. Returns the leader's exit status when known.
 pub(super) async fn terminate(
+    groups: &Groups,
+    pgid: i32,
+    child: Option<&mut Child>,
+    status: Option<ExitStatus>,
+    grace: Duration,
+) -> Option<ExitStatus> {
+    let status = stop_group(pgid, child, status, grace).await;
+    groups.untrack(pgid);
+    status
+}
+
+async fn stop_group(
     pgid: i32,
     child: Option<&mut Child>,
     mut status: Option<ExitStatus>,

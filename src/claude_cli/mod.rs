@@ -33,12 +33,13 @@ pub mod process;
 mod prompt;
 pub mod service;
 pub mod sessions;
-pub mod token;
 #[cfg(test)]
 mod testkit;
+pub mod token;
 
 pub use events::{error_body, Finished, Outcome, Report, Translator, Usage};
 pub use fields::Invalid;
+pub use group::Groups;
 pub use invocation::{build, check_filesystem, working_dir, AccountMode, BaseEnv, CliConf, Invocation, SessionState};
 pub use process::{become_subreaper, CliProcess, Exit, Options, ProcessError};
 pub use sessions::{CliSessions, Lease, SessionKey};

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 pub use super::group::become_subreaper;
-use super::group::{signal_group, terminate};
+use super::group::{signal_group, terminate, Groups};
 use super::invocation::Invocation;
 use super::lines::{LineSplitter, TooLong};
 use crate::text::sanitize;
@@ -147,11 +147,18 @@ pub struct CliProcess {
     opts: Options,
     /// The group was (or is being) stopped and reaped: nothing left for `Drop`.
     cleaned: bool,
+    /// Where the group is tracked until it is gone.
+    groups: Arc<Groups>,
 }
 
 impl CliProcess {
     /// Start `inv`. A missing or non-executable binary is [`ProcessError::Unavailable`].
     pub fn spawn(inv: &Invocation, opts: Options) -> Result<CliProcess, ProcessError> {
+        Self::spawn_in(inv, opts, Arc::default())
+    }
+
+    /// [`CliProcess::spawn`], tracking the group in `groups` until it is gone.
+    pub fn spawn_in(inv: &Invocation, opts: Options, groups: Arc<Groups>) -> Result<CliProcess, ProcessError> {
         let mut cmd = Command::new(&inv.program);
         cmd.args(&inv.args)
             .env_clear()
@@ -164,6 +171,9 @@ impl CliProcess {
             .kill_on_drop(false);
         let mut child = cmd.spawn().map_err(|e| spawn_error(inv, &e))?;
         let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+        if let Some(pgid) = pgid {
+            groups.track(pgid);
+        }
         if let Some(mut stdin) = child.stdin.take() {
             let bytes = inv.stdin.clone();
             // Errors (the child exiting before it read everything) show in its exit instead.
@@ -189,6 +199,7 @@ impl CliProcess {
             stderr_task,
             opts,
             cleaned: false,
+            groups,
         })
     }
 
@@ -255,8 +266,8 @@ impl CliProcess {
     fn clean_up_leftovers(&mut self) {
         if let (Some(pgid), false) = (self.pgid, self.cleaned) {
             self.cleaned = true;
-            let (grace, status) = (self.opts.grace, self.status);
-            tokio::spawn(async move { terminate(pgid, None, status, grace).await });
+            let (grace, status, groups) = (self.opts.grace, self.status, Arc::clone(&self.groups));
+            tokio::spawn(async move { terminate(&groups, pgid, None, status, grace).await });
         }
     }
 
@@ -293,7 +304,7 @@ impl CliProcess {
         self.stdout = None;
         let Some(pgid) = self.pgid else { return };
         self.cleaned = true;
-        self.status = terminate(pgid, self.child.as_mut(), self.status, grace).await;
+        self.status = terminate(&self.groups, pgid, self.child.as_mut(), self.status, grace).await;
     }
 }
 
@@ -303,12 +314,17 @@ impl Drop for CliProcess {
             return;
         };
         let (mut child, status, grace) = (self.child.take(), self.status, self.opts.grace);
+        // Now, in case the task below never runs (a runtime shutting down drops it): the group
+        // stays tracked, and its owner kills what is left at exit.
+        signal_group(pgid, libc::SIGTERM);
+        let groups = Arc::clone(&self.groups);
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(async move { terminate(pgid, child.as_mut(), status, grace).await });
+                rt.spawn(async move { terminate(&groups, pgid, child.as_mut(), status, grace).await });
             }
             Err(_) => {
                 signal_group(pgid, libc::SIGKILL);
+                self.groups.untrack(pgid);
             }
         }
     }

@@ -17,7 +17,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use serde_json::Value;
 
-use super::{build, check_filesystem, error_body, working_dir, BaseEnv, CliProcess, CliSessions, Outcome, Options};
+use super::{build, check_filesystem, error_body, working_dir, BaseEnv, CliProcess, CliSessions, Options, Outcome};
 use super::{AccountMode, CliConf, Invocation, Lease, ProcessError, SessionKey, Translator};
 use crate::sidecar::Sidecar;
 
@@ -76,6 +76,8 @@ struct Run {
     mode: AccountMode,
     body: Value,
     session: String,
+    /// The account's state (its running-process count).
+    state: Arc<crate::state::AccountState>,
 }
 
 #[async_trait]
@@ -122,10 +124,17 @@ impl CliService {
     async fn admit(&self, session: &mut ServerSession) -> Result<Run, Answer> {
         let req = session.req_header();
         if req.method != http::Method::POST || req.uri.path() != "/v1/messages" {
-            let msg = format!("the claude-cli upstream serves POST /v1/messages, not {} {}", req.method, req.uri.path());
+            let msg = format!(
+                "the claude-cli upstream serves POST /v1/messages, not {} {}",
+                req.method,
+                req.uri.path()
+            );
             return Err(Answer::new(404, None, msg));
         }
-        let named = req.headers.get(super::token::HEADER).and_then(|v| super::token::verify(v.as_bytes()));
+        let named = req
+            .headers
+            .get(super::token::HEADER)
+            .and_then(|v| super::token::verify(v.as_bytes()));
         let Some((pool_name, account_name)) = named else {
             return Err(Answer::new(401, None, "not called by this sidecar"));
         };
@@ -136,13 +145,18 @@ impl CliService {
             Some((p, a))
         });
         let Some((pool, account)) = found else {
-            return Err(Answer::new(503, Some("cli_unavailable"), "the account is no longer configured"));
+            return Err(Answer::new(
+                503,
+                Some("cli_unavailable"),
+                "the account is no longer configured",
+            ));
         };
         let (Some(conf), Some(mode)) = (pool.cli.clone(), account.cli.clone()) else {
             return Err(Answer::new(503, Some("cli_unavailable"), "not a claude-cli account"));
         };
         let raw = read_body(session, snap.limits.max_body_bytes).await?;
-        let body: Value = serde_json::from_slice(&raw).map_err(|e| Answer::new(400, None, format!("invalid JSON: {e}")))?;
+        let body: Value =
+            serde_json::from_slice(&raw).map_err(|e| Answer::new(400, None, format!("invalid JSON: {e}")))?;
         let from_body = super::fields::client_session(&body).map_err(|e| Answer::new(400, None, e.message))?;
         let session_key = client_session
             .or_else(|| from_body.map(String::from))
@@ -154,6 +168,7 @@ impl CliService {
             mode,
             body,
             session: session_key,
+            state: Arc::clone(&account.state),
         })
     }
 }
@@ -178,14 +193,14 @@ impl CliService {
         check_filesystem(&inv, &run.conf)
             .await
             .map_err(|e| Answer::new(400, None, e.message))?;
-        let mut process = match CliProcess::spawn(&inv, Options::default()) {
+        let mut process = match CliProcess::spawn_in(&inv, Options::default(), Arc::clone(&self.core.cli_groups)) {
             Ok(p) => p,
             Err(e) => {
                 self.exit(&run.pool, "unavailable");
                 return Err(Answer::new(503, Some("cli_unavailable"), describe(&e)));
             }
         };
-        let running = Running::enter(&self.core, &run.pool, &run.account);
+        let running = Running::enter(&run.state);
         let mut translator = Translator::new(inv.stream, inv.model.as_deref());
         let mut head_sent = false;
         let ended = self
@@ -300,7 +315,9 @@ async fn finish(
     }
     match finished.outcome {
         Outcome::Success(_) if inv.stream => {
-            stream_head(session, run).await.map_err(|_| Answer::new(502, None, "write"))?;
+            stream_head(session, run)
+                .await
+                .map_err(|_| Answer::new(502, None, "write"))?;
             let _ = session.write_response_body(Bytes::from(finished.tail), true).await;
             Ok(())
         }
@@ -376,10 +393,9 @@ async fn read_body(session: &mut ServerSession, max: usize) -> Result<Bytes, Ans
 struct Running(Arc<crate::state::AccountState>);
 
 impl Running {
-    fn enter(core: &Sidecar, pool: &str, account: &str) -> Option<Running> {
-        let state = core.states.get(pool, account)?;
+    fn enter(state: &Arc<crate::state::AccountState>) -> Running {
         state.cli_running.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Some(Running(state))
+        Running(Arc::clone(state))
     }
 }
 
@@ -392,7 +408,11 @@ impl Drop for Running {
 /// A private directory for the service's socket (mode 0700: only this user may connect).
 pub fn socket_path() -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!("llm-sidecar-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+    let dir = std::env::temp_dir().join(format!(
+        "llm-sidecar-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok(dir.join("cli.sock"))
 }

@@ -52,6 +52,7 @@ pub fn table(pools: &Value) -> String {
         "BUDGET",
         "IN-FLIGHT",
         "QUEUE",
+        "CLI",
         "UNTIL",
     ]
     .map(String::from)];
@@ -69,11 +70,13 @@ pub fn table(pools: &Value) -> String {
                     .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
                 num("inflight"),
                 num("queue"),
+                // claude-cli accounts: CLI processes running.
+                a["processes"]["running"].as_u64().map_or("-".into(), |n| n.to_string()),
                 a["until"].as_str().unwrap_or("-").to_string(),
             ]);
         }
     }
-    let widths: Vec<usize> = (0..9)
+    let widths: Vec<usize> = (0..10)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

@@ -12,7 +12,10 @@ use crate::claude_cli::{AccountMode, CliConf};
 /// The pool's CLI settings (`None` with problems reported when they do not hold).
 pub(super) fn build_conf(path: &str, raw: &RawPool, p: &mut Problems) -> Option<Arc<CliConf>> {
     let Some(cli) = raw.cli.as_ref() else {
-        p.add(format!("{path}.cli"), "a claude-cli pool needs cli: { binary, cwd, allow_dirs, env }");
+        p.add(
+            format!("{path}.cli"),
+            "a claude-cli pool needs cli: { binary, cwd, allow_dirs, env }",
+        );
         return None;
     };
     let start = p.0.len();
@@ -39,7 +42,11 @@ pub(super) fn build_conf(path: &str, raw: &RawPool, p: &mut Problems) -> Option<
         return None;
     }
     let cwd = cwd.unwrap_or_else(|| PathBuf::from("/"));
-    let allow_dirs = if allow_dirs.is_empty() { vec![cwd.clone()] } else { allow_dirs };
+    let allow_dirs = if allow_dirs.is_empty() {
+        vec![cwd.clone()]
+    } else {
+        allow_dirs
+    };
     Some(Arc::new(CliConf {
         binary: binary.unwrap_or_default(),
         cwd,
@@ -51,7 +58,10 @@ pub(super) fn build_conf(path: &str, raw: &RawPool, p: &mut Problems) -> Option<
 /// A claude-cli account: its config directory, or its key as `ANTHROPIC_API_KEY`.
 pub(super) fn account_mode(path: &str, a: &RawAccount, p: &mut Problems) -> Option<AccountMode> {
     if a.base_url.is_some() {
-        p.add(format!("{path}.base_url"), "claude-cli accounts run the CLI: set config_dir or a key, not base_url");
+        p.add(
+            format!("{path}.base_url"),
+            "claude-cli accounts run the CLI: set config_dir or a key, not base_url",
+        );
     }
     if a.auth.is_some() {
         p.add(format!("{path}.auth"), "claude-cli accounts have no auth style");
@@ -64,13 +74,21 @@ pub(super) fn account_mode(path: &str, a: &RawAccount, p: &mut Problems) -> Opti
                 None
             }
         },
-        (None, true) => read_secret(path, "key", a.key_env.as_deref(), a.key_file.as_deref(), p).map(AccountMode::ApiKey),
+        (None, true) => {
+            read_secret(path, "key", a.key_env.as_deref(), a.key_file.as_deref(), p).map(AccountMode::ApiKey)
+        }
         (Some(_), true) => {
-            p.add(path, "set config_dir (a logged-in subscription) or a key (key_env / key_file), not both");
+            p.add(
+                path,
+                "set config_dir (a logged-in subscription) or a key (key_env / key_file), not both",
+            );
             None
         }
         (None, false) => {
-            p.add(path, "set config_dir (a logged-in subscription) or a key (key_env / key_file)");
+            p.add(
+                path,
+                "set config_dir (a logged-in subscription) or a key (key_env / key_file)",
+            );
             None
         }
     }
@@ -92,7 +110,8 @@ fn absolute_dir(text: &str) -> Result<PathBuf, String> {
 fn find_binary(name: &str) -> Result<PathBuf, String> {
     let executable = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
-        p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if name.contains('/') {
         let p = PathBuf::from(name);

@@ -3,11 +3,11 @@
 
 mod build;
 mod check;
+mod cli;
 mod models;
 mod pools;
 pub mod raw;
 mod raw_cli;
-mod cli;
 mod raw_server;
 mod routes;
 mod snapshot;

@@ -236,10 +236,15 @@ fn cli_account(pool: &str, path: &str, a: &RawAccount, p: &mut Problems) -> Opti
 
 fn build_account(path: &str, a: &RawAccount, auth: AuthStyle, p: &mut Problems) -> Option<Account> {
     if a.config_dir.is_some() {
-        p.add(format!("{path}.config_dir"), "only claude-cli accounts have a config_dir");
+        p.add(
+            format!("{path}.config_dir"),
+            "only claude-cli accounts have a config_dir",
+        );
     }
     let upstream = match a.base_url.as_deref() {
-        Some(url) => parse_base_url(url).map_err(|m| p.add(format!("{path}.base_url"), m)).ok(),
+        Some(url) => parse_base_url(url)
+            .map_err(|m| p.add(format!("{path}.base_url"), m))
+            .ok(),
         None => {
             p.add(format!("{path}.base_url"), "is required");
             None

@@ -269,4 +269,7 @@ impl FinishCtx for Ctx {
     fn streamed(&self) -> bool {
         self.req.streamed()
     }
+    fn note(&self) -> Option<&'static str> {
+        self.translation.degraded().then_some(crate::proxy::reply::DEGRADED)
+    }
 }

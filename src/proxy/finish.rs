@@ -36,6 +36,8 @@ pub trait FinishCtx: RespondCtx {
     fn client(&self) -> Option<&Arc<str>>;
     /// The client asked for a stream.
     fn streamed(&self) -> bool;
+    /// The log row's note (`cli-fields-dropped`), if any.
+    fn note(&self) -> Option<&'static str>;
 }
 
 /// The status the client saw: what was written, or the failure's (499 when the client left
@@ -246,6 +248,7 @@ fn row(session: &Session, ctx: &mut impl FinishCtx, m: Metered, l: Line<'_>, now
         usage_source: m.source.as_str(),
         attempts: l.attempts,
         error_kind: l.error_kind.map(ErrorKind::as_str),
+        note: ctx.note(),
     }
 }
 

@@ -13,6 +13,9 @@ use crate::provider::{Dialect, ProviderKind};
 use crate::translate::{self, ReplyMeta, StreamMeta, StreamTranslator};
 
 /// A JSON answer larger than this is not translated (the client gets an error in its shape).
+/// `x-llm-sidecar-degraded` and the log row's note: CLI-only fields were dropped.
+pub const DEGRADED: &str = "cli-fields-dropped";
+
 const MAX_JSON: usize = 8 * 1024 * 1024;
 
 /// How the current attempt's answer goes back.
@@ -50,9 +53,13 @@ pub fn head(
         resp.insert_header("x-llm-sidecar-dropped", header_value(&parts.dropped.join(",")))?;
     }
     if parts.degraded {
-        resp.insert_header("x-llm-sidecar-degraded", "cli-fields-dropped")?;
+        resp.insert_header("x-llm-sidecar-degraded", DEGRADED)?;
     }
-    let session = resp.headers.get("x-session-id").and_then(|v| v.to_str().ok()).map(String::from);
+    let session = resp
+        .headers
+        .get("x-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     if parts.same {
         *parts.reply = Reply::Pass;
         // The client never sees an upstream's authentication failure as its own.
@@ -132,12 +139,7 @@ pub fn body(parts: ReplyParts<'_>, body: &mut Option<Bytes>, end: bool) {
             }
             *body = Some(Bytes::from(out));
         }
-        Reply::Json {
-            from,
-            buf,
-            id,
-            session,
-        } => {
+        Reply::Json { from, buf, id, session } => {
             gather(buf, body);
             if end {
                 let meta = ReplyMeta {

@@ -112,6 +112,8 @@ pub enum Failure {
     RateLimited(Duration),
     /// 401/403.
     KeyBroken,
+    /// A subscription's usage limit (claude-cli): cool down until the reset it states.
+    UsageLimit(Duration),
 }
 
 /// Apply a failure to the current account's health (and log any change).
@@ -121,7 +123,7 @@ fn account_failed(ctx: &mut impl RetryCtx, failure: Failure, reason: &str) {
     };
     let outcome = match failure {
         Failure::Failed => Outcome::Failure,
-        Failure::RateLimited(_) => Outcome::RateLimited,
+        Failure::RateLimited(_) | Failure::UsageLimit(_) => Outcome::RateLimited,
         Failure::KeyBroken => Outcome::KeyBroken,
         Failure::Connect => Outcome::ConnectError,
         Failure::Timeout => Outcome::Timeout,
@@ -130,7 +132,7 @@ fn account_failed(ctx: &mut impl RetryCtx, failure: Failure, reason: &str) {
         m.outcome(outcome).inc();
     }
     let core = ctx.core();
-    if let (Failure::RateLimited(_), Some(core)) = (failure, core) {
+    if let (Failure::RateLimited(_) | Failure::UsageLimit(_), Some(core)) = (failure, core) {
         core.metrics.ratelimited("account");
     }
     let health = &account.state.health;
@@ -138,6 +140,7 @@ fn account_failed(ctx: &mut impl RetryCtx, failure: Failure, reason: &str) {
     let t = match failure {
         Failure::Failed | Failure::Connect | Failure::Timeout => health.failure(&pool.breaker, now),
         Failure::RateLimited(d) => health.rate_limited(d, &pool.breaker, now),
+        Failure::UsageLimit(d) => health.usage_limited(d, now),
         Failure::KeyBroken => health.key_broken(),
     };
     if let (Some(t), Some(core)) = (t, core) {
@@ -238,8 +241,12 @@ pub fn proxy_failed(ctx: &mut impl RetryCtx, e: &Error, client_reused: bool, not
 /// The response head arrived: judge the account; `Err` means "retry elsewhere, do not answer".
 pub fn response_head(ctx: &mut impl RetryCtx, status: u16, headers: &HeaderMap) -> pingora::Result<()> {
     // The claude-cli service names its failures: they are the request's, if it ends here.
+    let mut cli_kind = None;
     if ctx.account().is_some_and(|a| a.cli.is_some()) {
-        if let Some(kind) = headers.get("x-llm-sidecar-error").and_then(|v| ErrorKind::named(v.as_bytes())) {
+        cli_kind = headers
+            .get("x-llm-sidecar-error")
+            .and_then(|v| ErrorKind::named(v.as_bytes()));
+        if let Some(kind) = cli_kind {
             ctx.retry_mut().fail(kind, None);
         }
     }
@@ -253,7 +260,12 @@ pub fn response_head(ctx: &mut impl RetryCtx, status: u16, headers: &HeaderMap) 
         Verdict::RateLimited => {
             let provider = ctx.pool().map(|p| p.provider);
             let wait = provider.and_then(|p| p.rate_limit_wait(headers, SystemTime::now()));
-            Failure::RateLimited(wait.unwrap_or(DEFAULT_COOLDOWN))
+            let wait = wait.unwrap_or(DEFAULT_COOLDOWN);
+            if cli_kind == Some(ErrorKind::CliRateLimited) {
+                Failure::UsageLimit(wait)
+            } else {
+                Failure::RateLimited(wait)
+            }
         }
     };
     let reason = status_reason(status);

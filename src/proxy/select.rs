@@ -186,7 +186,12 @@ impl Attempt {
         if account.cli.is_some() {
             return Ok(None);
         }
-        account.upstream.addr().await.map(Some).map_err(|m| dns_failed(pool, account, m))
+        account
+            .upstream
+            .addr()
+            .await
+            .map(Some)
+            .map_err(|m| dns_failed(pool, account, m))
     }
 }
 

@@ -343,7 +343,13 @@ fn prepare(pool: &Pool, client: Dialect, chat: &Chat, body: &Bytes, model: &str)
 
 /// The Claude Code CLI fields that need a claude-cli target (present and not empty).
 fn cli_fields(chat: &Chat) -> Vec<&'static str> {
-    const ONLY_THE_CLI: [&str; 5] = ["allowed_tools", "disallowed_tools", "working_directory", "context_files", "add_dirs"];
+    const ONLY_THE_CLI: [&str; 5] = [
+        "allowed_tools",
+        "disallowed_tools",
+        "working_directory",
+        "context_files",
+        "add_dirs",
+    ];
     ONLY_THE_CLI
         .into_iter()
         .filter(|f| {
@@ -373,7 +379,11 @@ fn by_need(snap: &Snapshot, chat: &Chat, targets: Vec<Target>, degrade: bool) ->
             chat.model
         ));
     }
-    Ok(if degrade { cli.into_iter().chain(api).collect() } else { cli })
+    Ok(if degrade {
+        cli.into_iter().chain(api).collect()
+    } else {
+        cli
+    })
 }
 
 /// The walk: each target that can serve, its pool then that pool's fallbacks.

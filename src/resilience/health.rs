@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The longest a stated usage-limit reset keeps an account out (a weekly limit's reset).
+pub const USAGE_LIMIT_MAX: Duration = Duration::from_secs(8 * 24 * 3600);
 /// Breaker settings of the account's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConf {
@@ -269,7 +271,16 @@ impl Health {
 
     /// Rate limited (429, 529, overloaded): no traffic for `for_`, capped at `max_cooldown`.
     pub fn rate_limited(&self, for_: Duration, conf: &BreakerConf, now: Instant) -> Option<Transition> {
-        let for_ = for_.min(conf.max_cooldown);
+        self.cool(for_.min(conf.max_cooldown), now)
+    }
+
+    /// A subscription's usage limit (claude-cli): no traffic until the reset it states, which
+    /// may be hours or days away (a 5-hour block, a week), at most [`USAGE_LIMIT_MAX`].
+    pub fn usage_limited(&self, for_: Duration, now: Instant) -> Option<Transition> {
+        self.cool(for_.min(USAGE_LIMIT_MAX), now)
+    }
+
+    fn cool(&self, for_: Duration, now: Instant) -> Option<Transition> {
         self.with(|i| {
             expire(i, now);
             match i.state {

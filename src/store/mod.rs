@@ -61,6 +61,9 @@ pub struct Row {
     pub attempts: u32,
     /// What the request failed with (`None`: it did not), as `x-llm-sidecar-error` names it.
     pub error_kind: Option<&'static str>,
+    /// What else the answer was: `cli-fields-dropped` (a front door served CLI-only fields on
+    /// an API target, `degrade: true`); `None`: nothing.
+    pub note: Option<&'static str>,
 }
 
 enum Msg {
@@ -232,6 +235,7 @@ fn insert(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<()> {
                 r.usage_source,
                 r.attempts,
                 r.error_kind,
+                r.note,
             ])?;
         }
     }

@@ -45,12 +45,17 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX requests_session_ts;
     CREATE INDEX requests_session_ts ON requests (session, ts) WHERE session IS NOT NULL;
 ",
+    "
+    -- What else the request's answer was: `cli-fields-dropped` when a front door served a
+    -- request with CLI-only fields on an API target (`degrade: true`).
+    ALTER TABLE requests ADD COLUMN note TEXT;
+",
 ];
 
 pub const INSERT: &str = "INSERT INTO requests (ts, request_id, route, pool, account, provider, model, session, \
     client, method, path, status, stream, duration_ms, ttfb_ms, input_tokens, output_tokens, cache_read_tokens, \
-    cache_write_tokens, total_tokens, cost_usd, usage_source, attempts, error_kind) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+    cache_write_tokens, total_tokens, cost_usd, usage_source, attempts, error_kind, note) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
 
 /// Open for writing: WAL, relaxed fsync (a crash loses at most the last batch), migrated.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {

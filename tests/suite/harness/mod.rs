@@ -2,6 +2,7 @@
 //! providers, and a capture of every log line the process writes.
 
 pub mod alloc;
+pub mod cli;
 pub mod doors;
 pub mod env;
 pub mod fake;
@@ -137,10 +138,13 @@ impl Proxy {
         let core = Sidecar::new(states, snap, file.clone()).expect("sidecar");
         let server = server::build(&core).expect("build server");
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let stopped = Arc::clone(&core);
         let thread = std::thread::spawn(move || {
             server.run(RunArgs {
                 shutdown_signal: Box::new(Stop(tokio::sync::Mutex::new(Some(rx)))),
-            })
+            });
+            // As `server::run` does on the way out.
+            stopped.flush();
         });
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");

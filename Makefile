@@ -8,6 +8,8 @@ VENV := target/sdk-venv
 PROVIDER_KEYS := ANTHROPIC_API_KEY OPENAI_API_KEY GEMINI_API_KEY OPENROUTER_API_KEY
 
 .PHONY: run test deps sdk-check
+CLAUDE_VERSION := 2.1.197
+CLAUDE := target/claude-cli/node_modules/@anthropic-ai/claude-code-linux-x64/claude
 
 deps:
 	@command -v cmake >/dev/null || { echo "installing cmake (needed to build Pingora)"; \
@@ -26,10 +28,15 @@ test: deps
 	cargo test
 	$(MAKE) --no-print-directory sdk-check
 
-# The official Python SDKs against the real binary and a fake provider.
+# The official Python SDKs against the real binary and a fake provider; then the real Claude Code
+# CLI (npm, its native linux-x64 binary) as a claude-cli pool, headless and offline.
 sdk-check:
 	cargo build --bin llm-sidecar
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
 	@$(VENV)/bin/python -c "import anthropic, openai, google.genai" 2>/dev/null || \
 		$(VENV)/bin/pip install -q anthropic openai google-genai
 	$(VENV)/bin/python tests/sdk/check_sdks.py target/debug/llm-sidecar
+	@[ -x $(CLAUDE) ] || { command -v npm >/dev/null || { echo "installing npm (for the Claude Code CLI)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq npm >/dev/null; }; \
+		npm install -s --prefix target/claude-cli --no-audit --no-fund @anthropic-ai/claude-code@$(CLAUDE_VERSION); }
+	$(VENV)/bin/python tests/sdk/check_cli.py target/debug/llm-sidecar $(CLAUDE)

@@ -37,6 +37,8 @@ def json_reply(handler, status, obj):
 
 def anthropic(handler, body):
     model = body.get("model", "claude-sonnet-5")
+    if "[[slow]]" in json.dumps(body.get("messages", [])):
+        time.sleep(3)  # keeps a Claude Code process busy (memory measurements)
     if not body.get("stream"):
         return json_reply(handler, 200, {
             "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
@@ -96,6 +98,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def do_HEAD(self):
+        # Claude Code checks that its base URL answers before its first request.
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
 
     def do_GET(self):
         self.record(b"")

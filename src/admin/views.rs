@@ -33,7 +33,7 @@ fn account(a: &Account, now: Instant, ms: i64) -> Value {
         "budget_used": weekly_used(&view, a.budget.as_ref()),
         "week_usd": view.week_cost,
         "block_usd": view.block_cost,
-        "burn_usd_per_hour": view.burn_rate,
+        "burn_usd_per_hour": view.burn_rate + 0.0, // -0.0 (no spend yet) shows as 0.0
         "inflight": s.slots.in_use(),
         "queue": s.slots.queued(),
         "max_concurrent": a.limits.max_concurrent,

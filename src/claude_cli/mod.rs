@@ -23,6 +23,7 @@
 //! 5. `lease.succeeded()` on success, else `lease.failed(exit.session_missing())` (a missing
 //!    session can be retried once as New with the history folded).
 
+mod answer;
 pub mod events;
 pub mod fields;
 mod group;

@@ -303,8 +303,9 @@ impl CliProcess {
     pub async fn stop(&mut self, grace: Duration) {
         self.stdout = None;
         let Some(pgid) = self.pgid else { return };
-        self.cleaned = true;
         self.status = terminate(&self.groups, pgid, self.child.as_mut(), self.status, grace).await;
+        // Only now: a stop cancelled half-way (its future dropped) leaves the rest to `Drop`.
+        self.cleaned = true;
     }
 }
 

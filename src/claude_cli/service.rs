@@ -3,21 +3,22 @@
 //! selection, slots and queues, retries, metering, translation and logging apply unchanged) and
 //! names the account with [`super::token`]. A process ends with its request: when the answer is
 //! complete, when the proxy hangs up (client gone, timeout), when a reload removes its account,
-//! and at shutdown; its whole process group goes.
+//! and when the sidecar exits (a SIGTERM drain lets runs finish: the proxy waits for them); its
+//! whole process group goes.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::apps::{HttpServerApp, ReusedHttpStream};
-use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use serde_json::Value;
 
-use super::{build, check_filesystem, error_body, working_dir, BaseEnv, CliProcess, CliSessions, Options, Outcome};
+use super::answer::{finish, read_body, reply, stream_head, Answer};
+use super::{build, check_filesystem, working_dir, BaseEnv, CliProcess, CliSessions, Options, Outcome};
 use super::{AccountMode, CliConf, Invocation, Lease, ProcessError, SessionKey, Translator};
 use crate::sidecar::Sidecar;
 
@@ -26,6 +27,11 @@ pub const SESSION: &str = "x-llm-sidecar-session";
 
 /// How long a stopped process gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
+/// How long a run may live on after closing its stdout.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+/// A streamed answer silent this long gets a `ping` event (well under the default idle timeout).
+const PING_EVERY: Duration = Duration::from_secs(15);
+const PING: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
 
 /// The CLI service of one sidecar.
 pub struct CliService {
@@ -49,25 +55,6 @@ impl CliService {
     }
 }
 
-/// An answer of the service's own (before any SSE went out).
-struct Answer {
-    status: u16,
-    kind: Option<&'static str>,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl Answer {
-    fn new(status: u16, kind: Option<&'static str>, message: impl Into<String>) -> Self {
-        Answer {
-            status,
-            kind,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-}
-
 /// What a request runs with.
 struct Run {
     pool: Arc<str>,
@@ -85,13 +72,13 @@ impl HttpServerApp for CliService {
     async fn process_new_http(
         self: &Arc<Self>,
         mut session: ServerSession,
-        shutdown: &ShutdownWatch,
+        _shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         if !matches!(session.read_request().await, Ok(true)) {
             return None;
         }
         session.set_keepalive(None); // one request per connection: a process is costlier anyway
-        if let Err(answer) = self.serve(&mut session, shutdown).await {
+        if let Err(answer) = self.serve(&mut session).await {
             let _ = reply(&mut session, &answer, None).await;
         }
         let _ = session.finish().await;
@@ -100,7 +87,7 @@ impl HttpServerApp for CliService {
 }
 
 impl CliService {
-    async fn serve(&self, session: &mut ServerSession, shutdown: &ShutdownWatch) -> Result<(), Answer> {
+    async fn serve(&self, session: &mut ServerSession) -> Result<(), Answer> {
         let run = self.admit(session).await?;
         let cwd = working_dir(&run.body, &run.conf).map_err(|e| Answer::new(400, None, e.message))?;
         let messages = run.body.get("messages").and_then(Value::as_array).map_or(0, Vec::len);
@@ -112,7 +99,7 @@ impl CliService {
         // A session the CLI no longer has is started afresh once, with the history folded in.
         for _ in 0..2 {
             let lease = self.sessions.begin(key, &cwd, messages, crate::clock::now_ms());
-            match self.run_once(session, shutdown, &run, lease).await? {
+            match self.run_once(session, &run, lease).await? {
                 Ran::Done => return Ok(()),
                 Ran::SessionMissing => continue,
             }
@@ -181,13 +168,7 @@ enum Ran {
 }
 
 impl CliService {
-    async fn run_once(
-        &self,
-        session: &mut ServerSession,
-        shutdown: &ShutdownWatch,
-        run: &Run,
-        lease: Lease,
-    ) -> Result<Ran, Answer> {
+    async fn run_once(&self, session: &mut ServerSession, run: &Run, lease: Lease) -> Result<Ran, Answer> {
         let inv = build(&run.body, &run.conf, &run.mode, &self.base, lease.state())
             .map_err(|e| Answer::new(400, None, e.message))?;
         check_filesystem(&inv, &run.conf)
@@ -204,14 +185,15 @@ impl CliService {
         let mut translator = Translator::new(inv.stream, inv.model.as_deref());
         let mut head_sent = false;
         let ended = self
-            .pump(session, shutdown, run, &mut process, &mut translator, &mut head_sent)
+            .pump(session, run, &mut process, &mut translator, &mut head_sent)
             .await;
-        drop(running);
         let Some(exit) = ended else {
             process.stop(GRACE).await;
+            drop(running);
             lease.failed(false);
-            return Ok(Ran::Done); // the proxy left, or the sidecar is stopping
+            return Ok(Ran::Done); // the proxy left, or a reload removed the account
         };
+        drop(running);
         let missing = exit.session_missing() && !translator.started();
         let finished = translator.finish(&exit, SystemTime::now());
         self.exit(&run.pool, reason(&finished.outcome));
@@ -222,24 +204,23 @@ impl CliService {
         if missing && resumed(&inv) {
             return Ok(Ran::SessionMissing);
         }
-        finish(session, run, &inv, finished, head_sent).await?;
+        finish(session, &run.session, inv.stream, finished, head_sent).await?;
         Ok(Ran::Done)
     }
 
     /// Read the process's lines into the client's answer until it ends (`None`: the proxy hung up,
-    /// the sidecar is stopping, or a reload removed the account).
-    #[allow(clippy::too_many_arguments)]
+    /// or a reload removed the account). A stream silent for [`PING_EVERY`] gets a `ping` event,
+    /// so a long tool run is not taken for an idle upstream.
     async fn pump(
         &self,
         session: &mut ServerSession,
-        shutdown: &ShutdownWatch,
         run: &Run,
         process: &mut CliProcess,
         translator: &mut Translator,
         head_sent: &mut bool,
     ) -> Option<super::Exit> {
-        let mut shutdown = shutdown.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_write = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 line = process.next_line() => match line {
@@ -248,17 +229,21 @@ impl CliService {
                         translator.line(&line, &mut out);
                         if !out.is_empty() {
                             if !*head_sent {
-                                stream_head(session, run).await.ok()?;
+                                stream_head(session, &run.session).await.ok()?;
                                 *head_sent = true;
                             }
                             session.write_response_body(Bytes::from(out), false).await.ok()?;
+                            last_write = tokio::time::Instant::now();
                         }
                     }
-                    Ok(None) | Err(_) => return process.wait().await.ok(),
+                    Ok(None) | Err(_) => return reap(process).await,
                 },
                 _ = session.read_body_or_idle(true) => return None,
-                _ = shutdown.changed() => return None,
                 _ = tick.tick() => {
+                    if *head_sent && last_write.elapsed() >= PING_EVERY {
+                        session.write_response_body(Bytes::from_static(PING), false).await.ok()?;
+                        last_write = tokio::time::Instant::now();
+                    }
                     if !still_configured(&self.core, &run.pool, &run.account) {
                         tracing::info!(target: "llm_sidecar::decision", pool = &*run.pool, account = &*run.account, "account removed by a reload: its CLI process is stopped");
                         return None;
@@ -271,6 +256,15 @@ impl CliService {
     fn exit(&self, pool: &str, reason: &'static str) {
         self.core.metrics.cli_exit(pool, reason);
     }
+}
+
+/// The exit of a run whose stdout ended: it normally follows at once; one that lingers is stopped.
+async fn reap(process: &mut CliProcess) -> Option<super::Exit> {
+    if let Ok(exit) = tokio::time::timeout(EXIT_WAIT, process.wait()).await {
+        return exit.ok();
+    }
+    process.stop(GRACE).await;
+    process.wait().await.ok()
 }
 
 /// Whether the run resumed a session.
@@ -298,94 +292,6 @@ fn describe(e: &ProcessError) -> String {
     match e {
         ProcessError::Unavailable { message } => format!("the claude CLI cannot be run: {message}"),
         other => format!("{other}"),
-    }
-}
-
-/// The end of the answer: the stream's tail, the JSON body, or the error in Anthropic's shape.
-async fn finish(
-    session: &mut ServerSession,
-    run: &Run,
-    inv: &Invocation,
-    finished: super::Finished,
-    head_sent: bool,
-) -> Result<(), Answer> {
-    if head_sent || (finished.started && inv.stream) {
-        let _ = session.write_response_body(Bytes::from(finished.tail), true).await;
-        return Ok(());
-    }
-    match finished.outcome {
-        Outcome::Success(_) if inv.stream => {
-            stream_head(session, run)
-                .await
-                .map_err(|_| Answer::new(502, None, "write"))?;
-            let _ = session.write_response_body(Bytes::from(finished.tail), true).await;
-            Ok(())
-        }
-        Outcome::Success(_) => {
-            let body = finished.body.unwrap_or_default();
-            let answer = Answer::new(200, None, String::new());
-            let _ = reply(session, &answer, Some((Bytes::from(body), run))).await;
-            Ok(())
-        }
-        Outcome::Failed { status, message, .. } => {
-            let kind = (status >= 500).then_some("cli_error");
-            Err(Answer::new(status, kind, message))
-        }
-        Outcome::RateLimited { reset, message, .. } => {
-            let wait = reset
-                .and_then(|r| r.duration_since(SystemTime::now()).ok())
-                .map_or(60, |d| d.as_secs().max(1));
-            Err(Answer {
-                retry_after: Some(wait),
-                ..Answer::new(429, Some("cli_rate_limited"), message)
-            })
-        }
-    }
-}
-
-async fn stream_head(session: &mut ServerSession, run: &Run) -> pingora::Result<()> {
-    let mut head = ResponseHeader::build(200, Some(4))?;
-    head.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
-    head.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
-    head.insert_header("x-session-id", run.session.as_str())?;
-    session.write_response_header(Box::new(head)).await
-}
-
-/// A complete answer: `body` with the session's header, or the error in Anthropic's shape.
-async fn reply(session: &mut ServerSession, answer: &Answer, body: Option<(Bytes, &Run)>) -> pingora::Result<()> {
-    let (bytes, run) = match body {
-        Some((b, run)) => (b, Some(run)),
-        None => (Bytes::from(error_body(answer.status, &answer.message)), None),
-    };
-    let mut head = ResponseHeader::build(answer.status, Some(5))?;
-    head.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    head.insert_header(http::header::CONTENT_LENGTH, bytes.len())?;
-    if let Some(kind) = answer.kind {
-        head.insert_header("x-llm-sidecar-error", kind)?;
-    }
-    if let Some(secs) = answer.retry_after {
-        head.insert_header(http::header::RETRY_AFTER, secs)?;
-    }
-    if let Some(run) = run {
-        head.insert_header("x-session-id", run.session.as_str())?;
-    }
-    session.write_response_header(Box::new(head)).await?;
-    session.write_response_body(bytes, true).await
-}
-
-async fn read_body(session: &mut ServerSession, max: usize) -> Result<Bytes, Answer> {
-    let mut body = BytesMut::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > max {
-                    return Err(Answer::new(413, None, "request body too large"));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
-            Err(_) => return Err(Answer::new(400, None, "could not read the request body")),
-        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `llm-sidecar status`: every pool and account (state, score, sessions, budget used, in-flight,
-//! queue) as a table or JSON, from the admin API.
+//! queue, running CLI processes) as a table or JSON, from the admin API.
 
 use std::time::Duration;
 

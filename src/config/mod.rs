@@ -8,6 +8,7 @@ mod models;
 mod pools;
 pub mod raw;
 mod raw_cli;
+mod raw_pool;
 mod raw_server;
 mod routes;
 mod snapshot;

@@ -55,11 +55,6 @@ pub fn head(
     if parts.degraded {
         resp.insert_header("x-llm-sidecar-degraded", DEGRADED)?;
     }
-    let session = resp
-        .headers
-        .get("x-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
     if parts.same {
         *parts.reply = Reply::Pass;
         // The client never sees an upstream's authentication failure as its own.
@@ -73,17 +68,39 @@ pub fn head(
         .headers
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let encoded = resp
-        .headers
-        .get(CONTENT_ENCODING)
-        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let reply = choose(&parts, from, resp, max_event, request_id)?;
+    *parts.reply = reply;
     resp.remove_header(&CONTENT_LENGTH);
     resp.remove_header(&CONTENT_ENCODING);
+    let ctype = if sse && status < 400 {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    resp.insert_header(CONTENT_TYPE, ctype)?;
+    Ok(())
+}
+
+/// How a translated answer goes back, from its head (status set for errors).
+fn choose(
+    parts: &ReplyParts<'_>,
+    from: Dialect,
+    resp: &mut ResponseHeader,
+    max_event: usize,
+    request_id: &str,
+) -> pingora::Result<Reply> {
+    let status = resp.status.as_u16();
+    let header = |name| resp.headers.get(name).map(HeaderValue::as_bytes);
+    let sse = header(CONTENT_TYPE).is_some_and(|v| v.starts_with(b"text/event-stream"));
+    let encoded = header(CONTENT_ENCODING).is_some_and(|v| !v.eq_ignore_ascii_case(b"identity"));
+    let session = header(http::header::HeaderName::from_static("x-session-id"))
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(String::from);
     let id = match parts.client {
         Dialect::OpenAi => format!("chatcmpl-{request_id}"),
         _ => format!("msg_{request_id}"),
     };
-    *parts.reply = if encoded {
+    Ok(if encoded {
         resp.set_status(502)?;
         Reply::Broken(
             "the upstream compressed its answer despite accept-encoding: identity; it cannot be translated".into(),
@@ -114,14 +131,7 @@ pub fn head(
             id,
             session,
         }
-    };
-    let ctype = if sse && status < 400 {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    resp.insert_header(CONTENT_TYPE, ctype)?;
-    Ok(())
+    })
 }
 
 /// One chunk of the target's answer (already metered) becomes what the client gets.

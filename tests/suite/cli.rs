@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::harness::cli::{ask, CliRig};
-use crate::harness::{client, metric, read_clean, Proxy};
+use crate::harness::{admin_pools, client, metric, read_clean, Proxy};
 
 fn session_of(resp: &reqwest::Response) -> String {
     resp.headers()
@@ -328,14 +328,7 @@ async fn running_processes_show_in_the_admin_api_and_the_metrics() {
             .map(|r| r.status().as_u16())
     });
     rig.wait_runs(1).await;
-    let pools: Value = client()
-        .get(format!("http://{}/admin/pools", proxy.admin))
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("JSON");
+    let pools = admin_pools(&proxy).await;
     let account = &pools["pools"][0]["accounts"][0];
     assert_eq!(account["processes"]["running"], 1, "one CLI process running: {account}");
     assert_eq!(account["processes"]["queued"], 0, "none queued: {account}");

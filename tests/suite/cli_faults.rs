@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::harness::cli::{alive, ask, gone, CliRig};
-use crate::harness::{client, metric, Proxy};
+use crate::harness::{admin_pools, client, metric, Proxy};
 
 async fn post(proxy: &Proxy, body: &Value) -> (u16, Option<String>, Value) {
     let resp = client()
@@ -53,14 +53,7 @@ async fn a_usage_limit_cools_the_account_until_its_reset_and_another_serves() {
         }
     }
     assert_eq!(from_limited(&rig.runs()), 1, "the limited account was tried once");
-    let pools: Value = client()
-        .get(format!("http://{}/admin/pools", proxy.admin))
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("JSON");
+    let pools = admin_pools(&proxy).await;
     let account = &pools["pools"][0]["accounts"][0];
     assert_eq!(account["state"], "cooling_down", "max-1 cools down: {account}");
     let until = account["until"]
@@ -253,4 +246,35 @@ async fn shutdown_leaves_no_cli_process_behind() {
         "no CLI process survives the sidecar"
     );
     let _ = pending.await;
+}
+
+#[test]
+fn check_verifies_the_binary_and_the_directories() {
+    let rig = CliRig::new();
+    let routes = "routes:\n  - { name: code, match: { path_prefix: /code }, pool: code }\npools:\n";
+    let bad = format!(
+        "{routes}  code:\n    provider: claude-cli\n    cli: {{ binary: /nonexistent/claude, cwd: relative/dir, allow_dirs: [work, \"{}\"] }}\n    accounts:\n      - {{ name: max-1, config_dir: /nonexistent/config }}\n      - {{ name: both, config_dir: \"{}\", key_env: SOME_KEY }}\n      - {{ name: url, base_url: \"https://x\", config_dir: \"{}\" }}\n",
+        rig.work.display(),
+        rig.config_dir("both").display(),
+        rig.config_dir("url").display()
+    );
+    let problems = crate::harness::config_problems(&bad);
+    for (path, what) in [
+        ("pools.code.cli.binary", "not an executable file"),
+        ("pools.code.cli.cwd", "absolute"),
+        ("pools.code.cli.allow_dirs[0]", "absolute"),
+        ("pools.code.accounts[0].config_dir", "not a directory"),
+        ("pools.code.accounts[1]", "not both"),
+        ("pools.code.accounts[2].base_url", "not base_url"),
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(path) && p.contains(what)),
+            "{path}: {what}: {problems:?}"
+        );
+    }
+    let good = format!("{routes}{}", rig.pool("", &rig.subscription("max-1", "")));
+    assert!(
+        crate::harness::load_config(&good).is_ok(),
+        "a complete claude-cli pool loads"
+    );
 }

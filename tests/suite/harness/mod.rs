@@ -293,3 +293,15 @@ pub async fn metric(proxy: &Proxy, line_prefix: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// `/admin/pools` of a sidecar without an admin token, as JSON.
+pub async fn admin_pools(proxy: &Proxy) -> serde_json::Value {
+    client()
+        .get(format!("http://{}/admin/pools", proxy.admin))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("admin JSON")
+}

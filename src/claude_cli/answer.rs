@@ -75,6 +75,8 @@ pub(super) async fn stream_head(session: &mut ServerSession, id: &str) -> pingor
     let mut head = ResponseHeader::build(200, Some(4))?;
     head.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
     head.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
+    // Framed, so the proxy can pass it on chunked and keep its client's connection open.
+    head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     head.insert_header("x-session-id", id)?;
     session.write_response_header(Box::new(head)).await
 }

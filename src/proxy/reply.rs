@@ -5,7 +5,7 @@
 //! bytes; this only changes what the client gets. A target speaking the client's dialect passes.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use pingora::http::ResponseHeader;
 
 use super::translate::ReplyParts;
@@ -72,6 +72,9 @@ pub fn head(
     *parts.reply = reply;
     resp.remove_header(&CONTENT_LENGTH);
     resp.remove_header(&CONTENT_ENCODING);
+    // The translated body's length is not known yet: chunked, so the connection stays open
+    // (neither header would mean "until close" on HTTP/1.1; HTTP/2 drops this one).
+    resp.insert_header(TRANSFER_ENCODING, "chunked")?;
     let ctype = if sse && status < 400 {
         "text/event-stream"
     } else {

@@ -292,3 +292,36 @@ async fn bad_requests_are_refused_in_the_door_shape_before_any_upstream() {
     );
     assert_eq!(up.count(), 0, "nothing reached the upstream");
 }
+
+#[tokio::test]
+async fn translated_answers_keep_the_connection_open() {
+    let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let proxy = Proxy::start(&doors(&[("claude", "anthropic", up.url())], SMART));
+    let body = r#"{"model": "smart", "messages": [{"role": "user", "content": "Hi"}]}"#;
+    let one = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Two requests back to back on one connection: both are answered only if the first answer
+    // is framed (its length unknown when the head goes out: chunked, not "until close").
+    let out = raw(
+        proxy.addr,
+        format!("{one}{one}").as_bytes(),
+        std::time::Duration::from_secs(2),
+    )
+    .await;
+    assert!(
+        out.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "the translated answer is chunked: {out}"
+    );
+    assert_eq!(
+        out.matches("HTTP/1.1 200").count(),
+        2,
+        "both requests answered on one connection: {out}"
+    );
+    assert_eq!(
+        out.matches("\"chat.completion\"").count(),
+        2,
+        "two complete answers: {out}"
+    );
+}

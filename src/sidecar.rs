@@ -62,7 +62,7 @@ impl Sidecar {
             None => None,
         };
         let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
-        let cli_socket = crate::claude_cli::service::socket_path()
+        let cli_socket = crate::claude_cli::socket::socket_path()
             .map_err(|e| format!("cannot create the claude-cli socket directory: {e}"))?;
         install(&snapshot, &metrics);
         Ok(Arc::new(Sidecar {
@@ -157,7 +157,7 @@ impl Sidecar {
         if killed > 0 {
             tracing::warn!(killed, "CLI processes still running at exit were killed");
         }
-        crate::claude_cli::service::remove_socket(&self.cli_socket);
+        crate::claude_cli::socket::remove_socket(&self.cli_socket);
         if let Some(log) = &self.log {
             if !log.flush(Duration::from_secs(5)) {
                 tracing::warn!("request log not fully flushed at shutdown");

@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::invocation::CliConf;
+use super::conf::CliConf;
 
 /// A request the CLI must not be run for (a 400). The message names the field and never quotes
 /// a prompt.

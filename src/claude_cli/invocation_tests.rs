@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::secret::Secret;
 
 fn conf() -> CliConf {
     CliConf {

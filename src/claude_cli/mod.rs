@@ -24,6 +24,7 @@
 //!    session can be retried once as New with the history folded).
 
 mod answer;
+pub mod conf;
 pub mod events;
 pub mod fields;
 mod group;
@@ -34,6 +35,7 @@ pub mod process;
 mod prompt;
 pub mod service;
 pub mod sessions;
+pub mod socket;
 #[cfg(test)]
 mod testkit;
 pub mod token;

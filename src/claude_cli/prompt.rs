@@ -6,8 +6,8 @@
 
 use serde_json::{json, Value};
 
+use super::conf::SessionState;
 use super::fields::Invalid;
-use super::invocation::SessionState;
 
 /// The stdin bytes for `messages` (the request's field), with `context` (the `@` mentions of the
 /// context files) after the query.

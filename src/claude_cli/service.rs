@@ -6,7 +6,6 @@
 //! and when the sidecar exits (a SIGTERM drain lets runs finish: the proxy waits for them); its
 //! whole process group goes.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -308,24 +307,5 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.0.cli_running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-/// A private directory for the service's socket (mode 0700: only this user may connect).
-pub fn socket_path() -> std::io::Result<std::path::PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!(
-        "llm-sidecar-{}-{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    Ok(dir.join("cli.sock"))
-}
-
-/// Remove the socket's directory (at exit).
-pub fn remove_socket(path: &Path) {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use pingora::http::ResponseHeader;
 
-use super::translate::ReplyParts;
 use crate::provider::{Dialect, ProviderKind};
 use crate::translate::{self, ReplyMeta, StreamMeta, StreamTranslator};
 
@@ -38,6 +37,26 @@ pub enum Reply {
     Error { from: Dialect, status: u16, buf: Vec<u8> },
     /// Cannot be translated (compressed): the client gets this error at the end.
     Broken(String),
+}
+
+/// What the way back needs of the door's state.
+pub struct ReplyParts<'a> {
+    /// The client's dialect.
+    pub client: Dialect,
+    /// The model the client asked for (answers carry it).
+    pub client_model: &'a str,
+    /// The model the current target was asked for (`x-llm-sidecar-model`).
+    pub target_model: &'a str,
+    /// The target speaks the client's dialect: its answer passes as it is.
+    pub same: bool,
+    /// What the client sent that the target did not get (`x-llm-sidecar-dropped`).
+    pub dropped: &'a [&'static str],
+    /// The client's CLI fields were dropped (`x-llm-sidecar-degraded`).
+    pub degraded: bool,
+    /// An OpenAI client asked for the usage chunk.
+    pub include_usage: bool,
+    /// How the current answer goes back.
+    pub reply: &'a mut Reply,
 }
 
 /// The head of the target's answer: choose how it goes back and set the headers for it.

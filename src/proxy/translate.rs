@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::reply::Reply;
+use super::reply::{Reply, ReplyParts};
 use super::respond::{Early, ErrorKind, Refusal};
 use super::view::View;
 use crate::alloc::pick::{Step, Walk};
@@ -124,26 +124,6 @@ impl Translation {
             reply: &mut door.reply,
         })
     }
-}
-
-/// What the way back needs of the door's state.
-pub struct ReplyParts<'a> {
-    /// The client's dialect.
-    pub client: Dialect,
-    /// The model the client asked for (answers carry it).
-    pub client_model: &'a str,
-    /// The model the current target was asked for (`x-llm-sidecar-model`).
-    pub target_model: &'a str,
-    /// The target speaks the client's dialect: its answer passes as it is.
-    pub same: bool,
-    /// What the client sent that the target did not get (`x-llm-sidecar-dropped`).
-    pub dropped: &'a [&'static str],
-    /// The client's CLI fields were dropped (`x-llm-sidecar-degraded`).
-    pub degraded: bool,
-    /// An OpenAI client asked for the usage chunk.
-    pub include_usage: bool,
-    /// How the current answer goes back.
-    pub reply: &'a mut Reply,
 }
 
 /// Plan a front-door request (`None` for a pass-through route, and when the request goes on to

@@ -81,10 +81,12 @@ where
             return None;
         }
         let state = Arc::new(ConnState::new(limits.header_timeout, limits.keepalive_timeout));
-        let peer = peer_of(&*stream);
+        // The peer is formatted only for a rejection (rare), not for every connection.
+        let digest = stream.get_socket_digest();
         let wrapped: Stream = Box::new(DeadlineStream::new(stream, Arc::clone(&state)));
         let _ = ServerApp::process_new(&self.proxy, wrapped, shutdown).await;
         if let Some(reason) = state.rejection() {
+            let peer = digest.and_then(|d| d.peer_addr().map(|a| a.to_string()));
             self.core.rejected(reason, peer.as_deref());
         }
         drop(live);

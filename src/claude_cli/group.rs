@@ -59,16 +59,6 @@ impl Groups {
         all.len()
     }
 
-    /// Groups tracked now.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// No group is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
     fn lock(&self) -> MutexGuard<'_, BTreeSet<i32>> {
         // The set stays consistent whatever panicked while holding it.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)

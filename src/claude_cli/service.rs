@@ -140,7 +140,14 @@ impl CliService {
         let (Some(conf), Some(mode)) = (pool.cli.clone(), account.cli.clone()) else {
             return Err(Answer::new(503, Some("cli_unavailable"), "not a claude-cli account"));
         };
-        let raw = read_body(session, snap.limits.max_body_bytes).await?;
+        let (pool, account, state) = (
+            Arc::clone(&pool.name),
+            Arc::clone(&account.name),
+            Arc::clone(&account.state),
+        );
+        let max_body = snap.limits.max_body_bytes;
+        drop(snap); // not held while a slow body arrives
+        let raw = read_body(session, max_body).await?;
         let body: Value =
             serde_json::from_slice(&raw).map_err(|e| Answer::new(400, None, format!("invalid JSON: {e}")))?;
         let from_body = super::fields::client_session(&body).map_err(|e| Answer::new(400, None, e.message))?;
@@ -148,13 +155,13 @@ impl CliService {
             .or_else(|| from_body.map(String::from))
             .unwrap_or_else(super::sessions::new_uuid);
         Ok(Run {
-            pool: Arc::clone(&pool.name),
-            account: Arc::clone(&account.name),
+            pool,
+            account,
             conf,
             mode,
             body,
             session: session_key,
-            state: Arc::clone(&account.state),
+            state,
         })
     }
 }

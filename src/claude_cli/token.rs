@@ -7,17 +7,19 @@ use std::sync::OnceLock;
 
 use http::header::{HeaderName, HeaderValue};
 
+use crate::secret::Secret;
+
 /// The header the proxy sets on requests to the CLI service.
 pub const HEADER: HeaderName = HeaderName::from_static("x-llm-sidecar-cli-account");
 
-fn secret() -> &'static str {
-    static SECRET: OnceLock<String> = OnceLock::new();
-    SECRET.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
+fn secret() -> &'static Secret {
+    static SECRET: OnceLock<Secret> = OnceLock::new();
+    SECRET.get_or_init(|| Secret::new(format!("{:032x}", rand::random::<u128>())))
 }
 
 /// The credential header of `pool`/`account` (names are `A-Z a-z 0-9 - _ .`), marked sensitive.
 pub fn credential(pool: &str, account: &str) -> Option<(HeaderName, HeaderValue)> {
-    let mut value = HeaderValue::from_str(&format!("{}/{pool}/{account}", secret())).ok()?;
+    let mut value = HeaderValue::from_str(&format!("{}/{pool}/{account}", secret().expose())).ok()?;
     value.set_sensitive(true);
     Some((HEADER, value))
 }
@@ -26,8 +28,7 @@ pub fn credential(pool: &str, account: &str) -> Option<(HeaderName, HeaderValue)
 pub fn verify(value: &[u8]) -> Option<(&str, &str)> {
     let text = std::str::from_utf8(value).ok()?;
     let (given, rest) = text.split_once('/')?;
-    let ok: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), secret().as_bytes()).into();
-    if !ok {
+    if !secret().matches(given.as_bytes()) {
         return None;
     }
     rest.split_once('/')

@@ -256,7 +256,11 @@ fn row(session: &Session, ctx: &mut impl FinishCtx, m: Metered, l: Line<'_>, now
 fn warn_unpriced(model: Option<&str>) {
     static SEEN: OnceLock<DashMap<String, ()>> = OnceLock::new();
     let seen = SEEN.get_or_init(DashMap::new);
-    let name = sanitize(model.unwrap_or("(unknown)"));
+    let raw = model.unwrap_or("(unknown)");
+    if seen.contains_key(raw) {
+        return; // said already (a clean name is its own key): no allocation per request
+    }
+    let name = sanitize(raw);
     if seen.len() < 1024 && seen.insert(name.clone(), ()).is_none() {
         tracing::warn!(model = %name, "no price for this model: its cost is logged as null");
     }

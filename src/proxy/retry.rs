@@ -42,8 +42,8 @@ pub struct Retry {
     head_only: bool,
     /// A retry was refused because the pool's retry budget was spent.
     budget_exhausted: bool,
-    /// A retry was decided while handling a response (its head, or an in-band error); the reason.
-    planned: Option<&'static str>,
+    /// A retry was decided while handling a response (its head, or an in-band error).
+    planned: bool,
     /// The next attempt replaces a pooled connection the upstream had closed: no backoff.
     stale: bool,
     /// Why the request failed, where the sidecar knows better than Pingora's error.
@@ -205,7 +205,7 @@ pub fn connect_failed(ctx: &mut impl RetryCtx, etype: &ErrorType) -> bool {
 /// The attempt failed while proxying: retry it elsewhere? `client_reused`: the upstream
 /// connection came from the pool; `nothing_sent`: no response head reached the client.
 pub fn proxy_failed(ctx: &mut impl RetryCtx, e: &Error, client_reused: bool, nothing_sent: bool) -> bool {
-    if ctx.retry_mut().planned.take().is_some() {
+    if std::mem::take(&mut ctx.retry_mut().planned) {
         return true;
     }
     // A pooled connection the upstream had already closed: the account is fine, try again.
@@ -271,7 +271,7 @@ pub fn response_head(ctx: &mut impl RetryCtx, status: u16, headers: &HeaderMap) 
     let reason = status_reason(status);
     account_failed(ctx, failure, reason);
     if may_retry(ctx, reason) {
-        ctx.retry_mut().planned = Some(reason);
+        ctx.retry_mut().planned = true;
         return Err(Error::explain(ErrorType::HTTPStatus(status), reason).into_up());
     }
     Ok(())
@@ -306,7 +306,7 @@ pub fn in_band_error(ctx: &mut impl RetryCtx, kind: Option<&str>) -> bool {
     account_failed(ctx, failure, reason);
     if may_retry(ctx, reason) {
         let r = ctx.retry_mut();
-        r.planned = Some(reason);
+        r.planned = true;
         r.head_only = true;
         return true;
     }

@@ -98,8 +98,7 @@ pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut impl St
     our_headers(resp, ctx)?;
     if ctx.account().is_some_and(|a| a.cli.is_some()) {
         if let Some(id) = resp.headers.get("x-session-id").and_then(|v| v.to_str().ok()) {
-            let id = id.to_string();
-            ctx.adopt_session(&id);
+            ctx.adopt_session(id);
         }
     }
     let sse = resp

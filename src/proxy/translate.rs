@@ -43,8 +43,6 @@ pub struct Translation {
 struct Door {
     dialect: Dialect,
     chat: Chat,
-    /// The model name the client asked for (answers carry it).
-    model: String,
     targets: Vec<Target>,
     prepared: Vec<Option<Prepared>>,
     /// The target of the current attempt.
@@ -69,10 +67,6 @@ struct Prepared {
 
 impl Translation {
     /// The client's dialect when the request came through a front door.
-    pub fn door(&self) -> Option<Dialect> {
-        self.door.as_ref().map(|d| d.dialect)
-    }
-
     /// Set the current attempt's target; its path and body (`None`: a pass-through request).
     pub fn attempt(&mut self, target: Option<usize>) -> Option<(&str, Bytes)> {
         let door = self.door.as_mut()?;
@@ -115,7 +109,7 @@ impl Translation {
         let p = door.prepared.get(i)?.as_ref()?;
         Some(ReplyParts {
             client: door.dialect,
-            client_model: &door.model,
+            client_model: &door.chat.model,
             target_model: door.targets.get(i).map_or("", |t| &*t.model),
             same: p.same,
             dropped: &p.dropped,
@@ -155,21 +149,24 @@ pub fn plan(ctx: &mut impl TranslateCtx) -> Option<Early> {
         Err(message) => return Some(refuse(ErrorKind::ModelNotFound, message)),
     };
     let degrade = pool.is_none() && snap.model(&chat.model).is_some_and(|m| m.degrade);
-    let targets = match by_need(snap, &chat, targets, degrade) {
+    let fields = cli_fields(&chat);
+    let targets = match by_need(snap, &chat, &fields, targets, degrade) {
         Ok(t) => t,
         Err(message) => return Some(refuse(ErrorKind::InvalidRequest, message)),
     };
-    let (prepared, first_error) = prepare_all(snap, dialect, &chat, &body, &targets);
+    let (prepared, first_error) = prepare_all(snap, dialect, &chat, &body, &targets, !fields.is_empty());
     let steps = steps(snap, &targets, &prepared);
     let Some(walk) = Walk::over(steps) else {
         let message = first_error.unwrap_or_else(|| "no target can serve this request".into());
         return Some(refuse(ErrorKind::InvalidRequest, message));
     };
-    let session = chat.session_id.clone().or_else(|| body_session(dialect, &body));
+    let session = chat
+        .session_id
+        .clone()
+        .or_else(|| user_session(dialect, chat.user.as_deref()));
     let model = chat.model.clone();
     let door = Door {
         dialect,
-        model: model.clone(),
         chat,
         targets,
         prepared,
@@ -264,13 +261,14 @@ fn prepare_all(
     chat: &Chat,
     body: &Bytes,
     targets: &[Target],
+    needs_cli: bool,
 ) -> (Vec<Option<Prepared>>, Option<String>) {
     let mut first_error = None;
     let prepared = targets
         .iter()
         .map(|t| {
             let pool = snap.pools.get(t.pool)?;
-            prepare(pool, dialect, chat, body, &t.model)
+            prepare(pool, dialect, chat, body, &t.model, needs_cli)
                 .map_err(|e| first_error.get_or_insert(e).clone())
                 .ok()
         })
@@ -278,10 +276,17 @@ fn prepare_all(
     (prepared, first_error)
 }
 
-fn prepare(pool: &Pool, client: Dialect, chat: &Chat, body: &Bytes, model: &str) -> Result<Prepared, String> {
+fn prepare(
+    pool: &Pool,
+    client: Dialect,
+    chat: &Chat,
+    body: &Bytes,
+    model: &str,
+    needs_cli: bool,
+) -> Result<Prepared, String> {
     let target = pool.provider.dialect();
     let cli = pool.cli.is_some();
-    let degraded = !cli && !cli_fields(chat).is_empty();
+    let degraded = !cli && needs_cli;
     if target == client {
         let mut drop: Vec<&str> = DOOR_FIELDS.to_vec();
         if !cli {
@@ -345,8 +350,13 @@ fn cli_fields(chat: &Chat) -> Vec<&'static str> {
 
 /// Routing by need: a request with CLI fields goes to claude-cli targets; API targets come after
 /// them only when the model allows degrading (the fields are then dropped, and said so).
-fn by_need(snap: &Snapshot, chat: &Chat, targets: Vec<Target>, degrade: bool) -> Result<Vec<Target>, String> {
-    let fields = cli_fields(chat);
+fn by_need(
+    snap: &Snapshot,
+    chat: &Chat,
+    fields: &[&str],
+    targets: Vec<Target>,
+    degrade: bool,
+) -> Result<Vec<Target>, String> {
     if fields.is_empty() {
         return Ok(targets);
     }
@@ -384,12 +394,16 @@ fn steps(snap: &Snapshot, targets: &[Target], prepared: &[Option<Prepared>]) -> 
     steps
 }
 
-/// The session an Anthropic body names in `metadata.user_id` (Claude Code's JSON form too).
-fn body_session(dialect: Dialect, body: &[u8]) -> Option<String> {
+/// The session an Anthropic body names in `metadata.user_id` (Claude Code's JSON form too), from
+/// the request already read (no second parse of the body).
+fn user_session(dialect: Dialect, user: Option<&str>) -> Option<String> {
     if dialect != Dialect::Anthropic {
         return None;
     }
-    let info: BodyInfo = serde_json::from_slice(body).ok()?;
+    let info = BodyInfo {
+        metadata: Some(serde_json::json!({ "user_id": user? })),
+        ..BodyInfo::default()
+    };
     ProviderKind::Anthropic
         .get()
         .body_session(&info)

@@ -2,8 +2,6 @@
 //! when those are full, an API target serves them without the fields only where the model allows
 //! degrading, and the answer and the log row say so.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::harness::cli::{ask, CliRig};
@@ -115,5 +113,4 @@ async fn cli_fields_go_to_cli_targets_and_degrade_only_where_allowed() {
         1,
         "exactly the degraded request's row says so: {notes:?}"
     );
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

@@ -2,8 +2,6 @@
 //! `backend`, `POOL/MODEL`), the cheapest target first, failover across providers, upstream auth
 //! errors kept ours, and what `check` refuses.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::harness::doors::*;
@@ -129,7 +127,6 @@ async fn a_failing_target_moves_to_the_next_provider_and_auth_errors_stay_ours()
         v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
         "an OpenAI-shaped error: {v}"
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let rows = s.wait_rows(2).await;
     assert_eq!(
         rows[0]["pool"], "gem",

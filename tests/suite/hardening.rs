@@ -279,6 +279,7 @@ async fn a_body_serde_cannot_reserialise_is_still_metered() {
         );
     }
     let rows = s.wait_rows(2).await;
+    assert_eq!(rows.len(), 2, "one row per request: {rows:?}");
     for r in &rows {
         assert_eq!(
             (r["input_tokens"].clone(), r["output_tokens"].clone()),

@@ -69,5 +69,5 @@ pub(in crate::translate) fn encode(reply: &Reply, meta: &ReplyMeta) -> Vec<u8> {
         "stop_sequence": null,
         "usage": usage_json(&reply.usage),
     });
-    body.to_string().into_bytes()
+    serde_json::to_vec(&body).unwrap_or_default() // a Value always serializes
 }

@@ -69,5 +69,5 @@ pub(in crate::translate) fn encode(reply: &Reply, meta: &ReplyMeta) -> Vec<u8> {
         "modelVersion": meta.model,
         "responseId": meta.id,
     });
-    body.to_string().into_bytes()
+    serde_json::to_vec(&body).unwrap_or_default() // a Value always serializes
 }

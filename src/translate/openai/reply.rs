@@ -98,5 +98,5 @@ pub(in crate::translate) fn encode(reply: &Reply, meta: &ReplyMeta) -> Vec<u8> {
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": stop_str(reply.stop)}],
         "usage": usage_json(&reply.usage),
     });
-    body.to_string().into_bytes()
+    serde_json::to_vec(&body).unwrap_or_default() // a Value always serializes
 }

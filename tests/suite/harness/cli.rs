@@ -148,14 +148,19 @@ impl CliRig {
         files.into_iter().map(|(_, p)| read_run(&p)).collect()
     }
 
-    /// Wait (up to 10 s) until at least `n` runs are recorded.
+    /// Wait (up to 10 s, else fail) until at least `n` runs are recorded.
     pub async fn wait_runs(&self, n: usize) -> Vec<Run> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let runs = self.runs();
-            if runs.len() >= n || Instant::now() > deadline {
+            if runs.len() >= n {
                 return runs;
             }
+            assert!(
+                Instant::now() < deadline,
+                "{n} CLI runs within 10 s, got {}",
+                runs.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -70,7 +70,8 @@ impl Logged {
         rows.map(|r| r.expect("row")).collect()
     }
 
-    /// Wait until there are `n` rows (a disconnect is logged when Pingora notices it).
+    /// Wait (up to 5 s, else fail) until there are `n` rows (a disconnect is logged when Pingora
+    /// notices it).
     pub async fn wait_rows(&self, n: usize) -> Vec<Value> {
         for _ in 0..100 {
             let rows = self.rows();
@@ -79,6 +80,8 @@ impl Logged {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.rows()
+        let rows = self.rows();
+        assert!(rows.len() >= n, "{n} log rows within 5 s, got {}: {rows:?}", rows.len());
+        rows
     }
 }

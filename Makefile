@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := target/sdk-venv
 PROVIDER_KEYS := ANTHROPIC_API_KEY OPENAI_API_KEY GEMINI_API_KEY OPENROUTER_API_KEY
 
-.PHONY: run test deps sdk-check
+.PHONY: run test deps test-deps sdk-check
 CLAUDE_VERSION := 2.1.197
 CLAUDE := target/claude-cli/node_modules/@anthropic-ai/claude-code-linux-x64/claude
 
@@ -15,6 +15,11 @@ deps:
 	@command -v cmake >/dev/null || { echo "installing cmake (needed to build Pingora)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake >/dev/null; }
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust from https://rustup.rs"; exit 1; }
+
+# The shared-state tests start their own redis-server (Debian's package) on a free port.
+test-deps: deps
+	@command -v redis-server >/dev/null || { echo "installing redis-server (the shared-state tests start their own)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 # Keys come from the environment. Unset ones get a placeholder so the sidecar starts;
 # the provider will then refuse those calls until a real key is exported.
@@ -24,7 +29,7 @@ run: deps
 	for k in $(PROVIDER_KEYS); do export $$k="$${!k:-placeholder-$$k}"; done; \
 	exec ./target/release/llm-sidecar run --config $(CONFIG)
 
-test: deps
+test: test-deps
 	cargo test
 	$(MAKE) --no-print-directory sdk-check
 

@@ -188,7 +188,7 @@ fn account_selection(c: &mut Criterion) {
             g.bench_function(format!("pick_{n}_accounts_{name}"), |b| {
                 b.iter(|| {
                     let mut walk = Walk::new(0);
-                    rt.block_on(select::pick(&core.notifier, &snap, &mut walk, session))
+                    rt.block_on(select::pick(&core.notifier, &snap, &mut walk, session, None))
                         .map(|p| p.account)
                 })
             });

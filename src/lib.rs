@@ -26,6 +26,7 @@ pub mod reload;
 pub mod resilience;
 pub mod secret;
 pub mod server;
+pub mod shared;
 pub mod sidecar;
 pub mod state;
 pub mod store;

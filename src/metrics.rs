@@ -101,6 +101,10 @@ pub struct Metrics {
     cli_exits: IntCounterVec,
     /// Handles for requests that matched no route.
     pub unrouted: OnceLock<RouteMetrics>,
+    /// `shared_state_errors_total{op}`: store operations that failed or timed out.
+    pub(crate) shared_errors: IntCounterVec,
+    /// `shared_state_up`: 1 while the store is connected and requests share.
+    pub(crate) shared_up: prometheus::IntGauge,
 }
 
 fn help(name: &str, text: &str) -> Opts {
@@ -201,6 +205,8 @@ impl Metrics {
             cli_processes: IntGaugeVec::new(help("cli_processes", "claude-cli: CLI processes running and requests queued, by account."), &["pool", "account", "state"])?,
             cli_exits: IntCounterVec::new(help("cli_exits_total", "claude-cli: how CLI processes ended, by pool and reason."), &["pool", "reason"])?,
             unrouted: OnceLock::new(),
+            shared_errors: IntCounterVec::new(help("shared_state_errors_total", "Shared-store operations that failed or timed out (the request went on with local state), by op."), &["op"])?,
+            shared_up: prometheus::IntGauge::with_opts(help("shared_state_up", "1 while the shared store is connected and requests share state through it."))?,
             registry,
         };
         let r = &m.registry;
@@ -229,6 +235,11 @@ impl Metrics {
         r.register(Box::new(m.unmetered.clone()))?;
         r.register(Box::new(m.cli_processes.clone()))?;
         r.register(Box::new(m.cli_exits.clone()))?;
+        r.register(Box::new(m.shared_errors.clone()))?;
+        r.register(Box::new(m.shared_up.clone()))?;
+        for op in ["admit", "record", "connect", "queue"] {
+            m.shared_errors.with_label_values(&[op]);
+        }
         for reason in Rejected::ALL {
             m.rejected.with_label_values(&[reason.as_str()]);
         }

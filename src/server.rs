@@ -98,6 +98,8 @@ pub fn add_background(server: &mut Server, core: &Arc<Sidecar>) {
     server.add_service(background_service("llm-sidecar webhook", webhook));
     let reload = ReloadService::new(Arc::clone(core));
     server.add_service(background_service("llm-sidecar reload", reload));
+    let shared = crate::shared::service::SharedService::new(Arc::clone(core));
+    server.add_service(background_service("llm-sidecar shared state", shared));
 }
 
 /// Run until a signal: SIGINT stops at once; SIGTERM stops accepting, lets in-flight requests

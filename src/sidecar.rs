@@ -46,6 +46,8 @@ pub struct Sidecar {
     cli_socket: PathBuf,
     /// The CLI process groups running, killed at exit if anything is left.
     pub cli_groups: Arc<crate::claude_cli::Groups>,
+    /// The store replicas share state through (`shared.redis`, read at start-up).
+    pub shared: Option<Arc<crate::shared::Shared>>,
 }
 
 impl Sidecar {
@@ -65,6 +67,10 @@ impl Sidecar {
         let cli_socket = crate::claude_cli::socket::socket_path()
             .map_err(|e| format!("cannot create the claude-cli socket directory: {e}"))?;
         install(&snapshot, &metrics);
+        let shared = match &snapshot.shared {
+            Some(conf) => Some(crate::shared::Shared::new(conf, &metrics)?),
+            None => None,
+        };
         Ok(Arc::new(Sidecar {
             config: ArcSwap::from_pointee(snapshot),
             config_path,
@@ -79,6 +85,7 @@ impl Sidecar {
             draining: AtomicBool::new(false),
             cli_socket,
             cli_groups: Arc::default(),
+            shared,
         }))
     }
 

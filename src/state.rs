@@ -10,7 +10,8 @@ use crate::alloc::sessions::Sessions;
 use crate::resilience::budget::RetryBudget;
 use crate::resilience::health::Health;
 use crate::resilience::limits::{Slots, Window};
-use crate::usage::ledger::Ledger;
+use crate::usage::ledger::{Ledger, LedgerView};
+use crate::usage::mirror::Mirror;
 
 /// Everything the sidecar remembers about one account.
 pub struct AccountState {
@@ -26,6 +27,16 @@ pub struct AccountState {
     pub sessions: Arc<AtomicU32>,
     /// claude-cli: CLI processes running for this account now.
     pub cli_running: AtomicU32,
+    /// The account's totals across replicas, as the shared store last gave them.
+    pub mirror: Mirror,
+}
+
+impl AccountState {
+    /// The ledger as the allocator reads it: this process's, raised to the shared totals when
+    /// `shared` is on.
+    pub fn view(&self, now_ms: i64) -> LedgerView {
+        self.mirror.merge(self.ledger.view(now_ms), now_ms)
+    }
 }
 
 impl Default for AccountState {
@@ -37,6 +48,7 @@ impl Default for AccountState {
             sent: Window::default(),
             sessions: Arc::new(AtomicU32::new(0)),
             cli_running: AtomicU32::new(0),
+            mirror: Mirror::default(),
         }
     }
 }

@@ -39,7 +39,7 @@ pub fn render(m: &Metrics, snap: &Snapshot, log_dropped: u64, notify_dropped: u6
             }
             let sessions = s.sessions.load(std::sync::atomic::Ordering::Acquire);
             m.sessions.with_label_values(&labels).set(i64::from(sessions));
-            let view = s.ledger.view(ms);
+            let view = s.view(ms);
             m.score
                 .with_label_values(&labels)
                 .set(score(&view, a.budget.as_ref(), sessions, a.weight));

@@ -22,7 +22,7 @@ fn account(a: &Account, now: Instant, ms: i64) -> Value {
         State::CoolingDown { until } | State::Open { until } => Some(rfc3339(until, now)),
         _ => None,
     };
-    let view = s.ledger.view(ms);
+    let view = s.view(ms);
     let sessions = s.sessions.load(std::sync::atomic::Ordering::Acquire);
     let mut out = json!({
         "name": &*a.name,

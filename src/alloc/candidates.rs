@@ -20,7 +20,7 @@ pub(super) struct Unavailable {
 }
 
 impl Unavailable {
-    fn note(&mut self, until: Option<Instant>, rate_limited: bool) {
+    pub(super) fn note(&mut self, until: Option<Instant>, rate_limited: bool) {
         self.all_rate_limited = if self.any {
             self.all_rate_limited && rate_limited
         } else {
@@ -36,7 +36,7 @@ impl Unavailable {
 fn over_rate(account: &Account, ms: i64) -> bool {
     let (l, s) = (&account.limits, &account.state);
     l.rpm.is_some_and(|rpm| s.sent.count(ms) >= f64::from(rpm))
-        || l.tpm.is_some_and(|tpm| s.ledger.view(ms).tokens_last_minute >= tpm)
+        || l.tpm.is_some_and(|tpm| s.view(ms).tokens_last_minute >= tpm)
 }
 
 /// Past 100% of its weekly budget: no requests at all.
@@ -55,7 +55,7 @@ pub(super) fn serveable(account: &Account, now: Instant, ms: i64, gone: &mut Una
         gone.note(until, rate_limited);
         return false;
     }
-    if over_budget(account, &account.state.ledger.view(ms)) {
+    if over_budget(account, &account.state.view(ms)) {
         gone.note(None, false);
         return false;
     }
@@ -85,7 +85,7 @@ pub(super) fn rank(pool: &Pool, tried: u64, gone: &mut Unavailable) -> Vec<Candi
         if !serveable(a, now, ms, gone) {
             continue;
         }
-        let view = a.state.ledger.view(ms);
+        let view = a.state.view(ms);
         let sessions = a.state.sessions.load(Ordering::Acquire);
         let bindable = a.budget.is_none_or(|b| weekly_used(&view, Some(&b)) < b.threshold);
         out.push(Candidate {

@@ -8,3 +8,4 @@ pub mod pick;
 pub mod rebalance;
 pub mod score;
 pub mod sessions;
+pub mod shared;

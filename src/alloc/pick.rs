@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::candidates::{rank, serveable, take, Candidate, Unavailable};
+use super::shared::Sharing;
 use crate::clock::now_ms;
 use crate::config::{Pool, Snapshot};
 use crate::notify::Notifier;
@@ -109,6 +110,9 @@ pub enum NoPick {
     QueueFull,
     /// Waited in a queue for `queue_timeout` without getting a slot.
     QueueTimeout,
+    /// The client is over its rpm across all replicas (shared store); it may send again after
+    /// this.
+    ClientOver(Duration),
 }
 
 /// Choose the account for the next attempt, waiting in a queue if that is what it takes.
@@ -117,13 +121,20 @@ pub async fn pick(
     snap: &Snapshot,
     walk: &mut Walk,
     session: Option<&str>,
+    mut sharing: Option<Sharing<'_>>,
 ) -> Result<Pick, NoPick> {
     let webhook_on = snap.webhook.is_some();
     let mut gone = Unavailable::default();
     let mut queue_full = false;
     while let Some(pi) = walk.pool_at(snap, walk.step) {
         let pool = &snap.pools[pi];
-        let ranked = rank(pool, walk.tried, &mut gone);
+        let mut ranked = rank(pool, walk.tried, &mut gone);
+        if let Some(sharing) = sharing.as_mut() {
+            let first = walk.tried == 0;
+            ranked = super::shared::narrow(sharing, pool, ranked, session, first, &mut gone)
+                .await
+                .map_err(|c| NoPick::ClientOver(c.0))?;
+        }
         let mut queue_at = None;
         let taken = take_now(notifier, webhook_on, pool, &ranked, session, walk.tried, &mut queue_at);
         match taken {

@@ -37,7 +37,7 @@ pub fn rebalance(core: &Sidecar, pool: &Pool) -> usize {
         .iter()
         .enumerate()
         .filter(|(_, a)| a.state.health.could_serve(now))
-        .map(|(i, a)| (i, a.state.ledger.view(ms).block_cost))
+        .map(|(i, a)| (i, a.state.view(ms).block_cost))
         .collect();
     let hottest = spend.iter().max_by(|a, b| a.1.total_cmp(&b.1));
     let coolest = spend.iter().min_by(|a, b| a.1.total_cmp(&b.1));

@@ -33,6 +33,9 @@ enum Command {
         /// Config file.
         #[arg(long, short, env = "LLM_SIDECAR_CONFIG", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Also connect to what the config names outside this process (`shared.redis`).
+        #[arg(long)]
+        connect: bool,
     },
     /// Pools and accounts of a running sidecar, from its admin API.
     Status {
@@ -139,10 +142,14 @@ pub fn main() -> i32 {
                 1
             }
         },
-        Command::Check { config } => match config::load(&config, &States::default()) {
+        Command::Check { config, connect } => match config::load(&config, &States::default()) {
             Ok(snap) => {
                 println!("{}: ok: {}", config.display(), snap.summary());
-                0
+                if connect {
+                    connect_shared(&snap)
+                } else {
+                    0
+                }
             }
             Err(problems) => {
                 print_problems(&config, &problems);
@@ -175,6 +182,34 @@ pub fn main() -> i32 {
             };
             crate::observe::flush_logs();
             code
+        }
+    }
+}
+
+/// `check --connect`: reach `shared.redis` once (connect, PING) and say how it went.
+fn connect_shared(snap: &crate::config::Snapshot) -> i32 {
+    let Some(conf) = &snap.shared else {
+        println!("shared.redis: not configured");
+        return 0;
+    };
+    let tried = crate::metrics::Metrics::new()
+        .map_err(|e| e.to_string())
+        .and_then(|m| crate::shared::Shared::new(conf, &m))
+        .and_then(|shared| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(shared.ping())
+        });
+    match tried {
+        Ok(()) => {
+            println!("shared.redis: connected (PING answered)");
+            0
+        }
+        Err(e) => {
+            eprintln!("shared.redis: cannot connect: {e}");
+            1
         }
     }
 }

@@ -131,6 +131,8 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
         );
     }
 
+    let shared = super::shared::build(&raw.shared, &mut p);
+
     match (listen, admin_listen, p.0.is_empty()) {
         (Some(listen), Some(admin_listen), true) => Ok(Snapshot {
             listen,
@@ -157,6 +159,7 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
             admin_token,
             fingerprint: 0,
             key_files,
+            shared,
         }),
         _ => Err(p.0),
     }

@@ -10,7 +10,9 @@ pub mod raw;
 mod raw_cli;
 mod raw_pool;
 mod raw_server;
+mod raw_shared;
 mod routes;
+mod shared;
 mod snapshot;
 mod units;
 
@@ -19,7 +21,7 @@ use std::path::Path;
 pub use check::{parse_base_url, Problem};
 pub use snapshot::{
     Account, AccountLimits, ClientToken, HealthCheckConf, Limits, LogConf, Model, Pool, RetryConf, Route, RouteTarget,
-    ServerLimits, Snapshot, Target, Timeouts, Upstream, Webhook,
+    ServerLimits, SharedConf, Snapshot, Target, Timeouts, Upstream, Webhook,
 };
 
 use crate::state::States;

@@ -9,6 +9,7 @@ pub use super::raw_pool::{
     RawAccount, RawBreaker, RawBudget, RawHealthCheck, RawPool, RawRebalance, RawRetry, RawSession, RawTimeouts,
 };
 pub use super::raw_server::{RawAdmin, RawCors, RawLimits, RawServer};
+pub use super::raw_shared::{RawRedis, RawShared};
 pub use super::units::{Dur, Percent};
 
 fn secs(n: u64) -> Dur {
@@ -55,6 +56,9 @@ pub struct RawConfig {
     pub notifications: RawNotifications,
     /// Browser access: which origins may call the sidecar (none when absent).
     pub cors: Option<RawCors>,
+    /// `shared`: the store replicas share state through (none: in-process state).
+    #[serde(default)]
+    pub shared: RawShared,
 }
 
 fn default_listen() -> String {

@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub fingerprint: u64,
     /// Files the config reads keys from (watched for rotation).
     pub key_files: Vec<std::path::PathBuf>,
+    /// `shared.redis` (`None`: state stays in this process). Read at start-up only.
+    pub shared: Option<SharedConf>,
 }
 
 /// Where and how the request log is kept.
@@ -359,4 +361,18 @@ impl Snapshot {
     pub fn model(&self, name: &str) -> Option<&Model> {
         self.models.iter().find(|m| &*m.name == name)
     }
+}
+
+/// `shared.redis`, validated. The connection itself lives outside the snapshot
+/// ([`crate::shared::Shared`]); a change here takes effect at the next start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedConf {
+    /// The URL (it may carry credentials, so it never prints).
+    pub url: Secret,
+    /// The password from `password_env` / `password_file`.
+    pub password: Option<Secret>,
+    /// Prefix of every key.
+    pub prefix: Box<str>,
+    /// Deadline of one operation.
+    pub timeout: Duration,
 }

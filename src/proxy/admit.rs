@@ -41,6 +41,8 @@ pub struct Request {
     inflight: Option<InflightGuard>,
     route: Option<usize>,
     client: Option<Arc<str>>,
+    /// The client's key in the shared store, until the request's first ask takes it.
+    shared_client: Option<Box<str>>,
     session: Option<String>,
     stream: bool,
     model: Option<String>,
@@ -59,6 +61,10 @@ impl Request {
     /// The pinned snapshot itself (for what outlives a borrow of the context).
     pub fn snap_arc(&self) -> Option<Arc<Snapshot>> {
         self.snap.clone()
+    }
+    /// The client's key for the shared store's window (once: retries are the same request).
+    pub fn take_shared_client(&mut self) -> Option<Box<str>> {
+        self.shared_client.take()
     }
     /// The sidecar the request runs in (`None` before admission counted it in flight).
     pub fn core(&self) -> Option<&Sidecar> {
@@ -274,6 +280,13 @@ fn client(core: &Sidecar, session: &Session, r: &mut Request, snap: &Snapshot) -
         (None, Some(addr)) => ClientKey::Addr(addr.ip()),
         (None, None) => ClientKey::Overflow,
     };
+    if core.shared.is_some() {
+        r.shared_client = Some(match &key {
+            ClientKey::Named(name) => format!("n:{name}").into(),
+            ClientKey::Addr(ip) => format!("ip:{ip}").into(),
+            ClientKey::Overflow => "overflow".into(),
+        });
+    }
     let v = core.clients.check(key, u64::from(rpm), now_ms());
     if v.allowed {
         return None;

@@ -188,6 +188,9 @@ impl SelectCtx for Ctx {
     fn attempt_and_session(&mut self) -> (&mut Attempt, Option<&str>) {
         (&mut self.attempt, self.req.session())
     }
+    fn take_shared_client(&mut self) -> Option<Box<str>> {
+        self.req.take_shared_client()
+    }
     fn prepare_target(&mut self) {
         if let Some((_, body)) = self.translation.attempt(self.attempt.target()) {
             if let Some(link) = &self.link {

@@ -9,6 +9,7 @@ use pingora::proxy::Session;
 
 use super::respond::{ErrorKind, RespondCtx};
 use crate::clock::now_ms;
+use crate::shared::record::Write;
 use crate::sidecar::Sidecar;
 use crate::store::Row;
 use crate::text::sanitize;
@@ -121,11 +122,21 @@ fn ledger(core: &Sidecar, ctx: &impl FinishCtx, m: &Metered, now: i64) {
     let (Some(snap), Some(pool), Some(account)) = (ctx.snapshot(), ctx.pool(), ctx.account()) else {
         return;
     };
-    let ledger = &account.state.ledger;
-    ledger.record(now, m.cost.unwrap_or(0.0), m.usage.total_tokens(), 1);
+    let (cost, tokens) = (m.cost.unwrap_or(0.0), m.usage.total_tokens());
+    account.state.ledger.record(now, cost, tokens, 1);
+    let write = || Write::Usage {
+        pool: Arc::clone(&pool.name),
+        account: Arc::clone(&account.name),
+        at_ms: now,
+        cost,
+        tokens,
+    };
+    if core.shared.as_ref().is_some_and(|s| s.queue(write())) {
+        return; // the store says which thresholds this request reached first, across replicas
+    }
     if let Some(budget) = account.budget.as_ref() {
         if m.cost.is_some_and(|c| c > 0.0) && budget.weekly_usd > 0.0 {
-            let used = ledger.view(now).week_cost / budget.weekly_usd;
+            let used = account.state.view(now).week_cost / budget.weekly_usd;
             let webhook_on = snap.webhook.is_some();
             core.notifier
                 .budget(webhook_on, &pool.name, &account.name, used, &snap.thresholds);

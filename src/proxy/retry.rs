@@ -5,6 +5,7 @@
 //! tried, within the pool's attempts and retry budget. It also says what each outcome means for
 //! the account's health.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
@@ -15,7 +16,9 @@ use super::respond::{ErrorKind, RespondCtx};
 use crate::alloc::pick::{self, Walk};
 use crate::clock::now_ms;
 use crate::metrics::Outcome;
+use crate::resilience::health::Transition;
 use crate::resilience::{self, Verdict, DEFAULT_COOLDOWN};
+use crate::shared::record::{HealthKind, Write};
 
 /// What the retry stage needs from the request beyond what answering needs.
 pub trait RetryCtx: RespondCtx {
@@ -146,8 +149,27 @@ fn account_failed(ctx: &mut impl RetryCtx, failure: Failure, reason: &str) {
     if let (Some(t), Some(core)) = (t, core) {
         core.notifier
             .account_changed(ctx.webhook_on(), &pool.name, &account.name, t, reason);
+        if let (Some(shared), Some(kind)) = (&core.shared, travels(t)) {
+            shared.queue(Write::Health {
+                pool: Arc::clone(&pool.name),
+                account: Arc::clone(&account.name),
+                kind,
+            });
+        }
     }
     ctx.outcome_recorded();
+}
+
+/// The health other replicas should obey too (`shared`): cooldowns, open breakers, broken keys.
+fn travels(t: Transition) -> Option<HealthKind> {
+    match t {
+        Transition::CooledDown { for_ } => Some(HealthKind::Cool(for_)),
+        Transition::BreakerOpened { cooldown } | Transition::BreakerReopened { cooldown } => {
+            Some(HealthKind::Open(cooldown))
+        }
+        Transition::KeyBroken => Some(HealthKind::Broken),
+        Transition::BreakerClosed | Transition::Recovered => None,
+    }
 }
 
 /// The account answered properly.

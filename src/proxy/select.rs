@@ -13,6 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::respond::ErrorKind;
 use super::retry::RetryCtx;
 use crate::alloc::pick::{self, NoPick, Walk};
+use crate::alloc::shared::Sharing;
 use crate::clock::now_ms;
 use crate::config::{Account, Pool, Snapshot};
 use crate::notify::Notifier;
@@ -22,6 +23,8 @@ use crate::sidecar::Sidecar;
 pub trait SelectCtx: RetryCtx {
     /// Selection's own part of the request's state, with the request's session (one borrow).
     fn attempt_and_session(&mut self) -> (&mut Attempt, Option<&str>);
+    /// The client's key for the shared store's window, taken by the request's first attempt.
+    fn take_shared_client(&mut self) -> Option<Box<str>>;
     /// The pinned snapshot itself (it outlives a borrow of the context).
     fn snapshot_arc(&self) -> Option<std::sync::Arc<Snapshot>>;
     /// The attempt goes to its target: the body and path it sends are that target's (front doors).
@@ -38,8 +41,13 @@ pub async fn upstream_peer(core: &Sidecar, ctx: &mut impl SelectCtx) -> pingora:
     if let Some(wait) = ctx.retry_mut().backoff(primary.as_ref()) {
         tokio::time::sleep(wait).await;
     }
+    let client = ctx.take_shared_client();
+    let sharing = core.shared.as_deref().map(|store| Sharing {
+        store,
+        client: client.as_deref().zip(snap.client_rpm),
+    });
     let (attempt, session) = ctx.attempt_and_session();
-    match attempt.next(&core.notifier, &snap, session).await {
+    match attempt.next(&core.notifier, &snap, session, sharing).await {
         Ok(destination) => {
             ctx.retry_mut().attempt_started();
             ctx.prepare_target();
@@ -55,8 +63,10 @@ pub async fn upstream_peer(core: &Sidecar, ctx: &mut impl SelectCtx) -> pingora:
             }
         }
         Err(no) => {
-            if no.kind == ErrorKind::RateLimited {
-                core.metrics.ratelimited("pool");
+            match no.kind {
+                ErrorKind::RateLimited => core.metrics.ratelimited("pool"),
+                ErrorKind::ClientRateLimited => core.metrics.ratelimited("client"),
+                _ => {}
             }
             ctx.retry_mut().fail(no.kind, no.retry_after);
             Err(match no.detail {
@@ -165,12 +175,15 @@ impl Attempt {
         notifier: &Notifier,
         snap: &Snapshot,
         session: Option<&str>,
+        sharing: Option<Sharing<'_>>,
     ) -> Result<Option<SocketAddr>, Unserved> {
         self.release(Some(snap));
         let Some(walk) = self.walk.as_mut() else {
             return Err(unserved(ErrorKind::Internal, None));
         };
-        let picked = pick::pick(notifier, snap, walk, session).await.map_err(refused)?;
+        let picked = pick::pick(notifier, snap, walk, session, sharing)
+            .await
+            .map_err(refused)?;
         walk.tried |= 1 << picked.account;
         self.target = walk.target();
         self.pool = Some(picked.pool);
@@ -212,6 +225,7 @@ fn refused(no: NoPick) -> Unserved {
         NoPick::Unavailable { retry_after, .. } => unserved(ErrorKind::NoAccount, Some(retry_after)),
         NoPick::QueueFull => unserved(ErrorKind::QueueFull, Some(Duration::from_secs(1))),
         NoPick::QueueTimeout => unserved(ErrorKind::QueueTimeout, Some(Duration::from_secs(1))),
+        NoPick::ClientOver(wait) => unserved(ErrorKind::ClientRateLimited, Some(wait)),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod ledger;
 mod meter;
+pub mod mirror;
 pub mod price;
 pub mod sse;
 

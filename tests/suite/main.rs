@@ -25,6 +25,7 @@ mod process;
 mod reload;
 mod request_log;
 mod resilience;
+mod shared;
 mod timeouts;
 mod tls;
 mod usage;

@@ -43,6 +43,8 @@ const WEBHOOKS: &[(&str, &str)] = &[
     ("LLMS_HOOK_SLOW", ""),
     // notifications::budgets_stop_new_sessions_at_the_threshold_and_all_traffic_at_the_limit
     ("LLMS_HOOK_BUDGET", ""),
+    // shared::a_weekly_budget_reached_through_several_sidecars_stops_all_and_notifies_once
+    ("LLMS_HOOK_SHARED", ""),
 ];
 
 struct Env {

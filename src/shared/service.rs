@@ -1,0 +1,143 @@
+//! The background service of the shared store: it connects (and reconnects with backoff after
+//! a loss), loads the scripts, and sends the queued writes, many at once on the one multiplexed
+//! connection, acting on their answers (the mirror of an account's totals, budget notifications).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::record::{Recorded, Write};
+use super::{describe, Shared};
+use crate::sidecar::Sidecar;
+
+/// Writes in flight at once.
+const IN_FLIGHT: usize = 256;
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Keeps the store connected and drains the write queue (idles without `shared`).
+pub struct SharedService {
+    core: Arc<Sidecar>,
+}
+
+impl SharedService {
+    /// The service for `core`.
+    pub fn new(core: Arc<Sidecar>) -> Self {
+        SharedService { core }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for SharedService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(shared) = self.core.shared.clone() else {
+            return;
+        };
+        let Some(rx) = shared.queued.lock().ok().and_then(|mut q| q.take()) else {
+            return;
+        };
+        tokio::select! {
+            _ = keep_connected(&shared) => {}
+            _ = drain(rx, &self.core, &shared) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Connect, then wait for a loss and connect again, backing off from 100 ms to 5 s.
+async fn keep_connected(shared: &Shared) {
+    loop {
+        let mut delay = FIRST_RETRY;
+        loop {
+            match connect(shared).await {
+                Ok(c) => {
+                    shared.connected(c);
+                    break;
+                }
+                Err(e) => {
+                    shared.unreachable(&e);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY);
+                }
+            }
+        }
+        shared.lost.notified().await;
+    }
+}
+
+/// A connection with both scripts loaded (so the first request runs them by SHA).
+async fn connect(shared: &Shared) -> Result<redis::aio::MultiplexedConnection, String> {
+    let mut c = shared.connect().await?;
+    for script in [&shared.admit_script, &shared.record_script] {
+        let load = script.load_async(&mut c);
+        match tokio::time::timeout(shared.timeout.max(Duration::from_secs(1)), load).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(describe(&e)),
+            Err(_) => return Err("timed out loading scripts".into()),
+        }
+    }
+    Ok(c)
+}
+
+/// Send each queued write (at most [`IN_FLIGHT`] at once) and act on its answer.
+async fn drain(mut rx: mpsc::Receiver<Write>, core: &Arc<Sidecar>, shared: &Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(w) = rx.recv().await {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let (core, shared) = (Arc::clone(core), Arc::clone(shared));
+        tokio::spawn(async move {
+            send(&core, &shared, w).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn send(core: &Sidecar, shared: &Shared, w: Write) {
+    match w {
+        Write::Health { pool, account, kind } => shared.health(&pool, &account, kind).await,
+        Write::Usage {
+            pool,
+            account,
+            at_ms,
+            cost,
+            tokens,
+        } => {
+            let snap = core.snapshot();
+            let Some(acct) = snap
+                .pools
+                .iter()
+                .find(|p| p.name == pool)
+                .and_then(|p| p.accounts.iter().find(|a| a.name == account))
+            else {
+                return;
+            };
+            let weekly = acct.budget.map_or(0.0, |b| b.weekly_usd);
+            let answer = shared
+                .usage((&pool, &account, at_ms, cost, tokens), weekly, &snap.thresholds)
+                .await;
+            let webhook_on = snap.webhook.is_some();
+            match answer {
+                Some(Recorded { view, fired }) => {
+                    acct.state.mirror.set(at_ms, view);
+                    if weekly > 0.0 && !fired.is_empty() {
+                        core.notifier
+                            .budget(webhook_on, &pool, &account, view.week_cost / weekly, &fired);
+                    }
+                }
+                // Not shared this time: this replica's own view decides, as without `shared`.
+                None if weekly > 0.0 && cost > 0.0 => {
+                    let used = acct.state.view(crate::clock::now_ms()).week_cost / weekly;
+                    core.notifier
+                        .budget(webhook_on, &pool, &account, used, &snap.thresholds);
+                }
+                None => {}
+            }
+        }
+    }
+}

@@ -3,6 +3,11 @@
 and renders the kustomizations first). Every check prints one line; any failure exits 1.
 
 Usage: validate.py --rendered DIR --versions 1.29.0,1.37.0 [--per-file] [--sidecar-bin PATH]
+
+examples/shared-redis (Valkey for shared.redis) is checked as well: its config is the base's plus
+`shared`, the sidecar's URL variable and projected password file, Valkey's Deployment, Service
+and NetworkPolicy, and `llm-sidecar check` on its config with the URL variable set (and refusing
+it without).
 """
 
 import argparse
@@ -14,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 import kubernetes_validate
@@ -36,6 +42,11 @@ MOUNTS = {  # mount path -> (volume source kind, name of the ConfigMap/Secret or
     "/tmp": ("emptyDir", None, False),
 }
 ROUTES = {"/anthropic", "/openai", "/gemini", "/openrouter"}
+# examples/shared-redis: Valkey's Deployment, Service, NetworkPolicy and Secret share this name.
+SHARED_EXAMPLE = K8S / "examples" / "shared-redis"
+REDIS = "llm-sidecar-redis"
+REDIS_URL_ENV = "LLM_SIDECAR_REDIS_URL"
+REDIS_POLICIES = {"volatile-ttl", "allkeys-lru"}   # every key the sidecar writes has a TTL
 
 # The metrics the sidecar exports (src/metrics.rs), with their labels.
 METRICS = {
@@ -260,6 +271,8 @@ def check_deployment(dep, source, config):
         v = volumes.get(m["name"], {})
         src = v.get(kind)
         good = src is not None and (ref_name is None or src.get("name", src.get("secretName")) == ref_name)
+        if kind == "secret" and "projected" in v:   # examples/shared-redis: the Secret plus the Redis password
+            good = {"name": ref_name} in [s.get("secret") for s in v["projected"].get("sources", [])]
         check(good, f"{where}: {path} is {kind}{' ' + ref_name if ref_name else ''}", json.dumps(v))
         check(bool(m.get("readOnly")) == ro, f"{where}: {path} {'read-only' if ro else 'writable'}")
         check("subPath" not in m, f"{where}: {path} mounted without subPath (updates reach the pod)")
@@ -306,8 +319,9 @@ def check_config(cm, source, secret_keys):
     return cfg
 
 
-def run_sidecar_check(config_text, binary):
-    """`llm-sidecar check` on the config, with placeholder key files and token."""
+def run_sidecar_check(config_text, binary, what="the ConfigMap's sidecar.yaml", extra_env=None, fails_with=None):
+    """`llm-sidecar check` on the config, with placeholder key files and token (and extra_env).
+    With fails_with: the check must fail and name that path (proves the binary checks it)."""
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp, "keys")
         keys.mkdir()
@@ -316,10 +330,116 @@ def run_sidecar_check(config_text, binary):
             (keys / k).write_text(" ci-placeholder\n")
         cfg = Path(tmp, "sidecar.yaml")
         cfg.write_text(text)
-        env = dict(os.environ, **{ADMIN_TOKEN_ENV: "ci-admin-token"})
+        env = {k: v for k, v in os.environ.items() if k != REDIS_URL_ENV}   # only extra_env sets it
+        env.update({ADMIN_TOKEN_ENV: "ci-admin-token"}, **(extra_env or {}))
         r = subprocess.run([binary, "check", "--config", str(cfg)], env=env, capture_output=True, text=True)
         out = (r.stdout + r.stderr).strip().replace(str(cfg), "sidecar.yaml")
-        check(r.returncode == 0, f"`{rel(binary) if str(binary).startswith(str(ROOT)) else binary} check` accepts the ConfigMap's sidecar.yaml ({out.splitlines()[0] if out else ''})", out)
+        name = rel(binary) if str(binary).startswith(str(ROOT)) else binary
+        if fails_with:
+            check(r.returncode != 0 and fails_with in out, f"`{name} check` refuses {what} (names {fails_with})", out)
+        else:
+            check(r.returncode == 0, f"`{name} check` accepts {what} ({out.splitlines()[0] if out else ''})", out)
+
+
+def check_shared(docs, source, cfg, base_cfg, sidecar_dep):
+    """examples/shared-redis: the config's shared.redis, the sidecar's URL variable and password
+    file, and Valkey's Deployment, Service and NetworkPolicy agree with each other. Returns the
+    sidecar's Deployment with the overlay's additions undone (to compare it with the base's)."""
+    where = f"{source}: shared.redis"
+    r = (cfg.get("shared") or {}).get("redis") or {}
+    check(r.get("url_env") == REDIS_URL_ENV and "url" not in r, f"{where}: url_env {REDIS_URL_ENV} (no URL in the config)", json.dumps(r))
+    pf = r.get("password_file", "")
+    check(pf.startswith("/var/run/secrets/llm/") and "password_env" not in r, f"{where}: password_file under /var/run/secrets/llm", pf)
+    check({k: v for k, v in cfg.items() if k != "shared"} == base_cfg, f"{where}: the rest of the config is base/configmap.yaml's")
+
+    def one(kind):
+        return next((d for d in docs if d["kind"] == kind and d["metadata"]["name"] == REDIS), None)
+    dep, svc, np = one("Deployment"), one("Service"), one("NetworkPolicy")
+    if not check(dep is not None and svc is not None and np is not None, f"{source}: Deployment, Service and NetworkPolicy {REDIS}"):
+        return None
+    w = f"{source}: Deployment/{REDIS}"
+    tpl, spec = dep["spec"]["template"], dep["spec"]["template"]["spec"]
+    pod_labels = tpl["metadata"].get("labels", {})
+    check(dep["spec"].get("replicas") == 1 and dep["spec"].get("strategy", {}).get("type") == "Recreate", f"{w}: 1 replica, Recreate")
+    check(pod_labels.get(INJECT_LABEL[0]) != INJECT_LABEL[1] and not spec.get("initContainers"), f"{w}: no sidecar, not labelled for one")
+    check(spec.get("automountServiceAccountToken") is False, f"{w}: no service account token")
+    c = spec["containers"][0] if len(spec.get("containers", [])) == 1 else {}
+    check(re.fullmatch(r"(valkey/valkey|redis):\d+\.\d+\.\d+(-[a-z0-9.]+)?", c.get("image", "")) is not None,
+          f"{w}: image {c.get('image')} pinned to a release")
+    args = c.get("args") or []
+    opts = {args[i][2:]: args[i + 1] for i in range(0, len(args) - 1, 2) if args[i].startswith("--")}
+    check(opts.get("save") == "" and opts.get("appendonly") == "no", f"{w}: no persistence (--save \"\" --appendonly no)", json.dumps(args))
+    env = {e["name"]: e for e in c.get("env", [])}
+    m = re.fullmatch(r"\$\((\w+)\)", opts.get("requirepass", ""))
+    ref = env.get(m.group(1) if m else "", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    check(ref == {"name": REDIS, "key": "password"}, f"{w}: --requirepass from Secret {REDIS} key password", json.dumps(ref))
+    policy = opts.get("maxmemory-policy")
+    check(policy in REDIS_POLICIES, f"{w}: --maxmemory-policy {policy} in {sorted(REDIS_POLICIES)}")
+    res = c.get("resources", {})
+    check(all(res.get(a, {}).get(b) for a in ("requests", "limits") for b in ("cpu", "memory")), f"{w}: cpu and memory requests and limits")
+
+    def size(q):   # 64mb / 128Mi -> bytes (the Redis and the Kubernetes way)
+        mm = re.fullmatch(r"(\d+)\s*([kmg]b?|[KMG]i)?", str(q or ""), re.I)
+        if not mm:
+            return None
+        unit = (mm.group(2) or "").lower()
+        return int(mm.group(1)) * {"": 1, "k": 1000, "kb": 1024, "ki": 1024, "m": 10**6, "mb": 2**20, "mi": 2**20,
+                                    "g": 10**9, "gb": 2**30, "gi": 2**30}[unit]
+    mem, limit = size(opts.get("maxmemory")), size(res.get("limits", {}).get("memory"))
+    check(mem and limit and mem <= limit * 3 // 4, f"{w}: --maxmemory {opts.get('maxmemory')} leaves a quarter of the limit {res.get('limits', {}).get('memory')}")
+    sc, psc = c.get("securityContext", {}), spec.get("securityContext", {})
+    check((sc.get("runAsNonRoot") or psc.get("runAsNonRoot")) is True and sc.get("runAsUser", psc.get("runAsUser")) not in (None, 0)
+          and sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
+          and sc.get("capabilities", {}).get("drop") == ["ALL"] and not sc.get("capabilities", {}).get("add") and not sc.get("privileged")
+          and "RuntimeDefault" in (sc.get("seccompProfile", {}).get("type"), psc.get("seccompProfile", {}).get("type")),
+          f"{w}: securityContext non-root, read-only root, no privilege escalation, drop ALL, RuntimeDefault", json.dumps(sc))
+    ready, live = c.get("readinessProbe", {}), c.get("livenessProbe", {})
+    check("ping" in " ".join(ready.get("exec", {}).get("command", [])) and ("tcpSocket" in live or "exec" in live),
+          f"{w}: readiness pings, liveness probes the server")
+    ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+    check(opts.get("port", "6379") == "6379" and 6379 in ports.values(), f"{w}: serves 6379")
+
+    ws = f"{source}: Service/{REDIS}"
+    sel = svc["spec"].get("selector") or {}
+    check(sel and sel.items() <= pod_labels.items() and svc["spec"].get("type", "ClusterIP") == "ClusterIP", f"{ws}: ClusterIP selecting Valkey's pods")
+    sp = svc["spec"].get("ports", [{}])[0]
+    target = sp.get("targetPort", sp.get("port"))
+    check(ports.get(target, target) == 6379, f"{ws}: port {sp.get('port')} reaches the container's 6379")
+
+    wn = f"{source}: NetworkPolicy/{REDIS}"
+    npsel = np["spec"].get("podSelector", {}).get("matchLabels") or {}
+    check(npsel and npsel.items() <= pod_labels.items() and "Ingress" in np["spec"].get("policyTypes", []), f"{wn}: applies to Valkey's pods (ingress)")
+    rules = np["spec"].get("ingress", [])
+    froms = [f for rule in rules for f in rule.get("from", [])]
+    check(rules and all(rule.get("from") for rule in rules) and froms == [{"podSelector": {"matchLabels": {INJECT_LABEL[0]: INJECT_LABEL[1]}}}] * len(froms),
+          f"{wn}: only pods labelled {INJECT_LABEL[0]}={INJECT_LABEL[1]} (this namespace) may connect", json.dumps(rules))
+    check(all(rule.get("ports") and all(p.get("port") in (6379, "redis") for p in rule["ports"]) for rule in rules), f"{wn}: only to 6379")
+
+    if sidecar_dep is None or sidecar_container(sidecar_dep) is None:
+        fail(f"{source}: no sidecar to point at {REDIS}")
+        return None
+    wd = f"{source}: Deployment/{sidecar_dep['metadata']['name']}"
+    sc_env = {e["name"]: e for e in sidecar_container(sidecar_dep).get("env", [])}
+    url = sc_env.get(REDIS_URL_ENV, {}).get("value", "")
+    u = urlsplit(url)
+    check(u.scheme in ("redis", "rediss") and (u.hostname or "").split(".")[0] == REDIS and (u.port or 6379) == sp.get("port")
+          and u.password is None, f"{wd}: {REDIS_URL_ENV}={url} is Service {REDIS}:{sp.get('port')}, no password in it")
+    vol = next((v for v in sidecar_dep["spec"]["template"]["spec"].get("volumes", []) if v["name"] == SECRET), {})
+    sources = vol.get("projected", {}).get("sources", [])
+    want = [{"secret": {"name": SECRET}},
+            {"secret": {"name": REDIS, "items": [{"key": "password", "path": pf.rsplit("/", 1)[-1]}]}}]
+    check(sorted(json.dumps(x, sort_keys=True) for x in sources) == sorted(json.dumps(x, sort_keys=True) for x in want)
+          and not vol.get("secret"),
+          f"{wd}: volume {SECRET} projects Secret {SECRET} and {REDIS}/password as {pf}", json.dumps(vol))
+    # The sidecar as the base has it: without the URL variable, the keys volume a plain Secret.
+    undone = copy.deepcopy(sidecar_dep)
+    c2 = sidecar_container(undone)
+    c2["env"] = [e for e in c2.get("env", []) if e["name"] != REDIS_URL_ENV]
+    for v in undone["spec"]["template"]["spec"].get("volumes", []):
+        if v["name"] == SECRET and "projected" in v:
+            mode = v.pop("projected").get("defaultMode")
+            v["secret"] = {"secretName": SECRET, **({"defaultMode": mode} if mode is not None else {})}
+    return undone
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,8 +454,16 @@ def check_manifests(args):
           "every Secret value is a REPLACE-ME placeholder in stringData")
     check("admin-token" in sdata, "the Secret has admin-token")
     secret_keys = set(sdata)
+    redis_secret = load_docs(SHARED_EXAMPLE / "secret.example.yaml")[0]
+    print(f"{rel(SHARED_EXAMPLE / 'secret.example.yaml')} (not in the kustomization: validated on its own)")
+    schema_validate(redis_secret, rel(SHARED_EXAMPLE / "secret.example.yaml"), versions)
+    rdata = redis_secret.get("stringData", {})
+    check(redis_secret["metadata"]["name"] == REDIS and set(rdata) == {"password"} and "data" not in redis_secret
+          and str(rdata["password"]).startswith("REPLACE-ME"), f"Secret {REDIS}: only password, a REPLACE-ME placeholder in stringData")
+    shared_runs = []   # (source, config text, URL) for `llm-sidecar check`
 
     base_cm = load_docs(K8S / "base" / "configmap.yaml")[0]
+    base_cfg = yaml.safe_load(base_cm["data"]["sidecar.yaml"])
     comp_cm = load_docs(K8S / "components" / "inject" / "configmap.yaml")[0]
     check(base_cm == comp_cm, "components/inject/configmap.yaml is identical to base/configmap.yaml")
 
@@ -356,6 +484,9 @@ def check_manifests(args):
             if name.startswith("k8s/examples"):
                 for d in docs:
                     schema_validate(d, name, versions)
+        rendered["k8s/examples/shared-redis (files)"] = load_docs(SHARED_EXAMPLE / "configmap-patch.yaml") + [
+            d for f in ("deployment.yaml", "service.yaml", "networkpolicy.yaml") for d in load_docs(SHARED_EXAMPLE / "valkey" / f)]
+        shared_patch = load_docs(SHARED_EXAMPLE / "sidecar-patch.yaml")[0]   # partial: its env and volume only
     else:
         rendered = {}
         for f in sorted(Path(args.rendered).glob("*.yaml")):
@@ -368,16 +499,32 @@ def check_manifests(args):
         cfg = None
         if check(CONFIGMAP in cms, f"{source}: has ConfigMap {CONFIGMAP}"):
             cfg = check_config(cms[CONFIGMAP], source, secret_keys)
+        shared = cfg is not None and "shared" in cfg
         for d in docs:
             schema_validate(d, source, versions)
-            if d["kind"] == "Deployment" and cfg is not None:
+            if d["kind"] == "Deployment" and d["metadata"]["name"] == REDIS:
+                check(shared, f"{source}: Valkey comes with shared.redis in the config")
+            elif d["kind"] == "Deployment" and cfg is not None:
                 check_deployment(d, source, cfg)
                 sidecars[f"{source} {d['metadata']['name']}"] = d
+        if shared:
+            with_sidecar = [k for k in sidecars if k.startswith(source + " ")]
+            if args.per_file:
+                dep = shared_patch
+            else:
+                check(len(with_sidecar) == 1, f"{source}: one Deployment with the sidecar", str(with_sidecar))
+                dep = sidecars[with_sidecar[0]] if with_sidecar else None
+            undone = check_shared(docs, source, cfg, base_cfg, dep)
+            if undone is not None and not args.per_file:
+                sidecars[with_sidecar[0]] = undone   # compared with the base's sidecar below
+            url = next((e.get("value") for e in (sidecar_container(dep) or {}).get("env", []) if e["name"] == REDIS_URL_ENV), None) if dep else None
+            shared_runs.append((source, cms[CONFIGMAP]["data"]["sidecar.yaml"], url))
         kinds = {d["kind"] for d in docs}
         check("Secret" not in kinds, f"{source}: ships no Secret (real keys are never overwritten by apply)")
 
     if args.per_file:
         sidecars[patch_sidecar[0]] = patch_sidecar[1]
+    check(any(s for s, _, _ in shared_runs), "examples/shared-redis was checked (shared.redis, Valkey, sidecar)")
     # The component must inject exactly the sidecar the base shows, and keep the app's own parts.
     if len(sidecars) >= 2:
         print("the component injects the same sidecar as the base, and keeps the app's own parts")
@@ -401,6 +548,11 @@ def check_manifests(args):
     if args.sidecar_bin:
         print(f"the real binary checks the config ({args.sidecar_bin})")
         run_sidecar_check(base_cm["data"]["sidecar.yaml"], args.sidecar_bin)
+        for source, text, url in shared_runs:
+            run_sidecar_check(text, args.sidecar_bin, f"{source}'s sidecar.yaml with {REDIS_URL_ENV}={url}",
+                              extra_env={REDIS_URL_ENV: url or ""})
+            run_sidecar_check(text, args.sidecar_bin, f"{source}'s sidecar.yaml without {REDIS_URL_ENV}",
+                              fails_with="shared.redis.url_env")
     else:
         print("llm-sidecar check: skipped (no binary: set LLM_SIDECAR_BIN or build target/debug/llm-sidecar)")
 

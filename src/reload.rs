@@ -57,6 +57,9 @@ fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if old.log.sqlite != new.log.sqlite || old.log.queue != new.log.queue {
         out.push("log.sqlite / log.queue changed (restart to apply)".into());
     }
+    if old.shared != new.shared {
+        out.push("shared changed (restart to apply)".into());
+    }
     out
 }
 
@@ -102,6 +105,13 @@ pub async fn reload(
                 if let Some(t) = a.state.health.reset() {
                     core.notifier
                         .account_changed(core.webhook_on(), &pool.name, &a.name, t, "config reloaded");
+                }
+                if let Some(shared) = &core.shared {
+                    shared.queue(crate::shared::record::Write::Health {
+                        pool: Arc::clone(&pool.name),
+                        account: Arc::clone(&a.name),
+                        kind: crate::shared::record::HealthKind::Clear,
+                    });
                 }
             }
         }

@@ -41,7 +41,8 @@ def ratio(v, base):
 
 names = {"direct": "direct to the upstream", "nginx": "nginx reverse proxy",
          "bare": "bare Pingora (stock build)", "sidecar": "llm-sidecar, full config",
-         "baseline": "llm-sidecar baseline build, same config"}
+         "baseline": "llm-sidecar baseline build, same config",
+         "shared": "llm-sidecar, same config + shared.redis"}
 legs = [(leg, names.get(leg, leg)) for leg in a.legs.split()]
 print()
 print(f"Anthropic Messages POST (~1 KB JSON), keep-alive; {a.duration} per measurement, "
@@ -62,6 +63,13 @@ door, through = get("sidecar", "door", "rps"), get("sidecar", "c50", "rps")
 print()
 print(f"- OpenAI front door -> Anthropic pool (request and answer translated): {door:,.0f} req/s @50, "
       f"{ratio(door, through)} of pass-through ({through:,.0f}); p99 @50 {us(get('sidecar', 'door', 'p99'))}")
+shared_rps = get("shared", "c50", "rps")
+if shared_rps == shared_rps:
+    print(f"- shared.redis on (local redis-server): {shared_rps:,.0f} req/s @50, {ratio(shared_rps, through)} of the "
+          f"same config without it; p50 @1 conn {us(get('shared', 'c1', 'p50'))} vs {us(get('sidecar', 'c1', 'p50'))} "
+          f"(+{us(get('shared', 'c1', 'p50') - get('sidecar', 'c1', 'p50'))}); Redis per request: "
+          f"{get('shared', 'redis', 'scripts_per_req'):.2f} script calls (round trips), "
+          f"{get('shared', 'redis', 'cmds_per_req'):.1f} commands in all")
 errors = {leg: sum(v for (l, _, k), vs in raw.items() if l == leg and k == "errors" for v in vs)
           for leg, _ in legs}
 mib = lambda kib: kib / 1024
@@ -107,6 +115,10 @@ targets = [
      get("sidecar", "c50", "p99") <= get("nginx", "c50", "p99")),
     ("idle RSS <= 16 MB", f"{mib(idle):.1f} MiB", idle * 1024 <= 16e6),
     (f"RSS <= 64 MB with {a.streams} streams", f"{mib(streams_rss):.1f} MiB", streams_rss * 1024 <= 64e6),
+    ("shared.redis req/s >= 0.8x local", ratio(shared_rps, through), shared_rps >= 0.8 * through),
+    ("shared.redis p50 @1 conn within 0.1 ms of local",
+     us(get("shared", "c1", "p50") - get("sidecar", "c1", "p50")),
+     get("shared", "c1", "p50") <= get("sidecar", "c1", "p50") + 100),
     ("SSE per-chunk delay < 1 ms", f"p99 {us(get('sidecar', 'chunk', 'p99'))}", get("sidecar", "chunk", "p99") < 1000),
 ]
 print()

@@ -3,7 +3,8 @@
 # fast SSE stream; four legs measured interleaved round after round: direct to the upstream,
 # nginx as reverse proxy, bare Pingora (examples/bare_proxy.rs, stock build) and llm-sidecar
 # with a realistic config (benches/load/sidecar.yaml: allocation, metering, metrics, SQLite log),
-# plus its OpenAI front door translating to the Anthropic pool.
+# plus its OpenAI front door translating to the Anthropic pool, and the same config with
+# shared.redis on (leg "shared", a local redis-server on the load core).
 # The proxy under test runs alone on core $PROXY_CPU; wrk/oha and the upstreams on $LOAD_CPU.
 # Prints a markdown table (medians over the rounds) with ratios to nginx and to bare Pingora.
 #
@@ -30,6 +31,7 @@ need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
 command -v cmake >/dev/null || need+=(cmake)
+command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
@@ -67,7 +69,7 @@ wait_port() {
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 UP=$(port); NGX=$(port); BAREP=$(port); SC=$(port); ADMIN=$(port); PROBE=$(port); BARES=$(port)
-BL=$(port); BLADMIN=$(port)
+BL=$(port); BLADMIN=$(port); SH=$(port); SHADMIN=$(port); RP=$(port)
 
 # --- the nginx upstream (core LOAD_CPU) and nginx as reverse proxy (core PROXY_CPU) ---
 user_line=""
@@ -121,8 +123,18 @@ BENCH_KEY_A=sk-bench-a BENCH_KEY_B=sk-bench-b \
   taskset -c "$PROXY_CPU" "$SIDECAR" run --config "$WORK/sidecar.yaml" >"$WORK/sidecar.log" 2>&1 & PIDS+=($!)
 SC_PID=$!
 echo "$SC_PID" > "$WORK/sidecar.pid"
-for p in $UP $NGX $BAREP $SC $PROBE $BARES; do wait_port "$p"; done
-LEGS=(direct nginx bare sidecar)
+# The same sidecar config plus shared.redis, against a local redis-server on the load core.
+taskset -c "$LOAD_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$WORK" >"$WORK/redis.log" 2>&1 & PIDS+=($!)
+mkdir -p "$WORK/shared"
+sed -e "s#@PORT@#$SH#; s#@ADMIN@#$SHADMIN#; s#@JSON@#$UP#g; s#@SSE@#$PROBE#g; s#@DIR@#$WORK/shared#" \
+  "$HERE/sidecar.yaml" > "$WORK/shared.yaml"
+printf 'shared:\n  redis: { url: "redis://127.0.0.1:%s/0", prefix: bench, timeout: 50ms }\n' "$RP" >> "$WORK/shared.yaml"
+wait_port "$RP"
+BENCH_KEY_A=sk-bench-a BENCH_KEY_B=sk-bench-b \
+  taskset -c "$PROXY_CPU" "$SIDECAR" run --config "$WORK/shared.yaml" >"$WORK/shared.log" 2>&1 & PIDS+=($!)
+for p in $UP $NGX $BAREP $SC $PROBE $BARES $SH; do wait_port "$p"; done
+LEGS=(direct nginx bare sidecar shared)
 if [ -n "${BASELINE:-}" ]; then
   # Another build of the sidecar, same config (its own ports and request log), measured alike.
   mkdir -p "$WORK/baseline"
@@ -140,13 +152,14 @@ echo "sidecar idle rss_kib $(rss_kib "$SC_PID")" >> "$RESULTS"
 echo "bare idle rss_kib $(rss_kib "$BARE_PID")" >> "$RESULTS"
 
 declare -A BASE=([direct]="http://127.0.0.1:$UP" [nginx]="http://127.0.0.1:$NGX"
-                 [bare]="http://127.0.0.1:$BAREP" [sidecar]="http://127.0.0.1:$SC" [baseline]="http://127.0.0.1:$BL")
+                 [bare]="http://127.0.0.1:$BAREP" [sidecar]="http://127.0.0.1:$SC" [baseline]="http://127.0.0.1:$BL"
+                 [shared]="http://127.0.0.1:$SH")
 # scenario -> path on a plain proxy, path on the sidecar, body file
 declare -A PLAIN=([anthropic]=/v1/messages [openai]=/v1/chat/completions [sse]=/sse/v1/messages)
 declare -A SIDE=([anthropic]=/anthropic/v1/messages [openai]=/openai/v1/chat/completions [sse]=/stream/v1/messages
                  [door]=/door/chat/completions)
 declare -A BODY=([anthropic]=anthropic.json [openai]=openai.json [sse]=anthropic-stream.json [door]=door.json)
-url() { if [ "$1" = sidecar ] || [ "$1" = baseline ]; then echo "${BASE[$1]}${SIDE[$2]}"; else echo "${BASE[$1]}${PLAIN[$2]}"; fi; }
+url() { if [ "$1" = sidecar ] || [ "$1" = baseline ] || [ "$1" = shared ]; then echo "${BASE[$1]}${SIDE[$2]}"; else echo "${BASE[$1]}${PLAIN[$2]}"; fi; }
 
 wrk_run() { # leg scenario connections -> "rps=.. p50=.. p99=.. errors=.."
   BENCH_BODY="$HERE/${BODY[$2]}" taskset -c "$LOAD_CPU" wrk -t1 -c"$3" -d"$4" -s "$HERE/request.lua" "$(url "$1" "$2")" |
@@ -163,6 +176,16 @@ record() { # leg test "k=v ..." -> results lines
   for kv in $3; do echo "$1 $2 ${kv%%=*} ${kv#*=}" >> "$RESULTS"; done
 }
 
+# Redis commands per request of the shared leg: the store's own counters over the whole run.
+redis_calls() { # -> "all evalsha": every command run (script-internal ones included), scripts run
+  redis-cli -p "$RP" info commandstats | tr -d '\r' |
+    awk -F'[:=,]' '/^cmdstat_/ {all += $3; if ($1 == "cmdstat_evalsha") ev += $3} END {print all+0, ev+0}'
+}
+requests_of() { # admin port -> requests the sidecar counted
+  curl -s "http://127.0.0.1:$1/metrics" | awk '/^llm_sidecar_requests_total\{/ {n += $2} END {print n+0}'
+}
+read -r CALLS0 EVAL0 <<< "$(redis_calls)"
+REQ0=$(requests_of "$SHADMIN")
 echo "warming up"
 for leg in "${LEGS[@]}"; do
   for sc in anthropic openai sse; do wrk_run "$leg" "$sc" 50 2s >/dev/null; done
@@ -180,6 +203,9 @@ for round in $(seq "$ROUNDS"); do
   record sidecar door "$(wrk_run sidecar door 50 "$DURATION")"
 done
 echo "sidecar loaded rss_kib $(rss_kib "$SC_PID")" >> "$RESULTS"
+read -r CALLS1 EVAL1 <<< "$(redis_calls)"
+REQ1=$(requests_of "$SHADMIN")
+python3 -c "r=max(1,$REQ1-$REQ0); print('shared redis cmds_per_req', ($CALLS1-$CALLS0)/r); print('shared redis scripts_per_req', ($EVAL1-$EVAL0)/r)" >> "$RESULTS"
 
 echo "SSE timing and $STREAMS open streams"
 for round in $(seq "$ROUNDS"); do

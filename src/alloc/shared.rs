@@ -45,6 +45,7 @@ pub(super) async fn narrow(
                 rpm: a.limits.rpm.unwrap_or(0),
                 tpm: a.limits.tpm.unwrap_or(0),
                 bindable: c.bindable,
+                weekly_usd: a.budget.map_or(0.0, |b| b.weekly_usd),
             }
         })
         .collect();

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use super::{describe, Op, Shared};
-use crate::clock::now_ms;
+use super::{Op, Shared};
 
 /// The script (loaded once per connection; run by its SHA).
 pub(super) const SCRIPT: &str = include_str!("admit.lua");
@@ -21,6 +20,8 @@ pub struct Candidate<'a> {
     pub tpm: u64,
     /// Under its budget threshold: may take a new session.
     pub bindable: bool,
+    /// Its weekly budget in USD (0: none): past it, no replica sends it anything.
+    pub weekly_usd: f64,
 }
 
 /// What one request asks of the store.
@@ -56,33 +57,26 @@ impl Shared {
     /// Check and count `ask` atomically. `None`: the store is down or slow (the failure is
     /// counted); the local decision stands.
     pub async fn admit(&self, ask: &Ask<'_>) -> Option<Verdict> {
-        let mut conn = self.conn()?;
+        let (gen, mut conn) = self.conn()?;
         let mut call = self.admit_script.prepare_invoke();
         let (sid, ttl) = ask.session.unwrap_or(("", Duration::ZERO));
         let (client, crpm) = ask.client.unwrap_or(("", 0));
         call.arg(self.prefix())
-            .arg(now_ms())
-            .arg(rand::random::<u64>())
             .arg(ask.pool)
             .arg(sid)
-            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg(super::millis(ttl))
             .arg(client)
             .arg(crpm);
         for c in ask.candidates {
-            call.arg(c.name).arg(c.rpm).arg(c.tpm).arg(u8::from(c.bindable));
+            call.arg(c.name)
+                .arg(c.rpm)
+                .arg(c.tpm)
+                .arg(u8::from(c.bindable))
+                .arg(c.weekly_usd.max(0.0));
         }
         let answer = tokio::time::timeout(self.timeout, call.invoke_async::<Vec<i64>>(&mut conn)).await;
-        match answer {
-            Ok(Ok(v)) => verdict(&v, ask.candidates.len()),
-            Ok(Err(e)) => {
-                self.failed(Op::Admit, &describe(&e));
-                None
-            }
-            Err(_) => {
-                self.failed(Op::Admit, "timed out");
-                None
-            }
-        }
+        let v = self.answer(Op::Admit, gen, answer)?;
+        verdict(&v, ask.candidates.len())
     }
 }
 

@@ -70,7 +70,9 @@ pub struct Shared {
     client: redis::Client,
     prefix: Box<str>,
     timeout: Duration,
-    conn: ArcSwapOption<MultiplexedConnection>,
+    /// The connection, and its generation (a failure on an older one is not this one's).
+    conn: ArcSwapOption<(u64, MultiplexedConnection)>,
+    generation: std::sync::atomic::AtomicU64,
     link: AtomicU8,
     /// Wakes the service when a connection is lost.
     lost: Notify,
@@ -79,6 +81,7 @@ pub struct Shared {
     metrics: Arc<Metrics>,
     admit_script: redis::Script,
     record_script: redis::Script,
+    health_script: redis::Script,
 }
 
 impl Shared {
@@ -91,6 +94,7 @@ impl Shared {
             prefix: conf.prefix.clone(),
             timeout: conf.timeout,
             conn: ArcSwapOption::empty(),
+            generation: std::sync::atomic::AtomicU64::new(0),
             link: AtomicU8::new(Link::Starting as u8),
             lost: Notify::new(),
             writes: tx,
@@ -98,6 +102,7 @@ impl Shared {
             metrics: Arc::clone(metrics),
             admit_script: redis::Script::new(admit::SCRIPT),
             record_script: redis::Script::new(record::SCRIPT),
+            health_script: redis::Script::new(record::HEALTH),
         }))
     }
 
@@ -124,16 +129,34 @@ impl Shared {
         }
     }
 
-    /// The connection to use now (`None`: down; use local state).
-    fn conn(&self) -> Option<MultiplexedConnection> {
+    /// The connection to use now and its generation (`None`: down; use local state).
+    fn conn(&self) -> Option<(u64, MultiplexedConnection)> {
         self.conn.load().as_deref().cloned()
     }
 
-    /// An operation failed: count it; the first failure of a connection drops it, logs once and
-    /// wakes the service to reconnect.
-    fn failed(&self, op: Op, error: &str) {
+    /// What an operation on connection `gen` gave: its value, or `None` with the failure
+    /// counted. A timeout or a broken connection drops the connection (logged once, and the
+    /// service reconnects); an error reply from the store (a script error, OOM) does not.
+    fn answer<T>(&self, op: Op, gen: u64, r: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Option<T> {
+        let error = match r {
+            Ok(Ok(v)) => return Some(v),
+            Ok(Err(e)) if e.code().is_some() => {
+                self.metrics.shared_errors.with_label_values(&[op.as_str()]).inc();
+                tracing::debug!(target: "llm_sidecar::shared", op = op.as_str(), error = %describe(&e), "store refused an operation");
+                return None;
+            }
+            Ok(Err(e)) => describe(&e),
+            Err(_) => "timed out".to_string(),
+        };
+        self.failed(op, gen, &error);
+        None
+    }
+
+    /// An operation failed: count it; the first failure of the current connection drops it,
+    /// logs once and wakes the service to reconnect.
+    fn failed(&self, op: Op, gen: u64, error: &str) {
         self.metrics.shared_errors.with_label_values(&[op.as_str()]).inc();
-        if op == Op::Queue {
+        if op == Op::Queue || gen != self.generation.load(Ordering::Acquire) {
             return;
         }
         let was = self.link.swap(Link::Down as u8, Ordering::AcqRel);
@@ -147,7 +170,8 @@ impl Shared {
 
     /// A connection was made: requests share again.
     fn connected(&self, c: MultiplexedConnection) {
-        self.conn.store(Some(Arc::new(c)));
+        let gen = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.conn.store(Some(Arc::new((gen, c))));
         let was = self.link.swap(Link::Up as u8, Ordering::AcqRel);
         self.metrics.shared_up.set(1);
         if was == Link::Down as u8 {
@@ -198,4 +222,11 @@ fn describe(e: &redis::RedisError) -> String {
         None if e.is_io_error() || e.is_connection_dropped() => "connection lost".into(),
         None => format!("{:?}", e.kind()),
     }
+}
+
+/// A duration in whole milliseconds for the store, at least 1 and at most 30 days.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, 30 * 24 * 3_600_000)
 }

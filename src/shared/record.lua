@@ -1,13 +1,16 @@
 -- llm-sidecar: one request's usage on an account's shared ledger, and what follows from it.
--- ARGV: 1 prefix, 2 now (ms), 3 pool, 4 account, 5 cost (USD), 6 tokens, 7 weekly budget (USD,
---       0: none), 8 week number, 9.. notification thresholds (shares of the budget).
+-- ARGV: 1 prefix, 2 pool, 3 account, 4 cost (USD), 5 tokens, 6 weekly budget (USD, 0: none),
+--       7.. notification thresholds (shares of the budget). Time is the store's own clock.
 -- Returns {week_cost, week_tokens, block_cost, block_tokens, block_requests, cost_last_hour,
 --          tokens_this_minute, thresholds reached first by this request...}.
 -- The ledger is one hash per account: c<hour> cost, t<hour> tokens, n<hour> requests,
 -- m<minute> cost; _-fields hold the totals of the complete hours and minutes, summed again
 -- only when the hour or the minute turns (old fields are deleted then).
-local p, now, pool, acct = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local cost, tokens, budget, week = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local p, pool, acct = ARGV[1], ARGV[2], ARGV[3]
+local cost, tokens, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local week = math.floor(now / 604800000)
 local a = p .. ':a:' .. pool .. ':' .. acct
 local k = a .. ':ledger'
 local hour, minute = math.floor(now / 3600000), math.floor(now / 60000)
@@ -59,13 +62,10 @@ local out = {tostring(week_cost), tostring(num(2) + num(8)), tostring(num(3) + n
   tostring(num(4) + num(8)), tostring(num(5) + num(9)), tostring(hour_cost), tostring(minute_tokens)}
 if budget > 0 then
   local used = week_cost / budget
-  for j = 9, #ARGV do
+  for j = 7, #ARGV do
     if used >= tonumber(ARGV[j]) and redis.call('SET', a .. ':note:' .. ARGV[j] .. ':' .. week, '1', 'NX', 'PX', 691200000) then
       out[#out + 1] = ARGV[j]
     end
   end
-  -- Past the budget: no account admits until the hour turns (when old spend may drop out and
-  -- the next request's usage decides again).
-  if used >= 1 then redis.call('SET', a .. ':stop', '1', 'PX', 3600000 - now % 3600000 + 1000) end
 end
 return out

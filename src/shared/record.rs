@@ -6,11 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{describe, Op, Shared};
+use super::{Op, Shared};
 use crate::usage::ledger::LedgerView;
 
 /// The script (loaded once per connection; run by its SHA).
 pub(super) const SCRIPT: &str = include_str!("record.lua");
+
+/// Health that travels: set the account's mark, unless one that lasts longer is already there
+/// (a short cooldown never shortens an open breaker or a broken key). KEYS[1] the mark; ARGV
+/// the value and its lifetime in ms, or no ARGV to clear it (a reload with a new key).
+pub(super) const HEALTH: &str = "if #ARGV == 0 then return redis.call('DEL', KEYS[1]) end \
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then \
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0";
 
 /// How long a broken key stays out of every replica's rotation (a replica that sees it again
 /// sets it again; a reload with a new key clears it locally).
@@ -52,6 +59,8 @@ pub enum HealthKind {
     Open(Duration),
     /// The key was refused.
     Broken,
+    /// The account was given another chance (a reload with a new key): clear its mark.
+    Clear,
 }
 
 /// What a usage write answered.
@@ -72,7 +81,7 @@ impl Shared {
         match self.writes.try_send(w) {
             Ok(()) => true,
             Err(_) => {
-                self.failed(Op::Queue, "queue full");
+                self.failed(Op::Queue, 0, "queue full");
                 false
             }
         }
@@ -82,36 +91,24 @@ impl Shared {
     /// `None` (counted) when the store did not answer in time.
     pub(super) async fn usage(
         &self,
-        w: (&str, &str, i64, f64, u64),
+        w: (&str, &str, f64, u64),
         weekly_usd: f64,
         thresholds: &[f64],
     ) -> Option<Recorded> {
-        let (pool, account, at_ms, cost, tokens) = w;
-        let mut conn = self.conn()?;
+        let (pool, account, cost, tokens) = w;
+        let (gen, mut conn) = self.conn()?;
         let mut call = self.record_script.prepare_invoke();
         call.arg(self.prefix())
-            .arg(at_ms)
             .arg(pool)
             .arg(account)
             .arg(cost.max(0.0))
             .arg(tokens)
-            .arg(weekly_usd.max(0.0))
-            .arg(at_ms.div_euclid(7 * 24 * 3_600_000));
+            .arg(weekly_usd.max(0.0));
         for t in thresholds {
             call.arg(*t);
         }
         let answer = tokio::time::timeout(self.timeout, call.invoke_async::<Vec<String>>(&mut conn)).await;
-        let v = match answer {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => {
-                self.failed(Op::Record, &describe(&e));
-                return None;
-            }
-            Err(_) => {
-                self.failed(Op::Record, "timed out");
-                return None;
-            }
-        };
+        let v = self.answer(Op::Record, gen, answer)?;
         let f = |i: usize| v.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
         let view = LedgerView {
             week_cost: f(0),
@@ -128,21 +125,19 @@ impl Shared {
 
     /// Send one health write.
     pub(super) async fn health(&self, pool: &str, account: &str, kind: HealthKind) {
-        let Some(mut conn) = self.conn() else { return };
-        let (value, for_) = match kind {
-            HealthKind::Cool(d) => ("cool", d),
-            HealthKind::Open(d) => ("open", d),
-            HealthKind::Broken => ("broken", BROKEN_FOR),
-        };
+        let Some((gen, mut conn)) = self.conn() else { return };
         let key = format!("{}:a:{pool}:{account}:health", self.prefix());
-        let ms = u64::try_from(for_.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("PX").arg(ms);
-        let set = cmd.query_async::<()>(&mut conn);
-        match tokio::time::timeout(self.timeout, set).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => self.failed(Op::Record, &describe(&e)),
-            Err(_) => self.failed(Op::Record, "timed out"),
+        let mut call = self.health_script.key(key);
+        let mark = match kind {
+            HealthKind::Cool(d) => Some(("cool", d)),
+            HealthKind::Open(d) => Some(("open", d)),
+            HealthKind::Broken => Some(("broken", BROKEN_FOR)),
+            HealthKind::Clear => None,
+        };
+        if let Some((value, for_)) = mark {
+            call.arg(value).arg(super::millis(for_));
         }
+        let answer = tokio::time::timeout(self.timeout, call.invoke_async::<i64>(&mut conn)).await;
+        self.answer(Op::Record, gen, answer);
     }
 }

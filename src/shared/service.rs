@@ -49,9 +49,13 @@ impl BackgroundService for SharedService {
 }
 
 /// Connect, then wait for a loss and connect again, backing off from 100 ms to 5 s.
+/// The backoff starts over only after a connection lasted this long (a store that answers
+/// PING but then times out does not make the link flap at 100 ms).
+const STEADY: Duration = Duration::from_secs(10);
+
 async fn keep_connected(shared: &Shared) {
+    let mut delay = FIRST_RETRY;
     loop {
-        let mut delay = FIRST_RETRY;
         loop {
             match connect(shared).await {
                 Ok(c) => {
@@ -65,14 +69,21 @@ async fn keep_connected(shared: &Shared) {
                 }
             }
         }
+        let up = std::time::Instant::now();
         shared.lost.notified().await;
+        if up.elapsed() >= STEADY {
+            delay = FIRST_RETRY;
+        } else {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_RETRY);
+        }
     }
 }
 
 /// A connection with both scripts loaded (so the first request runs them by SHA).
 async fn connect(shared: &Shared) -> Result<redis::aio::MultiplexedConnection, String> {
     let mut c = shared.connect().await?;
-    for script in [&shared.admit_script, &shared.record_script] {
+    for script in [&shared.admit_script, &shared.record_script, &shared.health_script] {
         let load = script.load_async(&mut c);
         match tokio::time::timeout(shared.timeout.max(Duration::from_secs(1)), load).await {
             Ok(Ok(_)) => {}
@@ -80,7 +91,15 @@ async fn connect(shared: &Shared) -> Result<redis::aio::MultiplexedConnection, S
             Err(_) => return Err("timed out loading scripts".into()),
         }
     }
-    Ok(c)
+    // Up only when the store answers within the operation timeout: a store slower than that
+    // would only make every request wait for it and fall back.
+    let cmd = redis::cmd("PING");
+    let ping = cmd.query_async::<String>(&mut c);
+    match tokio::time::timeout(shared.timeout, ping).await {
+        Ok(Ok(_)) => Ok(c),
+        Ok(Err(e)) => Err(describe(&e)),
+        Err(_) => Err("PING slower than shared.redis.timeout".into()),
+    }
 }
 
 /// Send each queued write (at most [`IN_FLIGHT`] at once) and act on its answer.
@@ -119,7 +138,7 @@ async fn send(core: &Sidecar, shared: &Shared, w: Write) {
             };
             let weekly = acct.budget.map_or(0.0, |b| b.weekly_usd);
             let answer = shared
-                .usage((&pool, &account, at_ms, cost, tokens), weekly, &snap.thresholds)
+                .usage((&pool, &account, cost, tokens), weekly, &snap.thresholds)
                 .await;
             let webhook_on = snap.webhook.is_some();
             match answer {

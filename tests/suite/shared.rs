@@ -17,6 +17,17 @@ fn shared(redis: &Redis, prefix: &str) -> String {
     )
 }
 
+/// Every key under `prefix` carries a TTL: nothing the sidecars write grows without bound.
+fn all_keys_expire(redis: &Redis, prefix: &str) {
+    let keys = redis.cmd(&["KEYS", &format!("{prefix}:*")]).expect("KEYS");
+    let keys: Vec<&str> = keys.split_whitespace().collect();
+    assert!(!keys.is_empty(), "the sidecars wrote keys under {prefix}");
+    for k in keys {
+        let ttl: i64 = redis.cmd(&["PTTL", k]).expect("PTTL").parse().expect("integer");
+        assert!(ttl > 0, "{k} has a TTL (PTTL {ttl})");
+    }
+}
+
 /// Start `n` sidecars with `yaml` and wait until each shares (when `shared` is configured).
 async fn sidecars(n: usize, yaml: &str) -> Vec<Proxy> {
     let proxies: Vec<Proxy> = (0..n).map(|_| Proxy::start(yaml)).collect();
@@ -61,6 +72,7 @@ async fn an_account_rpm_holds_across_three_sidecars() {
     );
     assert_eq!(ok, 20, "20 answered 200");
     assert_eq!(limited, 10, "the other 10 get 429 with retry-after");
+    all_keys_expire(&redis, "rpm");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,6 +83,47 @@ async fn without_shared_each_sidecar_admits_its_own_rpm() {
         "each sidecar counts only its own 10 requests: all 30 go upstream"
     );
     assert_eq!((ok, limited), (30, 0), "nothing refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_rate_limit_holds_across_sidecars() {
+    let redis = Redis::start();
+    let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let yaml = format!(
+        "clients:\n  tokens:\n    - {{ name: svc, token_file: \"{}\" }}\n  limit: {{ rpm: 4 }}\n{}{}",
+        secret_file("shared-svc.token", "tok-svc"),
+        shared(&redis, "client"),
+        pools_at_a(&[("p", "anthropic", vec![up.url()], "")])
+    );
+    let proxies = sidecars(3, &yaml).await;
+    let sends = (0..9).map(|i| {
+        client()
+            .post(proxies[i % 3].url("/a/v1/messages"))
+            .header("x-api-key", "tok-svc")
+            .body("{}")
+            .send()
+    });
+    let results: Vec<reqwest::Response> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.expect("request"))
+        .collect();
+    let ok = results.iter().filter(|r| r.status() == 200).count();
+    let limited = results
+        .iter()
+        .filter(|r| r.status() == 429 && r.headers().contains_key("retry-after"))
+        .count();
+    assert_eq!(
+        (ok, limited),
+        (4, 5),
+        "rpm 4 for the client across three sidecars: 4 served, 5 refused"
+    );
+    assert_eq!(up.count(), 4, "4 reached the upstream");
+    assert!(
+        redis.cmd(&["EXISTS", "client:c:n:svc"]).as_deref() == Some("1"),
+        "the client's window is in the store"
+    );
+    all_keys_expire(&redis, "client");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,6 +139,8 @@ async fn a_session_bound_through_one_sidecar_is_served_by_the_same_account_throu
         assert_eq!(r.status(), 200, "{id} served through sidecar 1");
         bound.push((id, account_of(&r)));
     }
+    let used: std::collections::HashSet<&str> = bound.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(used.len(), 2, "the six sessions spread over both accounts: {bound:?}");
     for (id, account) in &bound {
         let key = format!("sess:s:p:{id}");
         assert_eq!(
@@ -166,6 +221,7 @@ async fn a_cooldown_seen_by_one_sidecar_is_obeyed_by_the_others() {
         1,
         "sidecars 2 and 3 sent nothing to the cooling account"
     );
+    all_keys_expire(&redis, "cool");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,13 +236,30 @@ async fn a_weekly_budget_reached_through_several_sidecars_stops_all_and_notifies
     );
     let yaml = config(&[ups[0].url()], "", ", budget: { weekly_usd: 1.0 }", &top);
     let proxies = sidecars(3, &yaml).await;
-    let hour = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 3600;
-    let (key, field) = ("budget:a:p:acct-0:ledger", format!("n{hour}"));
+    let key = "budget:a:p:acct-0:ledger";
     for n in 0..4 {
         let r = send(&proxies[n % 3], None).await;
         assert_eq!(r.status(), 200, "request {n} is within the budget");
-        // Its usage is written after it ends: wait until the store has it.
-        redis.wait_for(&["HGET", key, &field], &(n + 1).to_string());
+        // Its usage is written after it ends: wait until the store has it (all four in one
+        // hour's field unless the hour turns meanwhile: then the new hour's has the rest).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let hour = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 3600;
+            let count = |h: u64| -> usize {
+                redis
+                    .cmd(&["HGET", key, &format!("n{h}")])
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            if count(hour) + count(hour - 1) == n + 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {n}'s usage reached the store within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     for (i, p) in proxies.iter().enumerate() {
         let r = send(p, None).await;
@@ -209,6 +282,7 @@ async fn a_weekly_budget_reached_through_several_sidecars_stops_all_and_notifies
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(notes(), 2, "each threshold notified once across the three sidecars");
+    all_keys_expire(&redis, "budget");
 }
 
 /// Sum of every `llm_sidecar_shared_state_errors_total` series of `proxy`.
@@ -235,7 +309,7 @@ async fn a_store_outage_fails_no_request_and_sharing_resumes_after_it() {
     let key = secret_file("shared-outage.key", "k");
     let yaml = format!(
         "{}routes:\n  - {{ name: a, match: {{ path_prefix: /a }}, pool: p }}\n  - {{ name: b, match: {{ path_prefix: /b }}, pool: q }}\npools:\n  p:\n    provider: anthropic\n    accounts:\n      - {{ name: steady, base_url: \"{}\", key_file: \"{key}\" }}\n  q:\n    provider: anthropic\n    accounts:\n      - {{ name: limited, base_url: \"{}\", key_file: \"{key}\", rpm: 5 }}\n",
-        shared(&redis, "outage").replace("timeout: 2s", "timeout: 50ms"),
+        shared(&redis, "outage").replace("timeout: 2s", "timeout: 500ms"),
         steady.url(),
         limited.url()
     );
@@ -303,4 +377,44 @@ async fn a_store_outage_fails_no_request_and_sharing_resumes_after_it() {
         "after the outage the shared rpm of 5 holds again: {results:?}"
     );
     assert_eq!(limited.count(), 5, "5 reached the limited account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_store_delays_no_request_past_its_timeout() {
+    let redis = Redis::start();
+    let up = Fake::always(Reply::Json(200, anthropic_reply())).await;
+    let yaml = format!(
+        "{}{}",
+        shared(&redis, "frozen").replace("timeout: 2s", "timeout: 100ms"),
+        pools_at_a(&[("p", "anthropic", vec![up.url()], "")])
+    );
+    let proxies = sidecars(1, &yaml).await;
+    let proxy = &proxies[0];
+    redis.pause();
+    for n in 0..10 {
+        let start = Instant::now();
+        let r = send(proxy, None).await;
+        let took = start.elapsed();
+        assert_eq!(r.status(), 200, "request {n} is served while the store is frozen");
+        // A deadline, not a speed figure: only the first request may wait for the store
+        // (100 ms), and none waits for it twice.
+        assert!(
+            took < Duration::from_secs(2),
+            "request {n} took {took:?} with a frozen store"
+        );
+    }
+    assert!(
+        !proxy.core.shared.as_ref().unwrap().is_up(),
+        "the frozen store was given up"
+    );
+    assert!(shared_errors(proxy).await >= 1.0, "the timeout was counted");
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !proxy.core.shared.as_ref().unwrap().is_up() {
+        assert!(
+            Instant::now() < deadline,
+            "sharing resumed within 15 s of the store thawing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -33,9 +33,26 @@ impl Redis {
     /// Kill it (SIGKILL: an outage, not a shutdown).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Freeze it (SIGSTOP): connections stay open and nothing answers, a store "slow" forever.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaw it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill").args([sig, &pid]).status().expect("kill").success();
+        assert!(ok, "kill {sig} {pid}");
     }
 
     /// Start it again on the same port (empty: persistence is off) and wait for PONG.

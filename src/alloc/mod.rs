@@ -9,3 +9,6 @@ pub mod rebalance;
 pub mod score;
 pub mod sessions;
 pub mod shared;
+
+#[cfg(test)]
+mod props;

@@ -127,7 +127,6 @@ fn ledger(core: &Sidecar, ctx: &impl FinishCtx, m: &Metered, now: i64) {
     let write = || Write::Usage {
         pool: Arc::clone(&pool.name),
         account: Arc::clone(&account.name),
-        at_ms: now,
         cost,
         tokens,
     };

@@ -108,64 +108,98 @@ impl Slots {
     }
 }
 
-/// A sliding one-minute count: the previous minute weighted by how much of it is still in the
-/// window, plus the current one.
+/// Seconds a window counts: the current one and the 60 before it, so that no span of 60 seconds
+/// (aligned to a second or not) ever holds more than the limit; the price is at most one second
+/// of extra strictness.
+const SPAN: usize = 61;
+
+/// A sliding one-minute count in one-second buckets (260 bytes, whatever the rate).
 #[derive(Debug, Default)]
 pub struct Window {
-    inner: Mutex<(i64, u64, u64)>, // (minute, current, previous)
+    inner: Mutex<Buckets>,
+}
+
+#[derive(Debug)]
+struct Buckets {
+    /// The latest second counted into (unix seconds); older buckets are cleared on the way.
+    second: i64,
+    counts: [u32; SPAN],
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets {
+            second: i64::MIN,
+            counts: [0; SPAN],
+        }
+    }
+}
+
+impl Buckets {
+    /// Move to `second`, clearing the buckets that fell out of the window. A clock that steps
+    /// back counts into the latest second.
+    fn roll(&mut self, second: i64) {
+        if second <= self.second {
+            return;
+        }
+        let gap = second.saturating_sub(self.second);
+        if gap >= SPAN as i64 {
+            self.counts = [0; SPAN];
+        } else {
+            for s in self.second + 1..=second {
+                self.counts[s.rem_euclid(SPAN as i64) as usize] = 0;
+            }
+        }
+        self.second = second;
+    }
+
+    fn total(&self) -> u64 {
+        self.counts.iter().map(|&c| u64::from(c)).sum()
+    }
+
+    /// Milliseconds from `now_ms` until the oldest counted request leaves the window.
+    fn until_oldest_leaves(&self, now_ms: i64) -> u64 {
+        let oldest = (self.second - SPAN as i64 + 1..=self.second)
+            .find(|s| self.counts[s.rem_euclid(SPAN as i64) as usize] > 0)
+            .unwrap_or(self.second);
+        u64::try_from((oldest + SPAN as i64) * 1000 - now_ms)
+            .unwrap_or(0)
+            .max(1)
+    }
 }
 
 impl Window {
-    fn roll(state: &mut (i64, u64, u64), minute: i64) {
-        match minute - state.0 {
-            0 => {}
-            1 => *state = (minute, 0, state.1),
-            _ => *state = (minute, 0, 0),
-        }
-    }
-
-    fn estimate(state: &(i64, u64, u64), now_ms: i64) -> f64 {
-        let frac = now_ms.rem_euclid(60_000) as f64 / 60_000.0;
-        state.2 as f64 * (1.0 - frac) + state.1 as f64
-    }
-
     /// Count `n` at `now_ms`.
     pub fn add(&self, n: u64, now_ms: i64) {
-        if let Ok(mut s) = self.inner.lock() {
-            Self::roll(&mut s, now_ms.div_euclid(60_000));
-            s.1 += n;
+        if let Ok(mut b) = self.inner.lock() {
+            b.roll(now_ms.div_euclid(1000));
+            let i = b.second.rem_euclid(SPAN as i64) as usize;
+            b.counts[i] = b.counts[i].saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         }
     }
 
-    /// The count over the last 60 seconds.
+    /// The count over the last minute.
     pub fn count(&self, now_ms: i64) -> f64 {
-        let Ok(mut s) = self.inner.lock() else {
+        let Ok(mut b) = self.inner.lock() else {
             return 0.0;
         };
-        Self::roll(&mut s, now_ms.div_euclid(60_000));
-        Self::estimate(&s, now_ms)
+        b.roll(now_ms.div_euclid(1000));
+        b.total() as f64
     }
 
     /// Count one if that stays within `limit`; else the milliseconds until it would.
     pub fn try_take(&self, limit: u64, now_ms: i64) -> Result<u64, u64> {
-        let Ok(mut s) = self.inner.lock() else {
+        let Ok(mut b) = self.inner.lock() else {
             return Err(1000);
         };
-        Self::roll(&mut s, now_ms.div_euclid(60_000));
-        let used = Self::estimate(&s, now_ms);
-        if used + 1.0 <= limit as f64 {
-            s.1 += 1;
-            return Ok(limit.saturating_sub((used + 1.0).ceil() as u64));
+        b.roll(now_ms.div_euclid(1000));
+        let used = b.total();
+        if used < limit {
+            let i = b.second.rem_euclid(SPAN as i64) as usize;
+            b.counts[i] = b.counts[i].saturating_add(1);
+            return Ok(limit - used - 1);
         }
-        // When will the previous minute's weight have decayed enough? Else: the next minute.
-        let into_minute = now_ms.rem_euclid(60_000) as f64;
-        let wait = if s.2 > 0 && (s.1 as f64) + 1.0 <= limit as f64 {
-            let frac_needed = 1.0 - (limit as f64 - 1.0 - s.1 as f64) / s.2 as f64;
-            (frac_needed * 60_000.0 - into_minute).max(1.0)
-        } else {
-            60_000.0 - into_minute
-        };
-        Err(wait.ceil() as u64)
+        Err(b.until_oldest_leaves(now_ms))
     }
 }
 
@@ -261,15 +295,12 @@ mod tests {
     const T: i64 = 1_795_564_800_000; // a whole minute
 
     #[test]
-    fn sliding_window_weights_the_previous_minute() {
+    fn the_window_slides_by_the_second() {
         let w = Window::default();
         w.add(60, T);
-        assert_eq!(w.count(T + 59_000), 60.0);
-        assert!(
-            (w.count(T + 60_000 + 15_000) - 45.0).abs() < 1e-9,
-            "a quarter into the next minute, 3/4 still count"
-        );
-        assert_eq!(w.count(T + 180_000), 0.0, "gone after two minutes");
+        assert_eq!(w.count(T + 59_000), 60.0, "within the minute");
+        assert_eq!(w.count(T + 60_999), 60.0, "the 61st second still counts (conservative)");
+        assert_eq!(w.count(T + 61_000), 0.0, "gone once its second left the window");
     }
 
     #[test]
@@ -279,15 +310,40 @@ mod tests {
             assert_eq!(w.try_take(10, T + i), Ok(9 - i as u64), "remaining after {i}");
         }
         let wait = w.try_take(10, T + 10).expect_err("at the limit");
-        assert!((59_000..=60_000).contains(&wait), "next minute: {wait}");
-        let wait = w
-            .try_take(10, T + 60_000 + 1)
-            .expect_err("the previous minute still weighs 10");
-        assert!(
-            (5_900..=6_100).contains(&wait),
-            "1/10 of the previous minute must decay: {wait}"
-        );
-        assert!(w.try_take(10, T + 60_000 + 6_100).is_ok(), "and then it is allowed");
+        assert_eq!(wait, 60_990, "until the first second's requests leave the window");
+        assert!(w.try_take(10, T + 10 + 60_989).is_err(), "not a millisecond earlier");
+        assert!(w.try_take(10, T + 10 + 60_990).is_ok(), "and then it is allowed");
+    }
+
+    proptest::proptest! {
+        /// In no span of 60 seconds does the window admit more than its limit, and a refusal's
+        /// wait is exact: asking again after it is admitted.
+        #[test]
+        fn never_more_than_the_limit_in_any_minute(
+            limit in 1u64..20,
+            steps in proptest::collection::vec((0i64..4_000, proptest::bool::ANY), 1..400),
+        ) {
+            let w = Window::default();
+            let mut now = T + 123;
+            let mut admitted: Vec<i64> = Vec::new();
+            for (step, retry_at_wait) in steps {
+                now += step;
+                match w.try_take(limit, now) {
+                    Ok(_) => admitted.push(now),
+                    Err(wait) => {
+                        proptest::prop_assert!(wait >= 1, "a refusal waits");
+                        if retry_at_wait {
+                            now += wait as i64;
+                            proptest::prop_assert!(w.try_take(limit, now).is_ok(), "admitted after its wait");
+                            admitted.push(now);
+                        }
+                    }
+                }
+                let last = *admitted.last().unwrap_or(&now);
+                let in_minute = admitted.iter().filter(|&&t| t > last - 60_000).count() as u64;
+                proptest::prop_assert!(in_minute <= limit, "{in_minute} admitted within 60 s of {last}, limit {limit}");
+            }
+        }
     }
 
     #[test]

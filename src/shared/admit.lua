@@ -9,13 +9,14 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local p, pool = ARGV[1], ARGV[2]
 local sid, sttl, client, crpm = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local sec = math.floor(now / 1000)
--- A sliding minute in one-second buckets (a hash of at most 61 fields, whatever the rate):
--- the ms until it has room when it already holds `limit`, else nil.
+-- A sliding minute in one-second buckets (a hash of at most 61 fields, whatever the rate): the
+-- current second and the 60 before it, so no span of 60 s holds more than `limit` (as the
+-- local window). The ms until it has room when it already holds `limit`, else nil.
 local function full(k, limit)
   local all, n, oldest, stale = redis.call('HGETALL', k), 0, nil, {}
   for j = 1, #all, 2 do
     local s = tonumber(all[j])
-    if s <= sec - 60 then
+    if s < sec - 60 then
       stale[#stale + 1] = all[j]
     else
       n = n + tonumber(all[j + 1])
@@ -23,12 +24,12 @@ local function full(k, limit)
     end
   end
   if #stale > 0 then redis.call('HDEL', k, unpack(stale)) end
-  if n >= limit then return (oldest + 60) * 1000 - now end
+  if n >= limit then return (oldest + 61) * 1000 - now end
   return nil
 end
 local function count(k)
   redis.call('HINCRBY', k, sec, 1)
-  redis.call('PEXPIRE', k, 61000)
+  redis.call('PEXPIRE', k, 62000)
 end
 if client ~= '' then
   local k = p .. ':c:' .. client

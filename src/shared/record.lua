@@ -1,6 +1,7 @@
--- llm-sidecar: one request's usage on an account's shared ledger, and what follows from it.
--- ARGV: 1 prefix, 2 pool, 3 account, 4 cost (USD), 5 tokens, 6 weekly budget (USD, 0: none),
---       7.. notification thresholds (shares of the budget). Time is the store's own clock.
+-- llm-sidecar: an account's usage (one batch of requests) on its shared ledger, and what follows.
+-- ARGV: 1 prefix, 2 pool, 3 account, 4 cost (USD), 5 tokens, 6 requests (one batch of an
+--       account's usage), 7 weekly budget (USD, 0: none), 8.. notification thresholds (shares
+--       of the budget). Time is the store's own clock.
 -- Returns {week_cost, week_tokens, block_cost, block_tokens, block_requests, cost_last_hour,
 --          tokens_this_minute, thresholds reached first by this request...}.
 -- The ledger is one hash per account: c<hour> cost, t<hour> tokens, n<hour> requests,
@@ -9,7 +10,7 @@
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local p, pool, acct = ARGV[1], ARGV[2], ARGV[3]
-local cost, tokens, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local cost, tokens, requests, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local week = math.floor(now / 604800000)
 local a = p .. ':a:' .. pool .. ':' .. acct
 local k = a .. ':ledger'
@@ -21,7 +22,7 @@ if cost > 0 then
   redis.call('HINCRBYFLOAT', k, 'm' .. minute, cost)
 end
 if tokens > 0 then redis.call('HINCRBY', k, 't' .. hour, tokens) end
-redis.call('HINCRBY', k, 'n' .. hour, 1)
+redis.call('HINCRBY', k, 'n' .. hour, requests)
 local tk = a .. ':tpm:' .. minute
 local minute_tokens = redis.call('INCRBY', tk, tokens)
 redis.call('PEXPIRE', tk, 120000)
@@ -62,7 +63,7 @@ local out = {tostring(week_cost), tostring(num(2) + num(8)), tostring(num(3) + n
   tostring(num(4) + num(8)), tostring(num(5) + num(9)), tostring(hour_cost), tostring(minute_tokens)}
 if budget > 0 then
   local used = week_cost / budget
-  for j = 7, #ARGV do
+  for j = 8, #ARGV do
     if used >= tonumber(ARGV[j]) and redis.call('SET', a .. ':note:' .. ARGV[j] .. ':' .. week, '1', 'NX', 'PX', 691200000) then
       out[#out + 1] = ARGV[j]
     end

@@ -32,8 +32,6 @@ pub enum Write {
         pool: Arc<str>,
         /// Account name.
         account: Arc<str>,
-        /// When it ended (ms since the epoch).
-        at_ms: i64,
         /// Its cost in USD.
         cost: f64,
         /// Its tokens.
@@ -87,15 +85,15 @@ impl Shared {
         }
     }
 
-    /// Send one usage write: the account's totals and the thresholds it reached first, or
+    /// Send one account's summed usage (`w`: pool, account, cost, tokens, requests): the account's totals and the thresholds it reached first, or
     /// `None` (counted) when the store did not answer in time.
     pub(super) async fn usage(
         &self,
-        w: (&str, &str, f64, u64),
+        w: (&str, &str, f64, u64, u64),
         weekly_usd: f64,
         thresholds: &[f64],
     ) -> Option<Recorded> {
-        let (pool, account, cost, tokens) = w;
+        let (pool, account, cost, tokens, requests) = w;
         let (gen, mut conn) = self.conn()?;
         let mut call = self.record_script.prepare_invoke();
         call.arg(self.prefix())
@@ -103,6 +101,7 @@ impl Shared {
             .arg(account)
             .arg(cost.max(0.0))
             .arg(tokens)
+            .arg(requests)
             .arg(weekly_usd.max(0.0));
         for t in thresholds {
             call.arg(*t);

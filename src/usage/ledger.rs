@@ -336,4 +336,62 @@ mod tests {
             "empty ledger reads zero"
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the records (in time order, as requests end), the ledger's figures equal the
+        /// sums of those records that fall in each window.
+        #[test]
+        fn totals_equal_the_sum_of_their_records(
+            start in 0i64..(7 * 24 * H),
+            steps in proptest::collection::vec((0i64..(3 * H), 0u32..10_000, 0u64..5_000), 1..200),
+        ) {
+            let l = Ledger::default();
+            let mut at = DAY + start;
+            let mut records = Vec::new();
+            for (step, cents, tokens) in steps {
+                at += step / 7; // mostly minutes apart, sometimes hours
+                let cost = f64::from(cents) / 100.0;
+                l.record(at, cost, tokens, 1);
+                records.push((at, cost, tokens));
+            }
+            let now = at;
+            let (minute, hour) = (now.div_euclid(M), now.div_euclid(H));
+            let block = block_start(hour);
+            let mut want = LedgerView::default();
+            for &(t, cost, tokens) in &records {
+                let (m, h) = (t.div_euclid(M), t.div_euclid(H));
+                if h > hour - HOURS as i64 {
+                    want.week_cost += cost;
+                    want.week_tokens += tokens;
+                }
+                if h >= block {
+                    want.block_cost += cost;
+                    want.block_tokens += tokens;
+                    want.block_requests += 1;
+                }
+                if m > minute - MINUTES as i64 {
+                    want.burn_rate += cost;
+                }
+                if m == minute {
+                    want.tokens_last_minute += tokens;
+                }
+            }
+            // tpm's sliding minute: all of this one, the unexpired share of the previous one.
+            let previous: u64 = records.iter().filter(|r| r.0.div_euclid(M) == minute - 1).map(|r| r.2).sum();
+            let share = 1.0 - now.rem_euclid(M) as f64 / M as f64;
+            want.tokens_last_minute += (previous as f64 * share) as u64;
+            let got = l.view(now);
+            let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.abs().max(1.0);
+            proptest::prop_assert!(
+                close(got.week_cost, want.week_cost) && close(got.block_cost, want.block_cost)
+                    && close(got.burn_rate, want.burn_rate),
+                "costs: got {:?}, want {:?}", got, want
+            );
+            proptest::prop_assert_eq!(
+                (got.week_tokens, got.block_tokens, got.block_requests, got.tokens_last_minute),
+                (want.week_tokens, want.block_tokens, want.block_requests, want.tokens_last_minute),
+                "counts"
+            );
+        }
+    }
 }

@@ -15,6 +15,7 @@ mod doors;
 mod doors_routing;
 mod doors_stream;
 mod exhaustion;
+mod fault_matrix;
 mod faults;
 mod hardening;
 mod limits;

@@ -7,6 +7,7 @@ pub mod doors;
 pub mod env;
 pub mod fake;
 pub mod log;
+pub mod matrix;
 pub mod redis;
 pub mod stream;
 

@@ -1,0 +1,415 @@
+//! The fault matrix's machinery (`fault_matrix.rs` holds the table): a case and its builder, the
+//! client's part of each case, the sidecar's config; what a client got, read without holding
+//! hundreds of megabytes; and the per-route count, account state and log row of one request.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{admin_pools, client, pool_yaml, raw, status_of, Logged, Proxy, Reply};
+
+pub const BODY: &str = r#"{"model":"claude-sonnet-5"}"#;
+pub const STREAM_BODY: &str = r#"{"model":"claude-sonnet-5","stream":true}"#;
+
+/// The most body bytes a [`Got`] keeps (the rest is only counted).
+const KEEP: usize = 64 * 1024;
+
+/// What the client got.
+pub struct Got {
+    /// The status of the (first) answer; `None` when the client left before one.
+    pub status: Option<u16>,
+    pub headers: reqwest::header::HeaderMap,
+    /// Body bytes received.
+    pub len: usize,
+    /// The first 64 KiB of the body (for raw exchanges: of everything read).
+    pub head: Vec<u8>,
+    /// Whether the body ended cleanly (`None`: not read to its end).
+    pub clean: Option<bool>,
+}
+
+impl Got {
+    /// Nothing: the client left before any answer.
+    pub fn none() -> Got {
+        Got::raw(String::new())
+    }
+
+    /// A raw exchange's text.
+    pub fn raw(text: String) -> Got {
+        Got {
+            status: (!text.is_empty()).then(|| status_of(&text)),
+            headers: Default::default(),
+            len: text.len(),
+            head: text.into_bytes(),
+            clean: None,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.head).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    async fn read(resp: reqwest::Response) -> Got {
+        let status = Some(resp.status().as_u16());
+        let headers = resp.headers().clone();
+        let (mut len, mut head, mut clean) = (0, Vec::new(), true);
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                clean = false;
+                break;
+            };
+            len += chunk.len();
+            let room = KEEP.saturating_sub(head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..room]);
+        }
+        Got {
+            status,
+            headers,
+            len,
+            head,
+            clean: Some(clean),
+        }
+    }
+}
+
+/// A client without connection reuse (a pooled connection the sidecar closed would be re-sent
+/// by hyper: a second log row) and without gzip decoding.
+pub fn plain() -> reqwest::Client {
+    super::env::init();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .no_gzip()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+fn post_req(url: &str, rid: &str, body: &'static str) -> reqwest::RequestBuilder {
+    plain()
+        .post(url)
+        .header("x-request-id", rid)
+        .header("content-type", "application/json")
+        .body(body)
+}
+
+/// POST `body` with request id `rid` and read the whole answer.
+pub async fn post(url: &str, rid: &str, body: &'static str) -> Result<Got, String> {
+    let resp = post_req(url, rid, body)
+        .send()
+        .await
+        .map_err(|e| format!("no answer: {e}"))?;
+    Ok(Got::read(resp).await)
+}
+
+/// POST, read the first body chunk, then hang up.
+pub async fn post_then_leave(url: &str, rid: &str, body: &'static str) -> Result<Got, String> {
+    let resp = post_req(url, rid, body)
+        .send()
+        .await
+        .map_err(|e| format!("no answer: {e}"))?;
+    let status = Some(resp.status().as_u16());
+    let headers = resp.headers().clone();
+    let mut stream = resp.bytes_stream();
+    let first = stream.next().await.and_then(Result::ok).unwrap_or_default();
+    drop(stream);
+    Ok(Got {
+        status,
+        headers,
+        len: first.len(),
+        head: first.to_vec(),
+        clean: None,
+    })
+}
+
+/// A POST head (and body) as raw bytes; `extra` header lines end with `\r\n`.
+pub fn request(path: &str, rid: &str, body: &str, extra: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {rid}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+}
+
+/// Send `bytes`, wait `wait`, then hang up without reading.
+pub async fn leave_after(addr: SocketAddr, bytes: &str, wait: Duration) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes.as_bytes()).await.expect("write");
+    tokio::time::sleep(wait).await;
+}
+
+/// Dribble `head` one byte per 100 ms for up to 1.6 s, then read until the sidecar closes.
+pub async fn slowloris(addr: SocketAddr, head: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let dribble = async {
+        for b in head.as_bytes() {
+            if s.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(1600), dribble).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `llm_sidecar_requests_total` of `route`, all pools and status classes together.
+pub async fn route_requests(proxy: &Proxy, route: &str) -> f64 {
+    let text = client()
+        .get(format!("http://{}/metrics", proxy.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let label = format!("route=\"{route}\"");
+    text.lines()
+        .filter(|l| l.starts_with("llm_sidecar_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The `state` of the first account of `pool` in `/admin/pools`.
+pub async fn account_state(proxy: &Proxy, pool: &str) -> String {
+    let v = admin_pools(proxy).await;
+    let pools = v["pools"].as_array().cloned().unwrap_or_default();
+    pools
+        .iter()
+        .find(|p| p["name"] == pool)
+        .and_then(|p| p["accounts"][0]["state"].as_str().map(String::from))
+        .unwrap_or_else(|| format!("(no pool {pool}: {v})"))
+}
+
+/// The log rows of request id `rid`.
+pub fn rows_of(s: &Logged, rid: &str) -> Vec<Value> {
+    s.rows().into_iter().filter(|r| r["request_id"] == rid).collect()
+}
+
+/// The first log row of `rid`, waiting up to 5 s for it.
+pub async fn wait_row(s: &Logged, rid: &str) -> Option<Value> {
+    for _ in 0..100 {
+        if let Some(r) = rows_of(s, rid).into_iter().next() {
+            return Some(r);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// How the client behaves.
+#[derive(Clone, Copy)]
+pub enum Drive {
+    /// POST this many times (request ids `-1`, `-2`, …), the last one measured; read each answer.
+    Post(usize),
+    /// Send the whole request, hang up 200 ms later (before the answer's head).
+    LeaveBeforeHead,
+    /// Read the stream's first chunk, then hang up.
+    LeaveMidStream,
+    /// Send 5 of 50 declared body bytes, hang up.
+    LeaveMidUpload,
+    /// Send part of the request head, hang up.
+    LeaveMidHead,
+    /// Dribble the head one byte per 100 ms, past `server.header_timeout`.
+    Slowloris,
+    /// A chunked body whose chunk size is not hex.
+    BadChunk,
+    /// Two requests in one write on one connection.
+    Pipelined,
+}
+
+/// How the answer's body ends for the client.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum End {
+    Clean,
+    Cut,
+    /// Not checked (the client hung up, or a raw exchange).
+    Any,
+}
+
+/// An extra check, on what the client got and on the measured request's log row.
+pub type Check = (&'static str, fn(&Got, &Value) -> bool);
+
+pub struct Case {
+    /// The route, its pool, and the stem of the request ids.
+    pub name: &'static str,
+    /// What the upstream answers; `None`: nothing listens there.
+    pub reply: Option<Reply>,
+    /// The pool's `timeouts` mapping.
+    pub timeouts: &'static str,
+    /// The request asks for a stream.
+    pub stream: bool,
+    pub drive: Drive,
+    /// The status the client sees (`None`: none, it left first).
+    pub seen: Option<u16>,
+    pub end: End,
+    /// The measured request's row: status and `error_kind` (`None`: no row at all).
+    pub row: Option<(u16, Option<&'static str>)>,
+    /// The account's state afterwards.
+    pub state: &'static str,
+    /// Requests the upstream received.
+    pub calls: Option<usize>,
+    /// Refused before any hook: counted in `rejected_requests_total` with this reason.
+    pub rejected: Option<&'static str>,
+    pub also: Option<Check>,
+}
+
+pub fn case(name: &'static str, reply: Option<Reply>, stream: bool) -> Case {
+    Case {
+        name,
+        reply,
+        timeouts: "first_byte: 5s, idle: 5s",
+        stream,
+        drive: Drive::Post(1),
+        seen: None,
+        end: End::Any,
+        row: None,
+        state: "healthy",
+        calls: None,
+        rejected: None,
+        also: None,
+    }
+}
+
+impl Case {
+    /// The client sees `status`, its body ends `end`; the row has `status` and `kind`.
+    pub fn answers(self, status: u16, end: End, kind: Option<&'static str>) -> Self {
+        Case {
+            seen: Some(status),
+            end,
+            row: Some((status, kind)),
+            ..self
+        }
+    }
+    /// The client sees no answer; the row has `status` and `kind`.
+    pub fn logged(self, status: u16, kind: &'static str) -> Self {
+        Case {
+            row: Some((status, Some(kind))),
+            ..self
+        }
+    }
+    /// Refused before any hook: no row, no route count, counted under `reason`.
+    pub fn rejected(self, reason: &'static str, seen: Option<u16>) -> Self {
+        Case {
+            rejected: Some(reason),
+            seen,
+            ..self
+        }
+    }
+    pub fn state(self, state: &'static str) -> Self {
+        Case { state, ..self }
+    }
+    pub fn timeouts(self, timeouts: &'static str) -> Self {
+        Case { timeouts, ..self }
+    }
+    pub fn drive(self, drive: Drive) -> Self {
+        Case { drive, ..self }
+    }
+    pub fn calls(self, n: usize) -> Self {
+        Case { calls: Some(n), ..self }
+    }
+    pub fn also(self, what: &'static str, check: fn(&Got, &Value) -> bool) -> Self {
+        Case {
+            also: Some((what, check)),
+            ..self
+        }
+    }
+}
+
+/// Play the client's part; what it got and the request ids it sent.
+pub async fn drive(proxy: &Proxy, c: &Case) -> (Got, Vec<String>) {
+    let path = format!("/{}/v1/messages", c.name);
+    let url = proxy.url(&path);
+    let body = if c.stream { STREAM_BODY } else { BODY };
+    let rid = |i: usize| format!("fm-{}-{i}", c.name);
+    let fail = |e: String| -> Got { panic!("{}: {e}", c.name) };
+    let got = match c.drive {
+        Drive::Post(n) => {
+            let rids: Vec<String> = (1..=n).map(rid).collect();
+            let mut got = Got::none();
+            for r in &rids {
+                got = post(&url, r, body).await.unwrap_or_else(fail);
+            }
+            return (got, rids);
+        }
+        Drive::LeaveBeforeHead => {
+            leave_after(proxy.addr, &request(&path, &rid(1), body, ""), ms(200)).await;
+            Got::none()
+        }
+        Drive::LeaveMidStream => post_then_leave(&url, &rid(1), body).await.unwrap_or_else(fail),
+        Drive::LeaveMidUpload => {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {}\r\ncontent-length: 50\r\n\r\n{{\"a\":",
+                rid(1)
+            );
+            leave_after(proxy.addr, &head, ms(100)).await;
+            Got::none()
+        }
+        Drive::LeaveMidHead => {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {}\r\nx-unfini",
+                rid(1)
+            );
+            leave_after(proxy.addr, &head, ms(100)).await;
+            Got::none()
+        }
+        Drive::Slowloris => {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {}\r\ncontent-length: 2\r\n",
+                rid(1)
+            );
+            Got::raw(slowloris(proxy.addr, &head).await)
+        }
+        Drive::BadChunk => {
+            let bytes = format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {}\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n",
+                rid(1)
+            );
+            Got::raw(raw(proxy.addr, bytes.as_bytes(), ms(1000)).await)
+        }
+        Drive::Pipelined => {
+            let two = request(&path, &rid(1), body, "") + &request(&path, &rid(2), body, "connection: close\r\n");
+            let rids = vec![rid(1), rid(2)];
+            return (Got::raw(raw(proxy.addr, two.as_bytes(), ms(2000)).await), rids);
+        }
+    };
+    (got, vec![rid(1)])
+}
+
+pub fn config(cases: &[Case], urls: &[String], ok: &str) -> String {
+    let mut routes = String::from("server: { header_timeout: 1s }\nroutes:\n");
+    let mut pools = pool_yaml("fm-ok", "anthropic", &[ok.to_string()], "");
+    for name in std::iter::once("fm-ok").chain(cases.iter().map(|c| c.name)) {
+        routes.push_str(&format!(
+            "  - {{ name: {name}, match: {{ path_prefix: /{name} }}, pool: {name} }}\n"
+        ));
+    }
+    for (c, url) in cases.iter().zip(urls) {
+        let extra = format!(
+            "    timeouts: {{ {} }}\n    breaker: {{ failures: 1, cooldown: 60s }}\n",
+            c.timeouts
+        );
+        pools.push_str(&pool_yaml(c.name, "anthropic", std::slice::from_ref(url), &extra));
+    }
+    format!("{routes}pools:\n{pools}")
+}

@@ -10,6 +10,7 @@
 #
 #   bash benches/load/run.sh                     # about 12 minutes after the builds
 #   DURATION=3s ROUNDS=1 bash benches/load/run.sh   # a quick look
+#   ONLY="sidecar shared" bash benches/load/run.sh    # only those legs
 #   BASELINE=/path/to/llm-sidecar bash benches/load/run.sh   # plus another build of the sidecar
 #                                   (same config), e.g. an earlier commit's, as leg "baseline"
 set -euo pipefail
@@ -135,6 +136,8 @@ BENCH_KEY_A=sk-bench-a BENCH_KEY_B=sk-bench-b \
   taskset -c "$PROXY_CPU" "$SIDECAR" run --config "$WORK/shared.yaml" >"$WORK/shared.log" 2>&1 & PIDS+=($!)
 for p in $UP $NGX $BAREP $SC $PROBE $BARES $SH; do wait_port "$p"; done
 LEGS=(direct nginx bare sidecar shared)
+# ONLY="sidecar shared": just those legs (a quicker look; ratios to absent legs read "-").
+if [ -n "${ONLY:-}" ]; then read -ra LEGS <<< "$ONLY"; fi
 if [ -n "${BASELINE:-}" ]; then
   # Another build of the sidecar, same config (its own ports and request log), measured alike.
   mkdir -p "$WORK/baseline"

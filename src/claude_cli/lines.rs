@@ -85,7 +85,9 @@ impl LineSplitter {
             }
             None => {
                 self.scanned = self.buf.len();
-                if self.buf.len() - self.start > self.max {
+                // A `\r` waiting for its `\n` is not part of the line (as when both arrive).
+                let cr = usize::from(self.buf.last() == Some(&b'\r'));
+                if (self.buf.len() - self.start).saturating_sub(cr) > self.max {
                     self.buf = Vec::new();
                     self.start = 0;
                     self.scanned = 0;
@@ -126,6 +128,21 @@ impl LineSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_of_the_limit_is_taken_however_its_crlf_arrives() {
+        let mut whole = LineSplitter::new(4);
+        whole.push(b"abcd\r\n");
+        assert_eq!(all_lines(&mut whole), [b"abcd".to_vec()], "whole");
+        let mut split = LineSplitter::new(4);
+        split.push(b"abcd\r");
+        assert!(
+            matches!(split.next_line(), Ok(None)),
+            "the line waits for its newline, not refused"
+        );
+        split.push(b"\n");
+        assert_eq!(all_lines(&mut split), [b"abcd".to_vec()], "split between CR and LF");
+    }
 
     fn all_lines(s: &mut LineSplitter) -> Vec<Vec<u8>> {
         let mut out = Vec::new();

@@ -62,7 +62,11 @@ impl Usage {
     pub fn uncached_input(&self) -> u64 {
         let input = self.input.unwrap_or(0);
         if self.input_includes_cache {
-            input.saturating_sub(self.cache_read.unwrap_or(0) + self.cache_write.unwrap_or(0))
+            input.saturating_sub(
+                self.cache_read
+                    .unwrap_or(0)
+                    .saturating_add(self.cache_write.unwrap_or(0)),
+            )
         } else {
             input
         }
@@ -70,7 +74,10 @@ impl Usage {
 
     /// Every token counted once.
     pub fn total_tokens(&self) -> u64 {
-        self.uncached_input() + self.cache_read.unwrap_or(0) + self.cache_write.unwrap_or(0) + self.output.unwrap_or(0)
+        // Saturating: the counts come from the upstream, which could send anything.
+        [self.cache_read, self.cache_write, self.output]
+            .into_iter()
+            .fold(self.uncached_input(), |n, c| n.saturating_add(c.unwrap_or(0)))
     }
 }
 
@@ -124,4 +131,31 @@ pub enum Event {
     Error,
     /// The provider's end-of-stream marker.
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Usage;
+
+    #[test]
+    fn counts_from_an_upstream_never_overflow() {
+        let u = Usage {
+            input: Some(u64::MAX),
+            output: Some(u64::MAX),
+            cache_read: Some(u64::MAX),
+            cache_write: Some(1),
+            input_includes_cache: false,
+            ..Usage::default()
+        };
+        assert_eq!(u.total_tokens(), u64::MAX, "saturates instead of wrapping or panicking");
+        let included = Usage {
+            input_includes_cache: true,
+            ..u
+        };
+        assert_eq!(
+            included.uncached_input(),
+            0,
+            "cache counts past the input leave none uncached"
+        );
+    }
 }

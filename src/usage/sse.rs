@@ -84,6 +84,9 @@ impl Framer {
 
     /// Feed one chunk, reporting oversized events too.
     pub fn feed_frames(&mut self, chunk: &[u8], on_frame: &mut dyn FnMut(Frame<'_>, usize)) {
+        if chunk.is_empty() {
+            return; // a `\r` pending from the last chunk still waits for its `\n`
+        }
         let mut pos = 0;
         if self.after_cr && chunk.first() == Some(&b'\n') {
             pos = 1;
@@ -216,6 +219,18 @@ mod tests {
             });
         }
         out
+    }
+
+    #[test]
+    fn an_empty_chunk_between_cr_and_lf_changes_nothing() {
+        let data = |got: Vec<(String, String, usize, usize)>| got.into_iter().map(|e| e.1).collect::<Vec<_>>();
+        let whole = data(events(&[b"data: 1\r\ndata: 2\r\n\r\n"]));
+        let split = data(events(&[b"data: 1\r", b"", b"\ndata: 2\r\n\r\n"]));
+        assert_eq!(whole, ["1\n2"], "one event of two data lines");
+        assert_eq!(
+            split, whole,
+            "the LF after an empty chunk ends the CR's line, not the event"
+        );
     }
 
     #[test]

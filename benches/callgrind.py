@@ -5,6 +5,7 @@ prints the instructions per request.
 
   python3 benches/callgrind.py target/release/llm-sidecar pass 1000   # /anthropic pass-through
   python3 benches/callgrind.py target/release/llm-sidecar door 1000   # the OpenAI front door
+  python3 benches/callgrind.py target/release/llm-sidecar shared 1000 # pass-through + shared.redis
 Needs valgrind (callgrind_control). Instruction counts do not depend on the machine's load."""
 import http.client, os, subprocess, sys, tempfile, time, glob, re
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -17,7 +18,14 @@ port, admin = sdk.free_port(), sdk.free_port()
 d = tempfile.mkdtemp()
 door = "models:\n  - { name: bench, targets: [ { pool: claude, model: claude-sonnet-4-5 } ] }\n" if leg == "door" else ""
 droute = "  - { name: door, match: { path_prefix: /door }, api: openai }\n" if leg == "door" else ""
-cfg = f'''listen: "127.0.0.1:{port}"
+shared = ""
+if leg == "shared":  # a local redis-server for the shared leg
+    rport = sdk.free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", d],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    shared = f'shared:\n  redis: {{ url: "redis://127.0.0.1:{rport}/0", prefix: cg, timeout: 2s }}\n'
+cfg = shared + f'''listen: "127.0.0.1:{port}"
 admin: {{ listen: "127.0.0.1:{admin}" }}
 log: {{ sqlite: "{d}/requests.db" }}
 prices:
@@ -62,6 +70,8 @@ time.sleep(1)
 subprocess.run(["callgrind_control", "-d", str(p.pid)], capture_output=True)
 time.sleep(2)
 p.terminate(); p.wait(timeout=60)
+if leg == "shared":
+    redis.terminate()
 best = None
 for f in glob.glob(out + "*"):
     txt = open(f, errors="replace").read()
@@ -69,4 +79,5 @@ for f in glob.glob(out + "*"):
     trig = re.search(r"^desc: Trigger: (.*)$", txt, re.M)
     if m and trig and "Program termination" not in trig.group(1) and "zero" not in trig.group(1).lower():
         best = int(m.group(1))
+print("OUT", out)
 print(f"RESULT {leg} {os.path.basename(binary)} Ir/request {best / n if best else 'n/a'}")

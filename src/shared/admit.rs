@@ -57,7 +57,7 @@ impl Shared {
     /// Check and count `ask` atomically. `None`: the store is down or slow (the failure is
     /// counted); the local decision stands.
     pub async fn admit(&self, ask: &Ask<'_>) -> Option<Verdict> {
-        let (gen, mut conn) = self.conn()?;
+        let (gen, mut conn) = self.near().await?;
         let mut call = self.admit_script.prepare_invoke();
         let (sid, ttl) = ask.session.unwrap_or(("", Duration::ZERO));
         let (client, crpm) = ask.client.unwrap_or(("", 0));

@@ -65,6 +65,13 @@ impl Op {
     }
 }
 
+thread_local! {
+    /// Per thread: the connection [`Shared::near`] made for each store (by its address) and its
+    /// generation. A few entries at most (one per sidecar in the process).
+    static NEAR: std::cell::RefCell<Vec<(usize, u64, MultiplexedConnection)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The store's client, the current connection and the queue of writes.
 pub struct Shared {
     client: redis::Client,
@@ -132,6 +139,33 @@ impl Shared {
     /// The connection to use now and its generation (`None`: down; use local state).
     fn conn(&self) -> Option<(u64, MultiplexedConnection)> {
         self.conn.load().as_deref().cloned()
+    }
+
+    /// A connection of the current generation whose driver runs on this thread's runtime (made
+    /// on first use, within `timeout`): a request's round trip then needs no wake-up of another
+    /// thread, which on a sidecar pinned to one core costs two context switches per request.
+    async fn near(&self) -> Option<(u64, MultiplexedConnection)> {
+        let gen = self.conn.load().as_deref()?.0;
+        let me = self as *const Shared as usize;
+        let found = NEAR.with(|n| {
+            n.borrow()
+                .iter()
+                .find(|(id, g, _)| *id == me && *g == gen)
+                .map(|(_, _, c)| c.clone())
+        });
+        if let Some(c) = found {
+            return Some((gen, c));
+        }
+        let config = AsyncConnectionConfig::new().set_response_timeout(Some(self.timeout));
+        let made = self.client.get_multiplexed_async_connection_with_config(&config);
+        let made = tokio::time::timeout(self.timeout, made).await;
+        let c = self.answer(Op::Admit, gen, made)?;
+        NEAR.with(|n| {
+            let mut n = n.borrow_mut();
+            n.retain(|(id, _, _)| *id != me);
+            n.push((me, gen, c.clone()));
+        });
+        Some((gen, c))
     }
 
     /// What an operation on connection `gen` gave: its value, or `None` with the failure

@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := target/sdk-venv
 PROVIDER_KEYS := ANTHROPIC_API_KEY OPENAI_API_KEY GEMINI_API_KEY OPENROUTER_API_KEY
 
-.PHONY: run test deps test-deps sdk-check
+.PHONY: run test deps test-deps sdk-check fuzz
 CLAUDE_VERSION := 2.1.197
 CLAUDE := target/claude-cli/node_modules/@anthropic-ai/claude-code-linux-x64/claude
 
@@ -45,3 +45,19 @@ sdk-check:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq npm >/dev/null; }; \
 		npm install -s --prefix target/claude-cli --no-audit --no-fund @anthropic-ai/claude-code@$(CLAUDE_VERSION); }
 	$(VENV)/bin/python tests/sdk/check_cli.py target/debug/llm-sidecar $(CLAUDE)
+
+# Fuzzing, never part of `make test`: cargo-fuzz (installed when missing) on the stable toolchain
+# (RUSTC_BOOTSTRAP=1 lets it pass the sanitizer flags), each target for FUZZ_SECONDS from seeds
+# built out of the fixtures. Every target runs; crashing inputs land in fuzz/artifacts/<target>/
+# (fuzz/README.md: how one becomes a regression test).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= admission sse_meter json_usage config translate_request translate_response translate_stream cli_stream_json path
+
+fuzz: deps
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	bash fuzz/seeds.sh
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || failed="$$failed $$t"; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzz: crashes in$$failed (inputs in fuzz/artifacts/)"; exit 1; }

@@ -16,10 +16,11 @@ pub struct Mirror(ArcSwapOption<(i64, LedgerView)>);
 impl Mirror {
     /// `local`, raised to the shared figures still current at `now_ms`.
     pub fn merge(&self, local: LedgerView, now_ms: i64) -> LedgerView {
-        let Some(seen) = self.0.load_full() else {
+        // A guard, not a clone: no reference count touched per candidate per request.
+        let guard = self.0.load();
+        let Some(&(at, shared)) = guard.as_deref() else {
             return local;
         };
-        let (at, shared) = *seen;
         let mut v = local;
         if at.div_euclid(3_600_000) == now_ms.div_euclid(3_600_000) {
             v.week_cost = v.week_cost.max(shared.week_cost);

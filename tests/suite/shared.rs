@@ -287,18 +287,7 @@ async fn a_weekly_budget_reached_through_several_sidecars_stops_all_and_notifies
 
 /// Sum of every `llm_sidecar_shared_state_errors_total` series of `proxy`.
 async fn shared_errors(proxy: &Proxy) -> f64 {
-    let text = client()
-        .get(format!("http://{}/metrics", proxy.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with("llm_sidecar_shared_state_errors_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_sum(proxy, "llm_sidecar_shared_state_errors_total{", "").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{admin_pools, client, pool_yaml, raw, status_of, Logged, Proxy, Reply};
+use super::{admin_pools, metric_sum, pool_yaml, raw, status_of, Logged, Proxy, Reply};
 
 pub const BODY: &str = r#"{"model":"claude-sonnet-5"}"#;
 pub const STREAM_BODY: &str = r#"{"model":"claude-sonnet-5","stream":true}"#;
@@ -171,19 +171,7 @@ pub async fn slowloris(addr: SocketAddr, head: &str) -> String {
 
 /// `llm_sidecar_requests_total` of `route`, all pools and status classes together.
 pub async fn route_requests(proxy: &Proxy, route: &str) -> f64 {
-    let text = client()
-        .get(format!("http://{}/metrics", proxy.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let label = format!("route=\"{route}\"");
-    text.lines()
-        .filter(|l| l.starts_with("llm_sidecar_requests_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_sum(proxy, "llm_sidecar_requests_total{", &format!("route=\"{route}\"")).await
 }
 
 /// The `state` of the first account of `pool` in `/admin/pools`.

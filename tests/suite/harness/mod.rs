@@ -280,20 +280,35 @@ pub fn status_of(raw: &str) -> u16 {
     raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-/// A metric's value in the admin listener's exposition (0 when absent).
-pub async fn metric(proxy: &Proxy, line_prefix: &str) -> f64 {
-    let text = client()
+/// The admin listener's metrics exposition.
+async fn metrics_text(proxy: &Proxy) -> String {
+    client()
         .get(format!("http://{}/metrics", proxy.admin))
         .send()
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("text");
+        .expect("text")
+}
+
+/// A metric's value in the admin listener's exposition (0 when absent).
+pub async fn metric(proxy: &Proxy, line_prefix: &str) -> f64 {
+    let text = metrics_text(proxy).await;
     text.lines()
         .find(|l| l.starts_with(line_prefix))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The sum of every series starting with `line_prefix` whose line contains `with` (all labels
+/// together when `with` is empty).
+pub async fn metric_sum(proxy: &Proxy, line_prefix: &str, with: &str) -> f64 {
+    let text = metrics_text(proxy).await;
+    text.lines()
+        .filter(|l| l.starts_with(line_prefix) && l.contains(with))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// `/admin/pools` of a sidecar without an admin token, as JSON.

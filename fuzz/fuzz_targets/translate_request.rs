@@ -2,15 +2,19 @@
 //! translate_request: a client's request body, any bytes, never makes a front door's decoder or
 //! any target's encoder panic; an encoded request is a JSON object sent to a path that starts with
 //! `/`, holds no whitespace or control byte and no `.`/`..` segment whatever the model name
-//! (Gemini puts it in the path); Gemini is never a front door; and the pass-through rewrite of a
-//! JSON object (model set, door-only members removed) keeps every other member as it was.
+//! (Gemini puts it in the path); Gemini is never a front door; the door's answer is the general
+//! reader's (the typed reader of plain OpenAI requests reads what it takes exactly as the general
+//! reader does); and the pass-through rewrite of a JSON object (model set, door-only members
+//! removed) keeps every other member as it was.
 //!
 //! Input: byte 0 is flags (bits 0-1: `default_max_tokens`, bit 2: `keep_extra`, bits 3-4: the
 //! model from a fixed list, bit 5: the model the client named instead); the rest is the body.
 
 use libfuzzer_sys::fuzz_target;
 use llm_sidecar::provider::Dialect;
-use llm_sidecar::translate::{decode_request, encode_request, passthrough, EncodeOpts, DOOR_FIELDS};
+use llm_sidecar::translate::{
+    decode_request, decode_request_general, encode_request, passthrough, EncodeOpts, DOOR_FIELDS,
+};
 use llm_sidecar_fuzz::DIALECTS;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -36,7 +40,12 @@ fuzz_target!(|data: &[u8]| {
         "Gemini is not a front door"
     );
     for door in [Dialect::OpenAi, Dialect::Anthropic] {
-        let chat = match decode_request(door, body) {
+        let decoded = decode_request(door, body);
+        assert!(
+            decoded == decode_request_general(door, body),
+            "{door:?}: the door's reading differs from the general reader's"
+        );
+        let chat = match decoded {
             Ok(chat) => chat,
             Err(invalid) => {
                 let _ = invalid.to_string();

@@ -131,6 +131,11 @@ pub(super) fn arguments(text: &str, param: impl FnOnce() -> String) -> Result<Va
     }
 }
 
+/// A request body as JSON bytes.
+pub(super) fn to_body<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, Invalid> {
+    serde_json::to_vec(body).map_err(|e| Invalid::new("", format!("cannot encode the request: {e}")))
+}
+
 /// What only OpenAI can do: several answers, log probabilities.
 pub(super) fn single_answer(chat: &Chat, target: Dialect) -> Result<(), Invalid> {
     if chat.n.is_some_and(|n| n > 1) {

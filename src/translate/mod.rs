@@ -12,6 +12,7 @@ mod common;
 mod error;
 mod form;
 mod gemini;
+mod lenient;
 mod models;
 mod openai;
 mod passthrough;
@@ -77,6 +78,18 @@ pub struct Encoded {
 
 /// Read a client's request body (OpenAI or Anthropic) with the front door's checks.
 pub fn decode_request(dialect: Dialect, body: &[u8]) -> Result<Chat, Invalid> {
+    if dialect == Dialect::OpenAi {
+        if let Some(chat) = openai::plain::decode(body) {
+            return Ok(chat);
+        }
+    }
+    decode_request_general(dialect, body)
+}
+
+/// [`decode_request`] without the typed reader of plain OpenAI requests: what every body goes
+/// through when that reader declines it (public so tests can compare the two).
+#[doc(hidden)]
+pub fn decode_request_general(dialect: Dialect, body: &[u8]) -> Result<Chat, Invalid> {
     match dialect {
         Dialect::OpenAi => openai::request::decode(body),
         Dialect::Anthropic => anthropic::request::decode(body),
@@ -88,11 +101,16 @@ pub fn decode_request(dialect: Dialect, body: &[u8]) -> Result<Chat, Invalid> {
 pub fn encode_request(dialect: Dialect, chat: &Chat, model: &str, opts: &EncodeOpts) -> Result<Encoded, Invalid> {
     let mut dropped = chat.dropped.clone();
     let (path, body) = match dialect {
-        Dialect::OpenAi => openai::encode::encode(chat, model, opts, &mut dropped)?,
+        Dialect::OpenAi => {
+            let (path, body) = openai::encode::encode(chat, model, opts, &mut dropped)?;
+            (path, common::to_body(&body)?)
+        }
         Dialect::Anthropic => anthropic::encode::encode(chat, model, opts, &mut dropped)?,
-        Dialect::Gemini => gemini::encode::encode(chat, model, opts, &mut dropped)?,
+        Dialect::Gemini => {
+            let (path, body) = gemini::encode::encode(chat, model, opts, &mut dropped)?;
+            (path, common::to_body(&body)?)
+        }
     };
-    let body = serde_json::to_vec(&body).map_err(|e| Invalid::new("", format!("cannot encode the request: {e}")))?;
     Ok(Encoded { path, body, dropped })
 }
 

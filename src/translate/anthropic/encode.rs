@@ -1,9 +1,11 @@
 //! A [`Chat`] as an Anthropic Messages request body: one system slot, strictly alternating
 //! user/assistant messages (tool results are user `tool_result` blocks, first in their message),
-//! `max_tokens` always set, `tool_choice` with `disable_parallel_tool_use`.
+//! `max_tokens` always set, `tool_choice` with `disable_parallel_tool_use`. Written through typed
+//! views that borrow from the [`Chat`]: no `Value` tree is built for the body.
 
 use std::borrow::Cow;
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::provider::Dialect;
@@ -13,62 +15,191 @@ use crate::translate::EncodeOpts;
 
 const TARGET: Dialect = Dialect::Anthropic;
 
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<System<'a>>,
+    messages: Vec<MessageOut<'a>>,
+    max_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u64>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "is_false")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolDef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Choice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata<'a>>,
+    /// The source's own members and the CLI's extras, minus what the members above write.
+    #[serde(flatten)]
+    rest: Obj,
+}
+
+impl Body<'_> {
+    /// Whether the typed members write `key` (so `rest` must not).
+    fn writes(&self, key: &str) -> bool {
+        match key {
+            "model" | "messages" | "max_tokens" => true,
+            "system" => self.system.is_some(),
+            "temperature" => self.temperature.is_some(),
+            "top_p" => self.top_p.is_some(),
+            "top_k" => self.top_k.is_some(),
+            "stop_sequences" => !self.stop_sequences.is_empty(),
+            "stream" => self.stream,
+            "tools" => !self.tools.is_empty(),
+            "tool_choice" => self.tool_choice.is_some(),
+            "metadata" => self.metadata.is_some(),
+            _ => false,
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum System<'a> {
+    One(&'a str),
+    Many(Vec<Block<'a>>),
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    content: Vec<Block<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Block<'a> {
+    Typed(Typed<'a>),
+    /// A source-dialect block, as the client wrote it.
+    Native(&'a Value),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Typed<'a> {
+    Text {
+        text: &'a str,
+    },
+    Image {
+        source: Source<'a>,
+    },
+    ToolUse {
+        id: Cow<'a, str>,
+        name: &'a str,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: Cow<'a, str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<ResultContent<'a>>,
+        #[serde(skip_serializing_if = "is_false")]
+        is_error: bool,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Source<'a> {
+    Base64 { media_type: &'a str, data: &'a str },
+    Url { url: &'a str },
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ResultContent<'a> {
+    Text(&'a str),
+    Blocks(Vec<Block<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ToolDef<'a> {
+    Def {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<&'a str>,
+        input_schema: Cow<'a, Value>,
+    },
+    Native(&'a Value),
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    disable_parallel_tool_use: bool,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    user_id: &'a str,
+}
+
 pub(in crate::translate) fn encode(
     chat: &Chat,
     model: &str,
     opts: &EncodeOpts,
     dropped: &mut Vec<&'static str>,
-) -> Result<(String, Obj), Invalid> {
-    let mut body = Obj::new();
-    body.insert("model".into(), model.into());
-    let system = common::system_texts(chat, dropped);
-    match system.as_slice() {
-        [] => {}
-        [one] => {
-            body.insert("system".into(), (*one).into());
-        }
-        many => {
-            let blocks = many.iter().map(|t| json!({"type": "text", "text": t})).collect();
-            body.insert("system".into(), Value::Array(blocks));
-        }
-    }
-    body.insert("messages".into(), Value::Array(messages(chat)?));
-    body.insert(
-        "max_tokens".into(),
-        chat.max_tokens.unwrap_or(opts.default_max_tokens).into(),
-    );
-    sampling(chat, &mut body)?;
-    tools(chat, &mut body)?;
-    if let Some(user) = &chat.user {
-        body.insert("metadata".into(), json!({ "user_id": user }));
-    }
+) -> Result<(String, Vec<u8>), Invalid> {
+    let system = match common::system_texts(chat, dropped).as_slice() {
+        [] => None,
+        [one] => Some(System::One(one)),
+        many => Some(System::Many(many.iter().map(|t| text(t)).collect())),
+    };
+    let messages = messages(chat)?;
+    check_sampling(chat)?;
+    let (tools, tool_choice) = tools(chat)?;
+    let mut body = Body {
+        model,
+        system,
+        messages,
+        max_tokens: chat.max_tokens.unwrap_or(opts.default_max_tokens),
+        temperature: chat.temperature,
+        top_p: chat.top_p,
+        top_k: chat.top_k,
+        stop_sequences: &chat.stop,
+        stream: chat.stream,
+        tools,
+        tool_choice,
+        metadata: chat.user.as_deref().map(|user_id| Metadata { user_id }),
+        rest: Obj::new(),
+    };
     common::single_answer(chat, TARGET)?;
-    common::other_members(chat, TARGET, &mut body, dropped)?;
-    common::extra(chat, opts, &mut body, dropped);
-    Ok(("/v1/messages".into(), body))
+    let mut rest = Obj::new();
+    common::other_members(chat, TARGET, &mut rest, dropped)?;
+    common::extra(chat, opts, &mut rest, dropped);
+    rest.retain(|k, _| !body.writes(k));
+    body.rest = rest;
+    Ok(("/v1/messages".into(), common::to_body(&body)?))
 }
 
-fn sampling(chat: &Chat, body: &mut Obj) -> Result<(), Invalid> {
-    if let Some(t) = chat.temperature {
-        if t > 1.0 {
-            return Err(Invalid::new(
-                "temperature",
-                "must be at most 1 for this model's Anthropic backend",
-            ));
-        }
-        body.insert("temperature".into(), t.into());
-    }
-    if let Some(p) = chat.top_p {
-        body.insert("top_p".into(), p.into());
-    }
-    if let Some(k) = chat.top_k {
-        body.insert("top_k".into(), k.into());
-    }
-    if !chat.stop.is_empty() {
-        body.insert("stop_sequences".into(), chat.stop.clone().into());
-    }
-    if chat.stream {
-        body.insert("stream".into(), true.into());
+fn text(t: &str) -> Block<'_> {
+    Block::Typed(Typed::Text { text: t })
+}
+
+/// What Anthropic cannot take of the sampling parameters.
+fn check_sampling(chat: &Chat) -> Result<(), Invalid> {
+    if chat.temperature.is_some_and(|t| t > 1.0) {
+        return Err(Invalid::new(
+            "temperature",
+            "must be at most 1 for this model's Anthropic backend",
+        ));
     }
     match chat.response_format {
         None | Some(ResponseFormat::Text) => Ok(()),
@@ -77,8 +208,8 @@ fn sampling(chat: &Chat, body: &mut Obj) -> Result<(), Invalid> {
 }
 
 /// Messages with their roles mapped, empty ones left out, neighbours of one role merged.
-fn messages(chat: &Chat) -> Result<Vec<Value>, Invalid> {
-    let mut out: Vec<(&str, Vec<Value>)> = Vec::with_capacity(chat.messages.len());
+fn messages(chat: &Chat) -> Result<Vec<MessageOut<'_>>, Invalid> {
+    let mut out: Vec<MessageOut> = Vec::with_capacity(chat.messages.len());
     for (i, m) in chat.messages.iter().enumerate() {
         let role = match m.role {
             Role::System => continue, // in the system slot
@@ -90,32 +221,34 @@ fn messages(chat: &Chat) -> Result<Vec<Value>, Invalid> {
         for (j, part) in m.parts.iter().enumerate() {
             let block = match part {
                 Part::Text(t) if t.is_empty() => continue, // Anthropic refuses empty text blocks
-                Part::Text(t) => json!({"type": "text", "text": t}),
+                Part::Text(t) => text(t),
                 Part::Image(image) => image_block(image),
                 Part::ToolCall(c) => {
                     calls += 1;
                     let input = common::arguments(&c.arguments, || common::arguments_param(chat, i, j, calls - 1))?;
-                    json!({"type": "tool_use", "id": tool_id(&c.id), "name": c.name, "input": input})
+                    Block::Typed(Typed::ToolUse {
+                        id: tool_id(&c.id),
+                        name: &c.name,
+                        input,
+                    })
                 }
                 Part::ToolResult(r) => tool_result(chat, r)?,
-                Part::Native(n) => common::native(chat, TARGET, n)?.clone(),
+                Part::Native(n) => Block::Native(common::native(chat, TARGET, n)?),
             };
             blocks.push(block);
         }
         match out.last_mut() {
             _ if blocks.is_empty() => {}
-            Some((last, previous)) if *last == role => previous.extend(blocks),
-            _ => out.push((role, blocks)),
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => out.push(MessageOut { role, content: blocks }),
         }
     }
-    Ok(out
-        .into_iter()
-        .map(|(role, mut blocks)| {
-            // Tool results answer the turn before: they come first (a stable sort keeps order).
-            blocks.sort_by_key(|b| b.get("type").and_then(Value::as_str) != Some("tool_result"));
-            json!({"role": role, "content": blocks})
-        })
-        .collect())
+    for m in &mut out {
+        // Tool results answer the turn before: they come first (a stable sort keeps order).
+        m.content
+            .sort_by_key(|b| !matches!(b, Block::Typed(Typed::ToolResult { .. })));
+    }
+    Ok(out)
 }
 
 /// A tool call id as Anthropic accepts it (`[A-Za-z0-9_-]+`): ids from other dialects may
@@ -130,81 +263,71 @@ fn tool_id(id: &str) -> Cow<'_, str> {
     Cow::Owned(if mapped.is_empty() { "_".into() } else { mapped })
 }
 
-fn image_block(image: &Image) -> Value {
+fn image_block(image: &Image) -> Block<'_> {
     let source = match image {
-        Image::Base64 { media_type, data } => json!({"type": "base64", "media_type": media_type, "data": data}),
-        Image::Url(url) => json!({"type": "url", "url": url}),
+        Image::Base64 { media_type, data } => Source::Base64 { media_type, data },
+        Image::Url(url) => Source::Url { url },
     };
-    json!({"type": "image", "source": source})
+    Block::Typed(Typed::Image { source })
 }
 
-fn tool_result(chat: &Chat, r: &ToolResult) -> Result<Value, Invalid> {
-    let mut block = Obj::new();
-    block.insert("type".into(), "tool_result".into());
-    block.insert("tool_use_id".into(), tool_id(&r.tool_call_id).into());
+fn tool_result<'a>(chat: &'a Chat, r: &'a ToolResult) -> Result<Block<'a>, Invalid> {
     let content = match r.content.as_slice() {
         [] => None,
-        [Part::Text(t)] => Some(Value::from(t.as_str())),
+        [Part::Text(t)] => Some(ResultContent::Text(t)),
         parts => {
             let mut blocks = Vec::with_capacity(parts.len());
             for p in parts {
                 blocks.push(match p {
                     Part::Text(t) if t.is_empty() => continue,
-                    Part::Text(t) => json!({"type": "text", "text": t}),
+                    Part::Text(t) => text(t),
                     Part::Image(image) => image_block(image),
-                    Part::Native(n) => common::native(chat, TARGET, n)?.clone(),
+                    Part::Native(n) => Block::Native(common::native(chat, TARGET, n)?),
                     Part::ToolCall(_) | Part::ToolResult(_) => continue, // not in a result
                 });
             }
-            Some(Value::Array(blocks))
+            Some(ResultContent::Blocks(blocks))
         }
     };
-    if let Some(content) = content {
-        block.insert("content".into(), content);
-    }
-    if r.is_error {
-        block.insert("is_error".into(), true.into());
-    }
-    Ok(Value::Object(block))
+    Ok(Block::Typed(Typed::ToolResult {
+        tool_use_id: tool_id(&r.tool_call_id),
+        content,
+        is_error: r.is_error,
+    }))
 }
 
-fn tools(chat: &Chat, body: &mut Obj) -> Result<(), Invalid> {
+/// The tool definitions and the tool choice (none without tools: a choice without tools means
+/// nothing, and Anthropic refuses it).
+fn tools(chat: &Chat) -> Result<(Vec<ToolDef<'_>>, Option<Choice<'_>>), Invalid> {
     if chat.tools.is_empty() {
-        return Ok(()); // a tool choice without tools means nothing, and Anthropic refuses it
+        return Ok((Vec::new(), None));
     }
     let mut defs = Vec::with_capacity(chat.tools.len());
     for tool in &chat.tools {
         if let Some(n) = &tool.native {
-            defs.push(common::native(chat, TARGET, n)?.clone());
+            defs.push(ToolDef::Native(common::native(chat, TARGET, n)?));
             continue;
         }
-        let mut def = Obj::new();
-        def.insert("name".into(), tool.name.clone().into());
-        if let Some(d) = &tool.description {
-            def.insert("description".into(), d.clone().into());
-        }
-        let schema = match &tool.schema {
-            Value::Null => json!({"type": "object", "properties": {}}),
-            s => s.clone(),
-        };
-        def.insert("input_schema".into(), schema);
-        defs.push(Value::Object(def));
+        defs.push(ToolDef::Def {
+            name: &tool.name,
+            description: tool.description.as_deref(),
+            input_schema: match &tool.schema {
+                Value::Null => Cow::Owned(json!({"type": "object", "properties": {}})),
+                s => Cow::Borrowed(s),
+            },
+        });
     }
-    body.insert("tools".into(), Value::Array(defs));
-    let mut choice = match &chat.tool_choice {
-        None | Some(ToolChoice::Auto) => json!({"type": "auto"}),
-        Some(ToolChoice::None) => json!({"type": "none"}),
-        Some(ToolChoice::Required) => json!({"type": "any"}),
-        Some(ToolChoice::Named(name)) => json!({"type": "tool", "name": name}),
+    let (kind, name) = match &chat.tool_choice {
+        None | Some(ToolChoice::Auto) => ("auto", None),
+        Some(ToolChoice::None) => ("none", None),
+        Some(ToolChoice::Required) => ("any", None),
+        Some(ToolChoice::Named(name)) => ("tool", Some(name.as_str())),
     };
     let parallel_off = chat.parallel_tool_calls == Some(false) && chat.tool_choice != Some(ToolChoice::None);
-    if parallel_off {
-        if let Some(c) = choice.as_object_mut() {
-            c.insert("disable_parallel_tool_use".into(), true.into());
-        }
-    }
-    if chat.tool_choice.is_some() || parallel_off {
-        body.insert("tool_choice".into(), choice);
-    }
-    Ok(())
+    let choice = (chat.tool_choice.is_some() || parallel_off).then_some(Choice {
+        kind,
+        name,
+        disable_parallel_tool_use: parallel_off,
+    });
+    Ok((defs, choice))
 }

@@ -6,7 +6,7 @@ pub(super) mod reply;
 pub(super) mod request;
 pub(super) mod stream;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::form::{StopReason, Usage};
@@ -55,13 +55,23 @@ impl RawUsage {
 }
 
 /// Usage as an Anthropic client reads it.
-pub(super) fn usage_json(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.uncached_input(),
-        "cache_creation_input_tokens": u.cache_write,
-        "cache_read_input_tokens": u.cache_read,
-        "output_tokens": u.output,
-    })
+#[derive(Debug, Serialize)]
+pub(super) struct UsageOut {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+}
+
+impl From<&Usage> for UsageOut {
+    fn from(u: &Usage) -> UsageOut {
+        UsageOut {
+            input_tokens: u.uncached_input(),
+            cache_creation_input_tokens: u.cache_write,
+            cache_read_input_tokens: u.cache_read,
+            output_tokens: u.output,
+        }
+    }
 }
 
 pub(super) fn stop_reason(s: &str) -> StopReason {

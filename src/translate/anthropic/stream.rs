@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{stop_reason, stop_str, usage_json, RawUsage};
+use super::{stop_reason, stop_str, RawUsage, UsageOut};
 use crate::provider::Dialect;
 use crate::translate::error;
 use crate::translate::form::{Event, StopReason, Usage};
@@ -237,7 +237,7 @@ impl Encoder {
             "type": "message_start",
             "message": {
                 "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-                "stop_reason": null, "stop_sequence": null, "usage": usage_json(&self.usage),
+                "stop_reason": null, "stop_sequence": null, "usage": UsageOut::from(&self.usage),
             },
         });
         sse(out, "message_start", message.to_string().as_bytes());
@@ -277,7 +277,7 @@ impl Encoder {
         let delta = json!({
             "type": "message_delta",
             "delta": {"stop_reason": stop_str(self.stop.unwrap_or(fallback)), "stop_sequence": null},
-            "usage": usage_json(&self.usage),
+            "usage": UsageOut::from(&self.usage),
         });
         sse(out, "message_delta", delta.to_string().as_bytes());
         sse(out, "message_stop", br#"{"type":"message_stop"}"#);

@@ -1,65 +1,179 @@
 //! Complete OpenAI chat completions: read from an upstream (the first choice) and written for
-//! a client.
+//! a client, through typed views of the JSON: no `Value` tree on the door's hot path.
 
-use serde_json::{json, Value};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{stop_str, usage, usage_json};
+use super::{stop_str, UsageIn, UsageOut};
 use crate::translate::form::{Part, Reply, ReplyMeta, StopReason, ToolCall};
 
+/// The members of an answer the door reads; the rest is skipped unparsed.
+#[derive(Deserialize)]
+struct Answer {
+    id: Option<String>,
+    model: Option<String>,
+    choices: Option<Vec<Choice>>,
+    usage: Option<UsageIn>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: Option<MessageIn>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageIn {
+    content: Option<Content>,
+    refusal: Option<String>,
+    tool_calls: Option<Vec<CallIn>>,
+}
+
+/// `content`: a string, or (some OpenAI-compatible servers) a list of parts with `text`.
+enum Content {
+    Text(String),
+    Parts(Vec<PartIn>),
+}
+
+#[derive(Deserialize)]
+struct PartIn {
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CallIn {
+    id: Option<String>,
+    function: Option<FunctionIn>,
+}
+
+#[derive(Deserialize)]
+struct FunctionIn {
+    name: Option<String>,
+    /// JSON text; some servers send the object itself, which is the same JSON.
+    arguments: Option<Value>,
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Content, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Content, E> {
+                Ok(Content::Text(s.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Content, E> {
+                Ok(Content::Text(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content, A::Error> {
+                let mut parts = Vec::new();
+                while let Some(p) = seq.next_element()? {
+                    parts.push(p);
+                }
+                Ok(Content::Parts(parts))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
-    if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+    let a: Answer =
+        serde_json::from_slice(body).map_err(|e| format!("answer is not an OpenAI chat completion: {e}"))?;
+    if let Some(e) = a.error {
         return Err(format!("answer is an error: {e}"));
     }
-    let choice = v
-        .get("choices")
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
+    let choice = a
+        .choices
+        .and_then(|c| c.into_iter().next())
         .ok_or("answer has no choices")?;
-    let message = choice.get("message").ok_or("answer's choice has no message")?;
+    let message = choice.message.ok_or("answer's choice has no message")?;
     let mut content = Vec::new();
-    match message.get("content") {
-        Some(Value::String(s)) if !s.is_empty() => content.push(Part::Text(s.clone())),
-        // Some OpenAI-compatible servers answer with parts.
-        Some(Value::Array(parts)) => content.extend(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .map(|t| Part::Text(t.to_string())),
-        ),
+    match message.content {
+        Some(Content::Text(s)) if !s.is_empty() => content.push(Part::Text(s)),
+        Some(Content::Parts(parts)) => content.extend(parts.into_iter().filter_map(|p| p.text).map(Part::Text)),
         _ => {}
     }
-    let refusal = message.get("refusal").and_then(Value::as_str);
-    if let Some(refusal) = refusal {
-        content.push(Part::Text(refusal.to_string()));
+    let refused = message.refusal.is_some();
+    if let Some(refusal) = message.refusal {
+        content.push(Part::Text(refusal));
     }
-    for call in message
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-        let function = call.get("function");
+    for call in message.tool_calls.into_iter().flatten() {
+        let (name, arguments) = match call.function {
+            Some(f) => (f.name, f.arguments),
+            None => (None, None),
+        };
+        let arguments = match arguments {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(v) => v.to_string(),
+        };
         content.push(Part::ToolCall(ToolCall {
-            id: text(call.get("id")),
-            name: text(function.and_then(|f| f.get("name"))),
-            arguments: text(function.and_then(|f| f.get("arguments"))),
+            id: call.id.unwrap_or_default(),
+            name: name.unwrap_or_default(),
+            arguments,
         }));
     }
-    let stop = match choice.get("finish_reason").and_then(Value::as_str) {
+    let stop = match choice.finish_reason.as_deref() {
         // The model declined: what Anthropic calls a refusal.
-        Some("stop") if refusal.is_some() => StopReason::ContentFilter,
+        Some("stop") if refused => StopReason::ContentFilter,
         Some(reason) => super::stop_reason(reason),
         None => StopReason::Other,
     };
     Ok(Reply {
-        id: v.get("id").and_then(Value::as_str).map(String::from),
-        model: v.get("model").and_then(Value::as_str).map(String::from),
+        id: a.id,
+        model: a.model,
         content,
         stop,
-        usage: v.get("usage").filter(|u| u.is_object()).map(usage).unwrap_or_default(),
+        usage: a.usage.map(|u| u.usage()).unwrap_or_default(),
     })
+}
+
+/// A chat completion as a client reads it.
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [ChoiceOut<'a>; 1],
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'a> {
+    index: u32,
+    message: MessageOut<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    /// `null` when the answer is only tool calls.
+    content: Option<String>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<CallOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct CallOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
 
 pub(in crate::translate) fn encode(reply: &Reply, meta: &ReplyMeta) -> Vec<u8> {
@@ -68,35 +182,39 @@ pub(in crate::translate) fn encode(reply: &Reply, meta: &ReplyMeta) -> Vec<u8> {
     for part in &reply.content {
         match part {
             Part::Text(t) => text.push_str(t),
-            Part::ToolCall(c) => {
-                let arguments = if c.arguments.trim().is_empty() {
-                    "{}"
-                } else {
-                    &c.arguments
-                };
-                calls.push(
-                    json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments}}),
-                );
-            }
+            Part::ToolCall(c) => calls.push(CallOut {
+                id: &c.id,
+                kind: "function",
+                function: FunctionOut {
+                    name: &c.name,
+                    arguments: if c.arguments.trim().is_empty() {
+                        "{}"
+                    } else {
+                        &c.arguments
+                    },
+                },
+            }),
             _ => {}
         }
     }
-    let content = if text.is_empty() && !calls.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text)
+    let content = (!text.is_empty() || calls.is_empty()).then_some(text);
+    let body = Completion {
+        id: &meta.id,
+        object: "chat.completion",
+        created: meta.created,
+        model: &meta.model,
+        choices: [ChoiceOut {
+            index: 0,
+            message: MessageOut {
+                role: "assistant",
+                content,
+                refusal: None,
+                tool_calls: calls,
+            },
+            logprobs: None,
+            finish_reason: stop_str(reply.stop),
+        }],
+        usage: UsageOut::from(&reply.usage),
     };
-    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
-    if let (false, Some(m)) = (calls.is_empty(), message.as_object_mut()) {
-        m.insert("tool_calls".into(), Value::Array(calls));
-    }
-    let body = json!({
-        "id": meta.id,
-        "object": "chat.completion",
-        "created": meta.created,
-        "model": meta.model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": stop_str(reply.stop)}],
-        "usage": usage_json(&reply.usage),
-    });
-    serde_json::to_vec(&body).unwrap_or_default() // a Value always serializes
+    serde_json::to_vec(&body).unwrap_or_default() // plain structs of strings and numbers always serialize
 }

@@ -11,6 +11,11 @@ use crate::translate::form::{
 };
 use crate::translate::read::{self, join, Obj};
 
+/// The range of `temperature` at the OpenAI door.
+pub(super) const TEMPERATURE: (f64, f64) = (0.0, 2.0);
+/// The range of `top_p`.
+pub(super) const TOP_P: (f64, f64) = (0.0, 1.0);
+
 /// Tool call ids seen so far, with their function names (a tool message names neither).
 type Names = HashMap<String, String>;
 
@@ -170,8 +175,8 @@ fn tool_result(obj: &Obj, path: &str, names: &Names) -> Result<Part, Invalid> {
 
 /// Sampling and length parameters, with the OpenAI ranges.
 fn sampling(obj: &Obj, chat: &mut Chat) -> Result<(), Invalid> {
-    chat.temperature = read::opt_num(obj, "temperature", 0.0, 2.0)?;
-    chat.top_p = read::opt_num(obj, "top_p", 0.0, 1.0)?;
+    chat.temperature = read::opt_num(obj, "temperature", TEMPERATURE.0, TEMPERATURE.1)?;
+    chat.top_p = read::opt_num(obj, "top_p", TOP_P.0, TOP_P.1)?;
     let max_tokens = read::opt_uint(obj, "max_tokens", 1)?;
     chat.max_tokens = read::opt_uint(obj, "max_completion_tokens", 1)?.or(max_tokens);
     chat.stop = read::strings(obj, "stop")?;

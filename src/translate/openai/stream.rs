@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{stop_reason, stop_str, usage, usage_json};
+use super::{stop_reason, stop_str, usage, UsageOut};
 use crate::provider::Dialect;
 use crate::translate::error;
 use crate::translate::form::{Event, StopReason, Usage};
@@ -243,7 +243,7 @@ impl Encoder {
         if self.include_usage {
             out.extend_from_slice(&self.prefix);
             out.extend_from_slice(b"],\"usage\":");
-            out.extend_from_slice(usage_json(&self.usage).to_string().as_bytes());
+            let _ = serde_json::to_writer(&mut *out, &UsageOut::from(&self.usage)); // numbers always serialize
             out.extend_from_slice(b"}\n\n");
         }
         out.extend_from_slice(b"data: [DONE]\n\n");

@@ -7,6 +7,7 @@
 
 mod fuzz;
 mod golden;
+mod plain;
 mod props;
 mod replies;
 mod requests;

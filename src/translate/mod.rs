@@ -12,6 +12,7 @@ mod common;
 mod error;
 mod form;
 mod gemini;
+mod jsonw;
 mod lenient;
 mod models;
 mod openai;

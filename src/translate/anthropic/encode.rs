@@ -1,45 +1,35 @@
 //! A [`Chat`] as an Anthropic Messages request body: one system slot, strictly alternating
 //! user/assistant messages (tool results are user `tool_result` blocks, first in their message),
-//! `max_tokens` always set, `tool_choice` with `disable_parallel_tool_use`. Written through typed
-//! views that borrow from the [`Chat`]: no `Value` tree is built for the body.
+//! `max_tokens` always set, `tool_choice` with `disable_parallel_tool_use`. Written straight from
+//! views that borrow from the [`Chat`] ([`JsonOut`]): no `Value` tree is built for the body.
 
 use std::borrow::Cow;
 
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::provider::Dialect;
 use crate::translate::common::{self, Obj};
 use crate::translate::form::{Chat, Image, Invalid, Part, ResponseFormat, Role, ToolChoice, ToolResult};
+use crate::translate::jsonw::JsonOut;
 use crate::translate::EncodeOpts;
 
 const TARGET: Dialect = Dialect::Anthropic;
 
-#[derive(Serialize)]
+/// The body, borrowing from the [`Chat`]; written by [`Body::write`].
 struct Body<'a> {
     model: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<System<'a>>,
     messages: Vec<MessageOut<'a>>,
     max_tokens: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     top_k: Option<u64>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     stop_sequences: &'a [String],
-    #[serde(skip_serializing_if = "is_false")]
     stream: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<ToolDef<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     tool_choice: Option<Choice<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<Metadata<'a>>,
+    user_id: Option<&'a str>,
     /// The source's own members and the CLI's extras, minus what the members above write.
-    #[serde(flatten)]
     rest: Obj,
 }
 
@@ -56,46 +46,101 @@ impl Body<'_> {
             "stream" => self.stream,
             "tools" => !self.tools.is_empty(),
             "tool_choice" => self.tool_choice.is_some(),
-            "metadata" => self.metadata.is_some(),
+            "metadata" => self.user_id.is_some(),
             _ => false,
         }
     }
+
+    fn write(&self, w: &mut JsonOut) {
+        w.begin_object();
+        w.opt_string("model", Some(self.model));
+        match &self.system {
+            None => {}
+            Some(System::One(text)) => w.opt_string("system", Some(text)),
+            Some(System::Many(blocks)) => {
+                w.key("system");
+                blocks_out(w, blocks);
+            }
+        }
+        w.key("messages");
+        w.begin_array();
+        for m in &self.messages {
+            w.begin_object();
+            w.opt_string("role", Some(m.role));
+            w.key("content");
+            blocks_out(w, &m.content);
+            w.end_object();
+        }
+        w.end_array();
+        w.key("max_tokens");
+        w.value(&self.max_tokens);
+        for (key, x) in [("temperature", self.temperature), ("top_p", self.top_p)] {
+            if let Some(x) = x {
+                w.key(key);
+                w.value(&x);
+            }
+        }
+        if let Some(k) = self.top_k {
+            w.key("top_k");
+            w.value(&k);
+        }
+        if !self.stop_sequences.is_empty() {
+            w.key("stop_sequences");
+            w.begin_array();
+            for s in self.stop_sequences {
+                w.string(s);
+            }
+            w.end_array();
+        }
+        if self.stream {
+            w.key("stream");
+            w.bool(true);
+        }
+        if !self.tools.is_empty() {
+            w.key("tools");
+            w.begin_array();
+            for t in &self.tools {
+                t.write(w);
+            }
+            w.end_array();
+        }
+        if let Some(c) = &self.tool_choice {
+            w.key("tool_choice");
+            w.begin_object();
+            w.opt_string("type", Some(c.kind));
+            w.opt_string("name", c.name);
+            if c.disable_parallel_tool_use {
+                w.key("disable_parallel_tool_use");
+                w.bool(true);
+            }
+            w.end_object();
+        }
+        if let Some(user_id) = self.user_id {
+            w.key("metadata");
+            w.begin_object();
+            w.opt_string("user_id", Some(user_id));
+            w.end_object();
+        }
+        for (key, value) in &self.rest {
+            w.member(key, value);
+        }
+        w.end_object();
+    }
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
 enum System<'a> {
     One(&'a str),
     Many(Vec<Block<'a>>),
 }
 
-#[derive(Serialize)]
 struct MessageOut<'a> {
     role: &'static str,
     content: Vec<Block<'a>>,
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
 enum Block<'a> {
-    Typed(Typed<'a>),
-    /// A source-dialect block, as the client wrote it.
-    Native(&'a Value),
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Typed<'a> {
-    Text {
-        text: &'a str,
-    },
-    Image {
-        source: Source<'a>,
-    },
+    Text(&'a str),
+    Image(&'a Image),
     ToolUse {
         id: Cow<'a, str>,
         name: &'a str,
@@ -103,52 +148,118 @@ enum Typed<'a> {
     },
     ToolResult {
         tool_use_id: Cow<'a, str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
         content: Option<ResultContent<'a>>,
-        #[serde(skip_serializing_if = "is_false")]
         is_error: bool,
     },
+    /// A source-dialect block, as the client wrote it.
+    Native(&'a Value),
 }
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Source<'a> {
-    Base64 { media_type: &'a str, data: &'a str },
-    Url { url: &'a str },
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
 enum ResultContent<'a> {
     Text(&'a str),
     Blocks(Vec<Block<'a>>),
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
+fn blocks_out(w: &mut JsonOut, blocks: &[Block<'_>]) {
+    w.begin_array();
+    for b in blocks {
+        b.write(w);
+    }
+    w.end_array();
+}
+
+impl Block<'_> {
+    fn write(&self, w: &mut JsonOut) {
+        if let Block::Native(v) = self {
+            return w.value(*v);
+        }
+        w.begin_object();
+        match self {
+            Block::Text(text) => {
+                w.opt_string("type", Some("text"));
+                w.opt_string("text", Some(text));
+            }
+            Block::Image(image) => {
+                w.opt_string("type", Some("image"));
+                w.key("source");
+                w.begin_object();
+                match image {
+                    Image::Base64 { media_type, data } => {
+                        w.opt_string("type", Some("base64"));
+                        w.opt_string("media_type", Some(media_type));
+                        w.opt_string("data", Some(data));
+                    }
+                    Image::Url(url) => {
+                        w.opt_string("type", Some("url"));
+                        w.opt_string("url", Some(url));
+                    }
+                }
+                w.end_object();
+            }
+            Block::ToolUse { id, name, input } => {
+                w.opt_string("type", Some("tool_use"));
+                w.opt_string("id", Some(id));
+                w.opt_string("name", Some(name));
+                w.member("input", input);
+            }
+            Block::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } => {
+                w.opt_string("type", Some("tool_result"));
+                w.opt_string("tool_use_id", Some(tool_use_id));
+                match content {
+                    None => {}
+                    Some(ResultContent::Text(text)) => w.opt_string("content", Some(text)),
+                    Some(ResultContent::Blocks(blocks)) => {
+                        w.key("content");
+                        blocks_out(w, blocks);
+                    }
+                }
+                if *is_error {
+                    w.key("is_error");
+                    w.bool(true);
+                }
+            }
+            Block::Native(_) => {}
+        }
+        w.end_object();
+    }
+}
+
 enum ToolDef<'a> {
     Def {
         name: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
         description: Option<&'a str>,
         input_schema: Cow<'a, Value>,
     },
     Native(&'a Value),
 }
 
-#[derive(Serialize)]
-struct Choice<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "is_false")]
-    disable_parallel_tool_use: bool,
+impl ToolDef<'_> {
+    fn write(&self, w: &mut JsonOut) {
+        match self {
+            ToolDef::Native(v) => w.value(*v),
+            ToolDef::Def {
+                name,
+                description,
+                input_schema,
+            } => {
+                w.begin_object();
+                w.opt_string("name", Some(name));
+                w.opt_string("description", *description);
+                w.member("input_schema", input_schema);
+                w.end_object();
+            }
+        }
+    }
 }
 
-#[derive(Serialize)]
-struct Metadata<'a> {
-    user_id: &'a str,
+struct Choice<'a> {
+    kind: &'static str,
+    name: Option<&'a str>,
+    disable_parallel_tool_use: bool,
 }
 
 pub(in crate::translate) fn encode(
@@ -177,7 +288,7 @@ pub(in crate::translate) fn encode(
         stream: chat.stream,
         tools,
         tool_choice,
-        metadata: chat.user.as_deref().map(|user_id| Metadata { user_id }),
+        user_id: chat.user.as_deref(),
         rest: Obj::new(),
     };
     common::single_answer(chat, TARGET)?;
@@ -186,11 +297,24 @@ pub(in crate::translate) fn encode(
     common::extra(chat, opts, &mut rest, dropped);
     rest.retain(|k, _| !body.writes(k));
     body.rest = rest;
-    Ok(("/v1/messages".into(), common::to_body(&body)?))
+    // Room for the texts and the JSON around them, so the buffer rarely grows.
+    let texts: usize = chat.system.iter().map(String::len).sum::<usize>()
+        + chat
+            .messages
+            .iter()
+            .flat_map(|m| &m.parts)
+            .map(|p| match p {
+                Part::Text(t) => t.len(),
+                _ => 64,
+            })
+            .sum::<usize>();
+    let mut bytes = Vec::with_capacity(texts + 256);
+    body.write(&mut JsonOut::new(&mut bytes));
+    Ok(("/v1/messages".into(), bytes))
 }
 
 fn text(t: &str) -> Block<'_> {
-    Block::Typed(Typed::Text { text: t })
+    Block::Text(t)
 }
 
 /// What Anthropic cannot take of the sampling parameters.
@@ -226,11 +350,11 @@ fn messages(chat: &Chat) -> Result<Vec<MessageOut<'_>>, Invalid> {
                 Part::ToolCall(c) => {
                     calls += 1;
                     let input = common::arguments(&c.arguments, || common::arguments_param(chat, i, j, calls - 1))?;
-                    Block::Typed(Typed::ToolUse {
+                    Block::ToolUse {
                         id: tool_id(&c.id),
                         name: &c.name,
                         input,
-                    })
+                    }
                 }
                 Part::ToolResult(r) => tool_result(chat, r)?,
                 Part::Native(n) => Block::Native(common::native(chat, TARGET, n)?),
@@ -245,8 +369,7 @@ fn messages(chat: &Chat) -> Result<Vec<MessageOut<'_>>, Invalid> {
     }
     for m in &mut out {
         // Tool results answer the turn before: they come first (a stable sort keeps order).
-        m.content
-            .sort_by_key(|b| !matches!(b, Block::Typed(Typed::ToolResult { .. })));
+        m.content.sort_by_key(|b| !matches!(b, Block::ToolResult { .. }));
     }
     Ok(out)
 }
@@ -264,11 +387,7 @@ fn tool_id(id: &str) -> Cow<'_, str> {
 }
 
 fn image_block(image: &Image) -> Block<'_> {
-    let source = match image {
-        Image::Base64 { media_type, data } => Source::Base64 { media_type, data },
-        Image::Url(url) => Source::Url { url },
-    };
-    Block::Typed(Typed::Image { source })
+    Block::Image(image)
 }
 
 fn tool_result<'a>(chat: &'a Chat, r: &'a ToolResult) -> Result<Block<'a>, Invalid> {
@@ -289,11 +408,11 @@ fn tool_result<'a>(chat: &'a Chat, r: &'a ToolResult) -> Result<Block<'a>, Inval
             Some(ResultContent::Blocks(blocks))
         }
     };
-    Ok(Block::Typed(Typed::ToolResult {
+    Ok(Block::ToolResult {
         tool_use_id: tool_id(&r.tool_call_id),
         content,
         is_error: r.is_error,
-    }))
+    })
 }
 
 /// The tool definitions and the tool choice (none without tools: a choice without tools means

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{input_object, stop_str, RawUsage, UsageOut};
 use crate::translate::form::{Part, Reply, ReplyMeta, StopReason, ToolCall};
+use crate::translate::read;
 
 /// The members of an answer the door reads; the rest is skipped unparsed.
 #[derive(Deserialize)]
@@ -36,7 +37,9 @@ struct BlockIn<'a> {
 }
 
 pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
-    let a: Answer = serde_json::from_slice(body).map_err(|e| format!("answer is not an Anthropic message: {e}"))?;
+    let a: Answer = read::json_str(body)
+        .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
+        .map_err(|e| format!("answer is not an Anthropic message: {e}"))?;
     if a.kind.as_deref() == Some("error") {
         return Err(format!("answer is an error: {}", a.error.unwrap_or(Value::Null)));
     }

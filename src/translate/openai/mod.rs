@@ -7,9 +7,10 @@ pub(super) mod reply;
 pub(super) mod request;
 pub(super) mod stream;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
+use super::jsonw::JsonOut;
 use super::lenient::count;
 
 use super::form::{StopReason, Usage};
@@ -52,37 +53,20 @@ pub(super) fn usage(v: &Value) -> Usage {
 
 /// Usage as an OpenAI client reads it; cache writes (which OpenAI itself never reports) are
 /// written as OpenRouter does, only when there are some.
-#[derive(Debug, Serialize)]
-pub(super) struct UsageOut {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-    prompt_tokens_details: DetailsOut,
-}
-
-#[derive(Debug, Serialize)]
-struct DetailsOut {
-    cached_tokens: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    cache_write_tokens: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-impl From<&Usage> for UsageOut {
-    fn from(u: &Usage) -> UsageOut {
-        UsageOut {
-            prompt_tokens: u.input,
-            completion_tokens: u.output,
-            total_tokens: u.input.saturating_add(u.output),
-            prompt_tokens_details: DetailsOut {
-                cached_tokens: u.cache_read,
-                cache_write_tokens: u.cache_write,
-            },
-        }
+pub(super) fn write_usage(w: &mut JsonOut, u: &Usage) {
+    w.raw(b"{\"prompt_tokens\":");
+    w.value(&u.input);
+    w.raw(b",\"completion_tokens\":");
+    w.value(&u.output);
+    w.raw(b",\"total_tokens\":");
+    w.value(&u.input.saturating_add(u.output));
+    w.raw(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+    w.value(&u.cache_read);
+    if u.cache_write > 0 {
+        w.raw(b",\"cache_write_tokens\":");
+        w.value(&u.cache_write);
     }
+    w.raw(b"}}");
 }
 
 pub(super) fn stop_reason(s: &str) -> StopReason {

@@ -1,12 +1,14 @@
-//! Complete OpenAI chat completions: read from an upstream (the first choice) and written for
-//! a client, through typed views of the JSON: no `Value` tree on the door's hot path.
+//! Complete OpenAI chat completions: read from an upstream (the first choice) through a typed
+//! view and written for a client with [`JsonOut`]: no `Value` tree on the door's hot path.
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::{stop_str, UsageIn, UsageOut};
+use super::{stop_str, write_usage, UsageIn};
 use crate::translate::form::{Part, Reply, ReplyMeta, StopReason, ToolCall};
+use crate::translate::jsonw::JsonOut;
+use crate::translate::read;
 
 /// The members of an answer the door reads; the rest is skipped unparsed.
 #[derive(Deserialize)]
@@ -82,8 +84,9 @@ impl<'de> Deserialize<'de> for Content {
 }
 
 pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
-    let a: Answer =
-        serde_json::from_slice(body).map_err(|e| format!("answer is not an OpenAI chat completion: {e}"))?;
+    let a: Answer = read::json_str(body)
+        .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
+        .map_err(|e| format!("answer is not an OpenAI chat completion: {e}"))?;
     if let Some(e) = a.error {
         return Err(format!("answer is an error: {e}"));
     }
@@ -133,88 +136,55 @@ pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
     })
 }
 
-/// A chat completion as a client reads it.
-#[derive(Serialize)]
-struct Completion<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [ChoiceOut<'a>; 1],
-    usage: UsageOut,
-}
-
-#[derive(Serialize)]
-struct ChoiceOut<'a> {
-    index: u32,
-    message: MessageOut<'a>,
-    logprobs: Option<()>,
-    finish_reason: &'static str,
-}
-
-#[derive(Serialize)]
-struct MessageOut<'a> {
-    role: &'static str,
-    /// `null` when the answer is only tool calls.
-    content: Option<String>,
-    refusal: Option<()>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<CallOut<'a>>,
-}
-
-#[derive(Serialize)]
-struct CallOut<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionOut<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionOut<'a> {
-    name: &'a str,
-    arguments: &'a str,
-}
-
 pub(in crate::translate) fn encode(reply: &Reply, meta: &ReplyMeta) -> Vec<u8> {
     let mut text = String::new();
-    let mut calls = Vec::new();
+    let mut calls = 0;
     for part in &reply.content {
         match part {
             Part::Text(t) => text.push_str(t),
-            Part::ToolCall(c) => calls.push(CallOut {
-                id: &c.id,
-                kind: "function",
-                function: FunctionOut {
-                    name: &c.name,
-                    arguments: if c.arguments.trim().is_empty() {
-                        "{}"
-                    } else {
-                        &c.arguments
-                    },
-                },
-            }),
+            Part::ToolCall(_) => calls += 1,
             _ => {}
         }
     }
-    let content = (!text.is_empty() || calls.is_empty()).then_some(text);
-    let body = Completion {
-        id: &meta.id,
-        object: "chat.completion",
-        created: meta.created,
-        model: &meta.model,
-        choices: [ChoiceOut {
-            index: 0,
-            message: MessageOut {
-                role: "assistant",
-                content,
-                refusal: None,
-                tool_calls: calls,
-            },
-            logprobs: None,
-            finish_reason: stop_str(reply.stop),
-        }],
-        usage: UsageOut::from(&reply.usage),
-    };
-    serde_json::to_vec(&body).unwrap_or_default() // plain structs of strings and numbers always serialize
+    let mut bytes = Vec::with_capacity(text.len() + 400);
+    let w = &mut JsonOut::new(&mut bytes);
+    w.raw(b"{\"id\":");
+    w.string(&meta.id);
+    w.raw(b",\"object\":\"chat.completion\",\"created\":");
+    w.value(&meta.created);
+    w.raw(b",\"model\":");
+    w.string(&meta.model);
+    w.raw(b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    if text.is_empty() && calls > 0 {
+        w.raw(b"null");
+    } else {
+        w.string(&text);
+    }
+    w.raw(b",\"refusal\":null");
+    if calls > 0 {
+        w.raw(b",\"tool_calls\":[");
+        for c in reply.content.iter().filter_map(|p| match p {
+            Part::ToolCall(c) => Some(c),
+            _ => None,
+        }) {
+            w.begin_object();
+            w.opt_string("id", Some(&c.id));
+            w.raw(b",\"type\":\"function\",\"function\":{");
+            w.opt_string("name", Some(&c.name));
+            let arguments = if c.arguments.trim().is_empty() {
+                "{}"
+            } else {
+                &c.arguments
+            };
+            w.opt_string("arguments", Some(arguments));
+            w.raw(b"}}");
+        }
+        w.raw(b"]");
+    }
+    w.raw(b"},\"logprobs\":null,\"finish_reason\":\"");
+    w.raw(stop_str(reply.stop).as_bytes());
+    w.raw(b"\"}],\"usage\":");
+    write_usage(w, &reply.usage);
+    w.raw(b"}");
+    bytes
 }

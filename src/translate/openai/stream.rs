@@ -5,10 +5,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{stop_reason, stop_str, usage, UsageOut};
+use super::{stop_reason, stop_str, usage, write_usage};
 use crate::provider::Dialect;
 use crate::translate::error;
 use crate::translate::form::{Event, StopReason, Usage};
+use crate::translate::jsonw::JsonOut;
 use crate::translate::stream::{write_json_str, StreamMeta};
 
 #[derive(Deserialize)]
@@ -243,7 +244,7 @@ impl Encoder {
         if self.include_usage {
             out.extend_from_slice(&self.prefix);
             out.extend_from_slice(b"],\"usage\":");
-            let _ = serde_json::to_writer(&mut *out, &UsageOut::from(&self.usage)); // numbers always serialize
+            write_usage(&mut JsonOut::new(out), &self.usage);
             out.extend_from_slice(b"}\n\n");
         }
         out.extend_from_slice(b"data: [DONE]\n\n");

@@ -1,6 +1,6 @@
 //! Bounded line splitting for the CLI's stdout: bytes go in as they arrive, whole lines come out.
 //! A line longer than the limit is refused and never held whole: the buffer stays within the
-//! limit plus one read.
+//! limit, plus a `\r` waiting for its `\n`, plus one read.
 
 use memchr::memchr;
 
@@ -205,6 +205,28 @@ mod tests {
             all_lines(&mut s),
             vec![b"{\"ok\":true}".to_vec()],
             "the rest of the long line is skipped"
+        );
+    }
+
+    #[test]
+    fn a_cr_waiting_past_the_limit_costs_one_byte_more() {
+        // Found by the cli_stream_json fuzz target: a line of exactly the limit is held with its
+        // `\r` until the next read says whether a `\n` follows.
+        let mut s = LineSplitter::new(4);
+        s.push(b"abcd\r");
+        assert_eq!(s.next_line(), Ok(None), "the line waits for the byte after its CR");
+        s.push(b"xyz");
+        assert_eq!(
+            s.next_line(),
+            Err(TooLong { limit: 4 }),
+            "no LF: the line goes on, past the limit"
+        );
+        assert_eq!(s.peak_capacity(), 4 + 1 + 3, "the limit, the waiting CR and one read");
+        s.push(b"\nok\n");
+        assert_eq!(
+            all_lines(&mut s),
+            [b"ok".to_vec()],
+            "the refused line is skipped to its end"
         );
     }
 

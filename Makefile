@@ -58,6 +58,6 @@ fuzz: deps
 	bash fuzz/seeds.sh
 	@failed=; for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; \
-		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || failed="$$failed $$t"; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run -s none $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || failed="$$failed $$t"; \
 	done; \
 	[ -z "$$failed" ] || { echo "fuzz: crashes in$$failed (inputs in fuzz/artifacts/)"; exit 1; }

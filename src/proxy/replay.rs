@@ -79,6 +79,9 @@ pub struct Link {
     returned: Mutex<Option<ServerSession>>,
     /// The body every attempt sends (a front door replaces it per target).
     body: Mutex<Bytes>,
+    /// The answer goes back in one piece: its head waits for the body's end and then carries
+    /// the body's length (one write instead of a chunked head, chunk and terminator).
+    whole: std::sync::atomic::AtomicBool,
 }
 
 impl Link {
@@ -118,6 +121,13 @@ impl Link {
         self.last_data.store(WAITING_FOR_HEAD, Ordering::Relaxed);
         self.first_token_at.store(u64::MAX, Ordering::Relaxed);
         self.expired.store(0, Ordering::Relaxed);
+        self.whole.store(false, Ordering::Relaxed);
+    }
+
+    /// The answer about to go back is written whole at its end (a front door's translated JSON):
+    /// its head is held until then and sent with the body's length.
+    pub fn answer_whole(&self) {
+        self.whole.store(true, Ordering::Relaxed);
     }
 
     /// The attempt's head is a stream: its first content must come within `limit` from now.
@@ -226,11 +236,14 @@ pub fn wrap(slot: &mut ServerSession, body: Bytes, timeouts: Timeouts, origin: I
         attempted: std::sync::atomic::AtomicBool::new(false),
         returned: Mutex::new(None),
         body: Mutex::new(body),
+        whole: std::sync::atomic::AtomicBool::new(false),
     });
     let inner = std::mem::replace(slot, ServerSession::new_custom(Box::new(())));
     *slot = ServerSession::new_custom(Box::new(Replay {
         inner,
         link: Arc::clone(&link),
+        held: None,
+        held_body: Vec::new(),
     }));
     link
 }
@@ -238,6 +251,58 @@ pub fn wrap(slot: &mut ServerSession, body: Bytes, timeouts: Timeouts, origin: I
 struct Replay {
     inner: ServerSession,
     link: Arc<Link>,
+    /// A whole answer's head, waiting for its body.
+    held: Option<Box<ResponseHeader>>,
+    /// That answer's body so far.
+    held_body: Vec<u8>,
+}
+
+impl Replay {
+    /// `tasks` with a whole answer's head held back until its body ends, then sent with the
+    /// body's length in place of chunked encoding. Anything else (a failure, a trailer) lets the
+    /// held head go first, as it was.
+    fn hold(&mut self, tasks: Vec<HttpTask>) -> Vec<HttpTask> {
+        let mut out = Vec::with_capacity(tasks.len() + 1);
+        for task in tasks {
+            match task {
+                HttpTask::Header(head, false) if self.held.is_none() && self.link.whole.load(Ordering::Relaxed) => {
+                    self.held = Some(head);
+                }
+                HttpTask::Body(data, end) if self.held.is_some() => {
+                    self.held_body.extend_from_slice(data.as_deref().unwrap_or_default());
+                    if end {
+                        self.release(&mut out);
+                    }
+                }
+                HttpTask::Done if self.held.is_some() => {
+                    self.release(&mut out);
+                    out.push(HttpTask::Done);
+                }
+                other => {
+                    if let Some(head) = self.held.take() {
+                        out.push(HttpTask::Header(head, false));
+                        let body = std::mem::take(&mut self.held_body);
+                        if !body.is_empty() {
+                            out.push(HttpTask::Body(Some(Bytes::from(body)), false));
+                        }
+                    }
+                    out.push(other);
+                }
+            }
+        }
+        out
+    }
+
+    /// The held head, now with the body's length, and the body.
+    fn release(&mut self, out: &mut Vec<HttpTask>) {
+        let Some(mut head) = self.held.take() else { return };
+        let body = Bytes::from(std::mem::take(&mut self.held_body));
+        head.remove_header(&http::header::TRANSFER_ENCODING);
+        // A length is always a valid header value.
+        let _ = head.insert_header(http::header::CONTENT_LENGTH, body.len());
+        out.push(HttpTask::Header(head, false));
+        out.push(HttpTask::Body(Some(body), true));
+    }
 }
 
 impl Drop for Replay {
@@ -278,6 +343,13 @@ impl CustomSession for Replay {
         self.inner.write_response_trailers(trailers).await
     }
     async fn response_duplex_vec(&mut self, tasks: Vec<HttpTask>) -> Result<bool> {
+        if self.held.is_none() && !self.link.whole.load(Ordering::Relaxed) {
+            return self.inner.response_duplex_vec(tasks).await;
+        }
+        let tasks = self.hold(tasks);
+        if tasks.is_empty() {
+            return Ok(false); // the head waits for the body
+        }
         self.inner.response_duplex_vec(tasks).await
     }
     fn proxy_tasks_enabled(&self) -> bool {

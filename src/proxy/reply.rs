@@ -39,6 +39,14 @@ pub enum Reply {
     Broken(String),
 }
 
+impl Reply {
+    /// The client's body is written at the answer's end, in one piece (so its length can go in
+    /// the head, which waits for it).
+    pub fn whole(&self) -> bool {
+        matches!(self, Reply::Json { .. } | Reply::Error { .. } | Reply::Broken(_))
+    }
+}
+
 /// What the way back needs of the door's state.
 pub struct ReplyParts<'a> {
     /// The client's dialect.
@@ -92,7 +100,8 @@ pub fn head(
     resp.remove_header(&CONTENT_LENGTH);
     resp.remove_header(&CONTENT_ENCODING);
     // The translated body's length is not known yet: chunked, so the connection stays open
-    // (neither header would mean "until close" on HTTP/1.1; HTTP/2 drops this one).
+    // (neither header would mean "until close" on HTTP/1.1; HTTP/2 drops this one). A whole
+    // answer's head is held until its end and goes with the length instead (`replay::Link::answer_whole`).
     resp.insert_header(TRANSFER_ENCODING, "chunked")?;
     let ctype = if sse && status < 400 {
         "text/event-stream"

@@ -158,9 +158,14 @@ fn translate_head(resp: &mut ResponseHeader, ctx: &mut impl StreamCtx, max_event
     let from = ctx.pool().map(|p| p.provider.dialect());
     let rid = ctx.request_id().clone();
     match (ctx.translation_mut().reply_parts(), from) {
-        (Some(parts), Some(from)) => reply::head(parts, from, resp, max_event, rid.to_str().unwrap_or("-")),
-        _ => Ok(()),
+        (Some(parts), Some(from)) => reply::head(parts, from, resp, max_event, rid.to_str().unwrap_or("-"))?,
+        _ => return Ok(()),
     }
+    let whole = ctx.translation_mut().reply_parts().is_some_and(|p| p.reply.whole());
+    if let (true, Some(link)) = (whole, ctx.link()) {
+        link.answer_whole();
+    }
+    Ok(())
 }
 
 /// `x-request-id`, CORS, and the pool and account that answered.

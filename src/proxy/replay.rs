@@ -269,21 +269,31 @@ impl Replay {
                     self.held = Some(head);
                 }
                 HttpTask::Body(data, end) if self.held.is_some() => {
-                    self.held_body.extend_from_slice(data.as_deref().unwrap_or_default());
+                    match data {
+                        // The usual case: the whole body in its last task, taken without a copy.
+                        Some(d) if end && self.held_body.is_empty() => {
+                            self.release(&mut out, d);
+                            continue;
+                        }
+                        Some(d) => self.held_body.extend_from_slice(&d),
+                        None => {}
+                    }
                     if end {
-                        self.release(&mut out);
+                        let body = self.take_body();
+                        self.release(&mut out, body);
                     }
                 }
                 HttpTask::Done if self.held.is_some() => {
-                    self.release(&mut out);
+                    let body = self.take_body();
+                    self.release(&mut out, body);
                     out.push(HttpTask::Done);
                 }
                 other => {
                     if let Some(head) = self.held.take() {
                         out.push(HttpTask::Header(head, false));
-                        let body = std::mem::take(&mut self.held_body);
+                        let body = self.take_body();
                         if !body.is_empty() {
-                            out.push(HttpTask::Body(Some(Bytes::from(body)), false));
+                            out.push(HttpTask::Body(Some(body), false));
                         }
                     }
                     out.push(other);
@@ -293,10 +303,13 @@ impl Replay {
         out
     }
 
+    fn take_body(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.held_body))
+    }
+
     /// The held head, now with the body's length, and the body.
-    fn release(&mut self, out: &mut Vec<HttpTask>) {
+    fn release(&mut self, out: &mut Vec<HttpTask>, body: Bytes) {
         let Some(mut head) = self.held.take() else { return };
-        let body = Bytes::from(std::mem::take(&mut self.held_body));
         head.remove_header(&http::header::TRANSFER_ENCODING);
         // A length is always a valid header value.
         let _ = head.insert_header(http::header::CONTENT_LENGTH, body.len());

@@ -33,24 +33,29 @@ impl JsonOut<'_> {
     }
 
     pub(super) fn begin_object(&mut self) {
-        self.sep();
-        self.buf.push(b'{');
-        self.first = true;
+        self.open(b'{');
     }
 
     pub(super) fn end_object(&mut self) {
-        self.buf.push(b'}');
-        self.first = false;
+        self.close(b'}');
     }
 
     pub(super) fn begin_array(&mut self) {
-        self.sep();
-        self.buf.push(b'[');
-        self.first = true;
+        self.open(b'[');
     }
 
     pub(super) fn end_array(&mut self) {
-        self.buf.push(b']');
+        self.close(b']');
+    }
+
+    fn open(&mut self, bracket: u8) {
+        self.sep();
+        self.buf.push(bracket);
+        self.first = true;
+    }
+
+    fn close(&mut self, bracket: u8) {
+        self.buf.push(bracket);
         self.first = false;
     }
 

@@ -305,12 +305,7 @@ async fn translated_answers_keep_the_connection_open() {
     // Two requests back to back on one connection: both are answered only if the first answer
     // is framed. A translated JSON answer is written whole at its end, its head held until then
     // and sent with the body's length (one write, not a chunked head, chunk and terminator).
-    let out = raw(
-        proxy.addr,
-        format!("{one}{one}").as_bytes(),
-        std::time::Duration::from_secs(2),
-    )
-    .await;
+    let out = raw_answers(proxy.addr, format!("{one}{one}").as_bytes(), 2).await;
     let lower = out.to_ascii_lowercase();
     assert!(
         !lower.contains("transfer-encoding"),

@@ -323,7 +323,7 @@ async fn client_faults_are_the_clients_and_pipelined_requests_are_all_answered()
     let s = Logged::start(&config(&[up.url()], "", ""), "");
     let bad_chunk =
         b"POST /a/v1/messages HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
-    let answer = raw(s.proxy.addr, bad_chunk, Duration::from_secs(1)).await;
+    let answer = raw_answers(s.proxy.addr, bad_chunk, 1).await;
     assert_eq!(
         status_of(&answer),
         400,
@@ -336,16 +336,11 @@ async fn client_faults_are_the_clients_and_pipelined_requests_are_all_answered()
         .expect("write");
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(gone);
-    let garbage = raw(
-        s.proxy.addr,
-        b"GET /a HTTP/1.1\r\nbad header line\r\n\r\n",
-        Duration::from_secs(1),
-    )
-    .await;
+    let garbage = raw_answers(s.proxy.addr, b"GET /a HTTP/1.1\r\nbad header line\r\n\r\n", 1).await;
     assert_eq!(status_of(&garbage), 400, "Pingora refuses the head: {garbage}");
     let two = b"POST /a/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}\
                 POST /a/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
-    let both = raw(s.proxy.addr, two, Duration::from_secs(2)).await;
+    let both = raw_answers(s.proxy.addr, two, 2).await;
     assert_eq!(
         both.matches("HTTP/1.1 200").count(),
         2,

@@ -337,6 +337,15 @@ fn cases() -> Vec<Case> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_ends_the_documented_way_and_the_sidecar_serves_on() {
     let cases = cases();
+    let mut reasons: Vec<&str> = cases.iter().filter_map(|c| c.rejected).collect();
+    reasons.sort_unstable();
+    let total = reasons.len();
+    reasons.dedup();
+    assert_eq!(
+        reasons.len(),
+        total,
+        "one case per rejection reason (their counts are global)"
+    );
     let ok = Fake::always(Reply::Json(200, anthropic_reply())).await;
     let mut fakes = Vec::new();
     let mut urls = Vec::new();
@@ -352,77 +361,10 @@ async fn every_fault_ends_the_documented_way_and_the_sidecar_serves_on() {
         fakes.push(fake);
     }
     let s = Logged::start(&config(&cases, &urls, &ok.url()), "");
-    let proxy = &s.proxy;
-    let mut sent: Vec<(&str, Vec<String>, bool)> = Vec::new();
-    for (c, fake) in cases.iter().zip(&fakes) {
-        let name = c.name;
-        let rejected_line = c
-            .rejected
-            .map(|r| format!("llm_sidecar_rejected_requests_total{{reason=\"{r}\"}}"));
-        let rejected_before = match &rejected_line {
-            Some(l) => metric(proxy, l).await,
-            None => 0.0,
-        };
-        let before = route_requests(proxy, name).await;
-
-        let (got, rids) = drive(proxy, c).await;
-        assert_eq!(
-            got.status,
-            c.seen,
-            "{name}: the status the client sees: {:.300}",
-            got.text()
-        );
-        match c.end {
-            End::Clean => assert_eq!(got.clean, Some(true), "{name}: the body ends cleanly"),
-            End::Cut => assert_eq!(got.clean, Some(false), "{name}: the body is cut, not ended"),
-            End::Any => {}
-        }
-        let mut row = Value::Null;
-        if let Some((status, kind)) = c.row {
-            for rid in &rids {
-                let r = wait_row(&s, rid).await;
-                row = r.unwrap_or_else(|| panic!("{name}: a log row for {rid} within 5 s"));
-            }
-            assert_eq!(row["status"], status, "{name}: the row's status: {row}");
-            assert_eq!(row["error_kind"], json!(kind), "{name}: the row's error kind: {row}");
-        }
-        if let (Some(reason), Some(line)) = (c.rejected, &rejected_line) {
-            let mut counted = metric(proxy, line).await - rejected_before;
-            for _ in 0..60 {
-                if counted >= 1.0 {
-                    break;
-                }
-                tokio::time::sleep(ms(50)).await;
-                counted = metric(proxy, line).await - rejected_before;
-            }
-            assert_eq!(counted, 1.0, "{name}: counted once as rejected ({reason})");
-        }
-        let counted = route_requests(proxy, name).await - before;
-        let expected = if c.row.is_some() { rids.len() as f64 } else { 0.0 };
-        assert_eq!(
-            counted, expected,
-            "{name}: llm_sidecar_requests_total counts each request once"
-        );
-        assert_eq!(account_state(proxy, name).await, c.state, "{name}: the account's state");
-        if let (Some(n), Some(fake)) = (c.calls, fake) {
-            assert_eq!(fake.count(), n, "{name}: requests the upstream received");
-        }
-        if let Some((what, check)) = c.also {
-            assert!(
-                check(&got, &row),
-                "{name}: {what}: {} bytes, {:.300}",
-                got.len,
-                got.text()
-            );
-        }
-        let next = post(&proxy.url("/fm-ok/v1/messages"), &format!("fm-ok-after-{name}"), BODY).await;
-        assert_eq!(
-            next.ok().and_then(|g| g.status),
-            Some(200),
-            "{name}: alive, the next request is served"
-        );
-        sent.push((name, rids, c.row.is_some()));
-    }
+    // The cases share nothing (each has its own route, pool, account, upstream, request ids and
+    // rejection reason), so they run at once.
+    let runs = cases.iter().zip(&fakes).map(|(c, fake)| check(&s, c, fake.as_ref()));
+    let sent = futures_util::future::join_all(runs).await;
     let rows = s.rows();
     for (name, rids, logged) in &sent {
         for rid in rids {
@@ -430,4 +372,76 @@ async fn every_fault_ends_the_documented_way_and_the_sidecar_serves_on() {
             assert_eq!(n, usize::from(*logged), "{name}: log rows of request {rid}");
         }
     }
+}
+
+/// Play one case and check everything but the final row count; its name, request ids, and
+/// whether they are logged.
+async fn check(s: &Logged, c: &Case, fake: Option<&Fake>) -> (&'static str, Vec<String>, bool) {
+    let (proxy, name) = (&s.proxy, c.name);
+    let rejected_line = c
+        .rejected
+        .map(|r| format!("llm_sidecar_rejected_requests_total{{reason=\"{r}\"}}"));
+    let rejected_before = match &rejected_line {
+        Some(l) => metric(proxy, l).await,
+        None => 0.0,
+    };
+    let before = route_requests(proxy, name).await;
+
+    let (got, rids) = drive(proxy, c, fake).await;
+    assert_eq!(
+        got.status,
+        c.seen,
+        "{name}: the status the client sees: {:.300}",
+        got.text()
+    );
+    match c.end {
+        End::Clean => assert_eq!(got.clean, Some(true), "{name}: the body ends cleanly"),
+        End::Cut => assert_eq!(got.clean, Some(false), "{name}: the body is cut, not ended"),
+        End::Any => {}
+    }
+    let mut row = Value::Null;
+    if let Some((status, kind)) = c.row {
+        for rid in &rids {
+            let r = wait_row(s, rid).await;
+            row = r.unwrap_or_else(|| panic!("{name}: a log row for {rid} within 5 s"));
+        }
+        assert_eq!(row["status"], status, "{name}: the row's status: {row}");
+        assert_eq!(row["error_kind"], json!(kind), "{name}: the row's error kind: {row}");
+    }
+    if let (Some(reason), Some(line)) = (c.rejected, &rejected_line) {
+        let mut counted = metric(proxy, line).await - rejected_before;
+        for _ in 0..150 {
+            if counted >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(ms(20)).await;
+            counted = metric(proxy, line).await - rejected_before;
+        }
+        assert_eq!(counted, 1.0, "{name}: counted once as rejected ({reason})");
+    }
+    let counted = route_requests(proxy, name).await - before;
+    let expected = if c.row.is_some() { rids.len() as f64 } else { 0.0 };
+    assert_eq!(
+        counted, expected,
+        "{name}: llm_sidecar_requests_total counts each request once"
+    );
+    assert_eq!(account_state(proxy, name).await, c.state, "{name}: the account's state");
+    if let (Some(n), Some(fake)) = (c.calls, fake) {
+        assert_eq!(fake.count(), n, "{name}: requests the upstream received");
+    }
+    if let Some((what, check)) = c.also {
+        assert!(
+            check(&got, &row),
+            "{name}: {what}: {} bytes, {:.300}",
+            got.len,
+            got.text()
+        );
+    }
+    let next = post(&proxy.url("/fm-ok/v1/messages"), &format!("fm-ok-after-{name}"), BODY).await;
+    assert_eq!(
+        next.ok().and_then(|g| g.status),
+        Some(200),
+        "{name}: alive, the next request is served"
+    );
+    (name, rids, c.row.is_some())
 }

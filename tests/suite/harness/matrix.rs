@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{admin_pools, metric_sum, pool_yaml, raw, status_of, Logged, Proxy, Reply};
+use super::{admin_pools, metric_sum, pool_yaml, raw_answers, status_of, Fake, Logged, Proxy, Reply};
 
 pub const BODY: &str = r#"{"model":"claude-sonnet-5"}"#;
 pub const STREAM_BODY: &str = r#"{"model":"claude-sonnet-5","stream":true}"#;
@@ -137,11 +137,21 @@ pub fn request(path: &str, rid: &str, body: &str, extra: &str) -> String {
     )
 }
 
-/// Send `bytes`, wait `wait`, then hang up without reading.
-pub async fn leave_after(addr: SocketAddr, bytes: &str, wait: Duration) {
+/// Send `bytes`, then hang up without reading once `until` is done.
+pub async fn leave_when(addr: SocketAddr, bytes: &str, until: impl std::future::Future<Output = ()>) {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(bytes.as_bytes()).await.expect("write");
-    tokio::time::sleep(wait).await;
+    until.await;
+}
+
+/// Until `fake` has received a request (at most 5 s).
+async fn upstream_reached(fake: Option<&Fake>) {
+    for _ in 0..500 {
+        if fake.is_none_or(|f| f.count() > 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Dribble `head` one byte per 100 ms for up to 1.6 s, then read until the sidecar closes.
@@ -190,13 +200,14 @@ pub fn rows_of(s: &Logged, rid: &str) -> Vec<Value> {
     s.rows().into_iter().filter(|r| r["request_id"] == rid).collect()
 }
 
-/// The first log row of `rid`, waiting up to 5 s for it.
+/// The first log row of `rid`, waiting up to 5 s for it (reading the log blocks: the other
+/// cases' clients run on meanwhile).
 pub async fn wait_row(s: &Logged, rid: &str) -> Option<Value> {
-    for _ in 0..100 {
-        if let Some(r) = rows_of(s, rid).into_iter().next() {
+    for _ in 0..250 {
+        if let Some(r) = tokio::task::block_in_place(|| rows_of(s, rid)).into_iter().next() {
             return Some(r);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
 }
@@ -210,7 +221,7 @@ pub fn ms(n: u64) -> Duration {
 pub enum Drive {
     /// POST this many times (request ids `-1`, `-2`, …), the last one measured; read each answer.
     Post(usize),
-    /// Send the whole request, hang up 200 ms later (before the answer's head).
+    /// Send the whole request, hang up once the upstream has it (before the answer's head).
     LeaveBeforeHead,
     /// Read the stream's first chunk, then hang up.
     LeaveMidStream,
@@ -325,7 +336,7 @@ impl Case {
 }
 
 /// Play the client's part; what it got and the request ids it sent.
-pub async fn drive(proxy: &Proxy, c: &Case) -> (Got, Vec<String>) {
+pub async fn drive(proxy: &Proxy, c: &Case, fake: Option<&Fake>) -> (Got, Vec<String>) {
     let path = format!("/{}/v1/messages", c.name);
     let url = proxy.url(&path);
     let body = if c.stream { STREAM_BODY } else { BODY };
@@ -341,7 +352,7 @@ pub async fn drive(proxy: &Proxy, c: &Case) -> (Got, Vec<String>) {
             return (got, rids);
         }
         Drive::LeaveBeforeHead => {
-            leave_after(proxy.addr, &request(&path, &rid(1), body, ""), ms(200)).await;
+            leave_when(proxy.addr, &request(&path, &rid(1), body, ""), upstream_reached(fake)).await;
             Got::none()
         }
         Drive::LeaveMidStream => post_then_leave(&url, &rid(1), body).await.unwrap_or_else(fail),
@@ -350,7 +361,7 @@ pub async fn drive(proxy: &Proxy, c: &Case) -> (Got, Vec<String>) {
                 "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {}\r\ncontent-length: 50\r\n\r\n{{\"a\":",
                 rid(1)
             );
-            leave_after(proxy.addr, &head, ms(100)).await;
+            leave_when(proxy.addr, &head, tokio::time::sleep(ms(100))).await;
             Got::none()
         }
         Drive::LeaveMidHead => {
@@ -358,7 +369,7 @@ pub async fn drive(proxy: &Proxy, c: &Case) -> (Got, Vec<String>) {
                 "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {}\r\nx-unfini",
                 rid(1)
             );
-            leave_after(proxy.addr, &head, ms(100)).await;
+            leave_when(proxy.addr, &head, tokio::time::sleep(ms(100))).await;
             Got::none()
         }
         Drive::Slowloris => {
@@ -373,12 +384,12 @@ pub async fn drive(proxy: &Proxy, c: &Case) -> (Got, Vec<String>) {
                 "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {}\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n",
                 rid(1)
             );
-            Got::raw(raw(proxy.addr, bytes.as_bytes(), ms(1000)).await)
+            Got::raw(raw_answers(proxy.addr, bytes.as_bytes(), 1).await)
         }
         Drive::Pipelined => {
             let two = request(&path, &rid(1), body, "") + &request(&path, &rid(2), body, "connection: close\r\n");
             let rids = vec![rid(1), rid(2)];
-            return (Got::raw(raw(proxy.addr, two.as_bytes(), ms(2000)).await), rids);
+            return (Got::raw(raw_answers(proxy.addr, two.as_bytes(), 2).await), rids);
         }
     };
     (got, vec![rid(1)])

@@ -10,6 +10,7 @@ pub mod log;
 pub mod matrix;
 pub mod redis;
 pub mod stream;
+pub mod wire;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,6 +24,7 @@ pub use env::{config_problems, load_config, secret_file};
 pub use fake::{Fake, Reply, Seen};
 pub use log::Logged;
 pub use stream::{anthropic_events, read_all, read_clean, sse};
+pub use wire::{raw, raw_answers, read_answers, status_of};
 
 /// The sidecar binary, for tests that run it as a process.
 pub const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
@@ -257,27 +259,6 @@ pub fn anthropic_reply() -> serde_json::Value {
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
     })
-}
-
-/// Send `request` as raw bytes and read until the server closes or stays silent for `quiet`.
-pub async fn raw(addr: SocketAddr, request: &[u8], quiet: Duration) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(request).await.expect("write request");
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(Ok(n)) = tokio::time::timeout(quiet, s.read(&mut buf)).await {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The status code of the first response in `raw` text (0 when there is none).
-pub fn status_of(raw: &str) -> u16 {
-    raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// The admin listener's metrics exposition.

@@ -261,6 +261,7 @@ fn build_webhook(raw: &super::raw::RawWebhook, p: &mut Problems) -> Option<super
         target,
         path: path_and_query,
         timeout: raw.timeout.0,
+        backoff: raw.backoff.0,
     })
 }
 

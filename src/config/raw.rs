@@ -262,4 +262,11 @@ pub struct RawWebhook {
     /// How long one POST may take (default 10s).
     #[serde(default = "super::raw_pool::ten_seconds")]
     pub timeout: Dur,
+    /// The wait before the first retry, doubled before each next one (default 500ms).
+    #[serde(default = "half_a_second")]
+    pub backoff: Dur,
+}
+
+fn half_a_second() -> Dur {
+    Dur(std::time::Duration::from_millis(500))
 }

@@ -328,6 +328,8 @@ pub struct Webhook {
     pub path: String,
     /// `notifications.webhook.timeout`: how long one POST may take.
     pub timeout: Duration,
+    /// `notifications.webhook.backoff`: the wait before the first retry, doubled after each.
+    pub backoff: Duration,
 }
 
 /// One client token (`clients.tokens[]`): a virtual key an app sends in place of a real one.

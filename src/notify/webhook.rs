@@ -3,7 +3,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -85,7 +84,7 @@ impl BackgroundService for WebhookSender {
                     }
                     Err(e) => {
                         tracing::debug!(event = event.event.as_str(), attempt, error = %crate::text::sanitize(&e), "webhook retry");
-                        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                        tokio::time::sleep(hook.backoff.saturating_mul(1 << (attempt - 1))).await;
                     }
                 }
             }

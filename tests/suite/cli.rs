@@ -322,7 +322,7 @@ async fn running_processes_show_in_the_admin_api_and_the_metrics() {
     let slow = tokio::spawn(async move {
         client()
             .post(url)
-            .json(&ask("[[sleep:2]] wait", false))
+            .json(&ask("[[hold]] wait", false))
             .send()
             .await
             .map(|r| r.status().as_u16())
@@ -338,6 +338,7 @@ async fn running_processes_show_in_the_admin_api_and_the_metrics() {
     )
     .await;
     assert_eq!(running, 1.0, "the gauge counts the running process");
+    rig.release();
     assert_eq!(
         slow.await.expect("join").expect("answer"),
         200,

@@ -72,7 +72,7 @@ async fn cli_fields_go_to_cli_targets_and_degrade_only_where_allowed() {
 
     // The CLI account's one slot is taken and it queues nothing.
     let url = logged.proxy.url("/code/v1/messages");
-    let holder = tokio::spawn(async move { client().post(url).json(&ask("[[sleep:3]] hold", false)).send().await });
+    let holder = tokio::spawn(async move { client().post(url).json(&ask("[[hold]] hold", false)).send().await });
     rig.wait_runs(2).await;
 
     let (status, _, body) = door(&logged, &chat("strict", true)).await;
@@ -101,6 +101,7 @@ async fn cli_fields_go_to_cli_targets_and_degrade_only_where_allowed() {
         "without CLI fields nothing is degraded"
     );
 
+    rig.release();
     let held = holder.await.expect("join").expect("held request");
     assert_eq!(held.status(), 200, "the holding request finished");
     let rows = logged.wait_rows(6).await;

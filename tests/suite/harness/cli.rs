@@ -133,6 +133,11 @@ impl CliRig {
         )
     }
 
+    /// Let every run held by a `[[hold]]` marker answer.
+    pub fn release(&self) {
+        std::fs::write(self.record.join("release"), "").expect("write release");
+    }
+
     /// Every recorded run, oldest first.
     pub fn runs(&self) -> Vec<Run> {
         let mut files: Vec<(u128, PathBuf)> = std::fs::read_dir(&self.record)

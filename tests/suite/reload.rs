@@ -25,7 +25,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -231,11 +231,18 @@ async fn a_steady_loop_sees_no_failure_while_the_file_is_rewritten_five_times() 
         "this is: [not yaml\n".to_string(),
         pool(&[("a", a.url()), ("b", b.url())], "connect: 3s"),
     ];
-    for v in &versions {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+    // Each version is judged (applied or refused) before the next is written, and the loop runs
+    // against it for a while.
+    for (i, v) in versions.iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(150)).await;
         proxy.rewrite(v);
+        let judged = (i + 1) as f64;
+        wait_for(&format!("version {} judged", i + 1), || {
+            reloads(&proxy, "success") + reloads(&proxy, "error") >= judged
+        })
+        .await;
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     stop.store(true, Ordering::Relaxed);
     for l in loops {
         l.await.expect("loop");

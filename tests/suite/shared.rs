@@ -303,10 +303,14 @@ async fn a_store_outage_fails_no_request_and_sharing_resumes_after_it() {
         limited.url()
     );
     let proxies = sidecars(2, &yaml).await;
+    // Steady load before, during and for 300 ms after the outage.
+    let restarted = std::sync::OnceLock::new();
     let load = async {
         let mut statuses = Vec::new();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(2500) {
+        while restarted
+            .get()
+            .is_none_or(|t: &Instant| t.elapsed() < Duration::from_millis(300))
+        {
             for p in &proxies {
                 statuses.push(send(p, None).await.status().as_u16());
             }
@@ -314,11 +318,18 @@ async fn a_store_outage_fails_no_request_and_sharing_resumes_after_it() {
         statuses
     };
     let outage = async {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         redis.stop();
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        let down = proxies.iter().all(|p| !p.core.shared.as_ref().unwrap().is_up());
+        // Down until both sidecars saw it (at most 5 s), then 300 ms more.
+        let seen = Instant::now();
+        let all_down = || proxies.iter().all(|p| !p.core.shared.as_ref().unwrap().is_up());
+        while !all_down() && seen.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let down = all_down();
         redis.restart();
+        let _ = restarted.set(Instant::now());
         down
     };
     let (statuses, down) = tokio::join!(load, outage);

@@ -7,11 +7,8 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_and_a_queue_timeout_are_503s() {
-    let slow = Fake::always(Reply::Delay(
-        Duration::from_millis(1500),
-        Box::new(Reply::Json(200, anthropic_reply())),
-    ))
-    .await;
+    let gate = Gate::new();
+    let slow = Fake::always(Reply::Hold(gate.clone(), Box::new(Reply::Json(200, anthropic_reply())))).await;
     let proxy = Proxy::start(&format!(
         "routes:\n  - {{ name: r, match: {{ path_prefix: /a }}, pool: queue-p }}\npools:\n  queue-p:\n    provider: anthropic\n    accounts:\n      - {{ name: only, base_url: \"{}\", key_file: \"{}\", max_concurrent: 1, max_queue: 1, queue_timeout: 400ms }}\n",
         slow.url(),
@@ -56,6 +53,7 @@ async fn a_full_queue_and_a_queue_timeout_are_503s() {
         (503, Some("queue_timeout"), true),
         "waited 400 ms, no slot"
     );
+    gate.open();
     assert_eq!(
         first.await.expect("join").expect("first"),
         200,

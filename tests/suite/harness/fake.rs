@@ -52,8 +52,29 @@ pub enum Reply {
     },
     /// Wait before answering.
     Delay(Duration, Box<Reply>),
+    /// Wait until the gate opens (30 s at most), then answer.
+    Hold(Gate, Box<Reply>),
     /// Close the connection without an answer.
     Reset,
+}
+
+/// Holds [`Reply::Hold`] answers until the test opens it.
+#[derive(Clone)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    /// Let every held answer, and every later one, go.
+    pub fn open(&self) {
+        self.0.close();
+    }
+
+    async fn passed(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.0.acquire()).await;
+    }
 }
 
 type Script = Arc<dyn Fn(&Seen, usize) -> Reply + Send + Sync>;
@@ -162,6 +183,10 @@ async fn handle(
         match reply {
             Reply::Delay(d, inner) => {
                 tokio::time::sleep(d).await;
+                reply = *inner;
+            }
+            Reply::Hold(gate, inner) => {
+                gate.passed().await;
                 reply = *inner;
             }
             Reply::Reset => return Err(std::io::Error::other("reset")),

@@ -3,14 +3,14 @@
 //! hundreds of megabytes; and the per-route count, account state and log row of one request.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::{admin_pools, metric_sum, pool_yaml, raw_answers, status_of, Fake, Logged, Proxy, Reply};
+use super::{admin_pools, dribble, metric_sum, pool_yaml, raw_answers, status_of, Fake, Logged, Proxy, Reply};
 
 pub const BODY: &str = r#"{"model":"claude-sonnet-5"}"#;
 pub const STREAM_BODY: &str = r#"{"model":"claude-sonnet-5","stream":true}"#;
@@ -152,31 +152,6 @@ async fn upstream_reached(fake: Option<&Fake>) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// Dribble `head` one byte per 100 ms for up to 1.6 s, then read until the sidecar closes.
-pub async fn slowloris(addr: SocketAddr, head: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let dribble = async {
-        for b in head.as_bytes() {
-            if s.write_all(&[*b]).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_millis(1600), dribble).await;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `llm_sidecar_requests_total` of `route`, all pools and status classes together.
@@ -377,7 +352,7 @@ pub async fn drive(proxy: &Proxy, c: &Case, fake: Option<&Fake>) -> (Got, Vec<St
                 "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {}\r\ncontent-length: 2\r\n",
                 rid(1)
             );
-            Got::raw(slowloris(proxy.addr, &head).await)
+            Got::raw(dribble(proxy.addr, head.as_bytes(), ms(3000)).await.unwrap_or_default())
         }
         Drive::BadChunk => {
             let bytes = format!(

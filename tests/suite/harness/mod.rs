@@ -21,10 +21,10 @@ use llm_sidecar::{config, server, Sidecar};
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 
 pub use env::{config_problems, load_config, secret_file};
-pub use fake::{Fake, Reply, Seen};
+pub use fake::{Fake, Gate, Reply, Seen};
 pub use log::Logged;
 pub use stream::{anthropic_events, read_all, read_clean, sse};
-pub use wire::{raw, raw_answers, read_answers, status_of};
+pub use wire::{dribble, raw, raw_answers, read_answers, status_of, until_closed};
 
 /// The sidecar binary, for tests that run it as a process.
 pub const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");

@@ -48,6 +48,52 @@ pub async fn read_answers(s: &mut TcpStream, n: usize) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Read from `s` until it closes: what it sent (`None`: still open after `limit`).
+pub async fn until_closed(s: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&out).into_owned()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Dribble `head` one byte per 100 ms (a slowloris) while reading: what the server sent once it
+/// closed the connection (`None`: still open after `limit`).
+pub async fn dribble(addr: SocketAddr, head: &[u8], limit: Duration) -> Option<String> {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let (mut rd, mut wr) = s.split();
+    let write = async {
+        for b in head {
+            if wr.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::future::pending::<()>().await
+    };
+    let read = async {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = rd.read(&mut buf).await {
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let both = async {
+        tokio::select! {
+            out = read => out,
+            () = write => unreachable!("the writer never ends"),
+        }
+    };
+    tokio::time::timeout(limit, both).await.ok()
+}
+
 /// How many final (not 1xx) answers `bytes` holds whole: framed by `content-length` or chunked
 /// (without trailers); an answer framed by the connection's close never counts as complete.
 fn complete_answers(bytes: &[u8]) -> usize {

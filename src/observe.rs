@@ -15,28 +15,9 @@ const LOG_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 /// through the `log` crate; it is bridged here, and held at `info` unless `RUST_LOG` names a
 /// pingora crate: its debug output prints request and body bytes.
 pub fn init() {
-    use tracing_subscriber::{fmt, EnvFilter};
+    use tracing_subscriber::fmt;
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Cap Pingora at info only where the spec would let its debug through (adding the cap to
-    // a quieter spec would raise Pingora to info).
-    let verbose = filter
-        .max_level_hint()
-        .is_none_or(|l| l > tracing_subscriber::filter::LevelFilter::INFO);
-    if !spec.contains("pingora") {
-        // Pingora's own line for a connection that failed before any hook ran duplicates the
-        // gate's `request refused before routing` line (and every later error is an access line).
-        if let Ok(d) = "pingora_proxy=off".parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    if verbose && !spec.contains("pingora") {
-        for cap in ["pingora_core=info", "pingora=info"] {
-            if let Ok(d) = cap.parse() {
-                filter = filter.add_directive(d);
-            }
-        }
-    }
+    let filter = filter(&spec);
     let (writer, flusher) = match crate::linebuf::LineBuffer::start(std::io::stdout(), LOG_BUFFER, LOG_GATHER) {
         Ok(w) => w,
         Err(e) => {
@@ -73,6 +54,33 @@ pub fn init() {
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
     }
+}
+
+/// The filter for a `RUST_LOG` spec (`info` when it does not parse): Pingora's pre-hook error
+/// lines off and Pingora held at `info`, unless the spec names a pingora crate.
+pub fn filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(spec).unwrap_or_else(|_| "info".into());
+    // Cap Pingora at info only where the spec would let its debug through (adding the cap to
+    // a quieter spec would raise Pingora to info).
+    let verbose = filter
+        .max_level_hint()
+        .is_none_or(|l| l > tracing_subscriber::filter::LevelFilter::INFO);
+    if spec.contains("pingora") {
+        return filter;
+    }
+    // Pingora's own line for a connection that failed before any hook ran duplicates the gate's
+    // `request refused before routing` line (and every later error is an access line).
+    let caps: &[&str] = if verbose {
+        &["pingora_proxy=off", "pingora_core=info", "pingora=info"]
+    } else {
+        &["pingora_proxy=off"]
+    };
+    for cap in caps {
+        if let Ok(d) = cap.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
 }
 
 /// Write out buffered log lines (before the process exits).

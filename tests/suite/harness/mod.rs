@@ -69,7 +69,10 @@ fn init_logs() {
         let buf = Arc::clone(LOG.get_or_init(Default::default));
         let _ = tracing_subscriber::fmt()
             .json()
-            .with_env_filter("debug,h2=info,hyper=info,reqwest=info,rustls=info")
+            // What the sidecar writes at RUST_LOG=debug (Pingora held at info).
+            .with_env_filter(llm_sidecar::observe::filter(
+                "debug,h2=info,hyper=info,reqwest=info,rustls=info",
+            ))
             .with_writer(move || Capture(Arc::clone(&buf)))
             .try_init();
     });

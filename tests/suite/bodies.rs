@@ -152,7 +152,7 @@ async fn large_bodies_are_resent_intact_on_a_retry() {
     ))
     .await;
     let good = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (_held, dead) = refusing();
     let timeouts = "    timeouts: { connect: 1s, first_byte: 300ms, idle: 1s, total: 30s }\n";
     let proxy = Proxy::start(&config(&[slow.url(), dead, good.url()], "", timeouts));
     let body = big_body(5);

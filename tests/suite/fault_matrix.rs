@@ -347,17 +347,20 @@ async fn every_fault_ends_the_documented_way_and_the_sidecar_serves_on() {
         "one case per rejection reason (their counts are global)"
     );
     let ok = Fake::always(Reply::Json(200, anthropic_reply())).await;
-    let mut fakes = Vec::new();
-    let mut urls = Vec::new();
+    let (mut fakes, mut urls, mut held) = (Vec::new(), Vec::new(), Vec::new());
     for c in &cases {
         let fake = match &c.reply {
             Some(reply) => Some(Fake::always(reply.clone()).await),
             None => None,
         };
-        urls.push(
-            fake.as_ref()
-                .map_or_else(|| format!("http://127.0.0.1:{}", free_port()), Fake::url),
-        );
+        urls.push(match &fake {
+            Some(f) => f.url(),
+            None => {
+                let (socket, url) = refusing();
+                held.push(socket);
+                url
+            }
+        });
         fakes.push(fake);
     }
     let s = Logged::start(&config(&cases, &urls, &ok.url()), "");
@@ -427,7 +430,12 @@ async fn check(s: &Logged, c: &Case, fake: Option<&Fake>) -> (&'static str, Vec<
     );
     assert_eq!(account_state(proxy, name).await, c.state, "{name}: the account's state");
     if let (Some(n), Some(fake)) = (c.calls, fake) {
-        assert_eq!(fake.count(), n, "{name}: requests the upstream received");
+        let seen: Vec<String> = fake
+            .seen()
+            .iter()
+            .map(|r| format!("{} {} {:?}", r.method, r.path, r.header("x-request-id")))
+            .collect();
+        assert_eq!(fake.count(), n, "{name}: requests the upstream received: {seen:?}");
     }
     if let Some((what, check)) = c.also {
         assert!(

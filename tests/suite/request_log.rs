@@ -16,7 +16,7 @@ async fn every_outcome_leaves_exactly_one_row() {
         json!({"type": "error", "error": {"type": "api_error", "message": "boom"}}),
     ))
     .await;
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (_held, dead) = refusing();
     let s = Logged::priced(
         &[
             ("ok", "anthropic", ok.url()),

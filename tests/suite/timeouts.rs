@@ -70,7 +70,7 @@ async fn sse_events_arrive_as_they_are_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connection_is_a_502_at_once() {
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (_held, dead) = refusing();
     let proxy = Proxy::start(&config("openai", &[dead], "connect: 2s"));
     let start = Instant::now();
     let resp = client()

@@ -38,6 +38,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An upstream that refuses connections: a loopback port bound and never listening, held while
+/// the first value lives (a port only found free could be taken by another test's server, which
+/// would then answer in its place).
+pub fn refusing() -> (tokio::net::TcpSocket, String) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    (socket, format!("http://127.0.0.1:{port}"))
+}
+
 /// Whether one log line contains all of `needles` (tests of one binary share the log, so a
 /// check names something only its own test produces: a pool, a request id).
 pub fn logged(needles: &[&str]) -> bool {

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::harness::matrix::*;
+use crate::harness::matrix_client::Got;
 use crate::harness::*;
 
 const MIB: usize = 1 << 20;
@@ -375,81 +376,4 @@ async fn every_fault_ends_the_documented_way_and_the_sidecar_serves_on() {
             assert_eq!(n, usize::from(*logged), "{name}: log rows of request {rid}");
         }
     }
-}
-
-/// Play one case and check everything but the final row count; its name, request ids, and
-/// whether they are logged.
-async fn check(s: &Logged, c: &Case, fake: Option<&Fake>) -> (&'static str, Vec<String>, bool) {
-    let (proxy, name) = (&s.proxy, c.name);
-    let rejected_line = c
-        .rejected
-        .map(|r| format!("llm_sidecar_rejected_requests_total{{reason=\"{r}\"}}"));
-    let rejected_before = match &rejected_line {
-        Some(l) => metric(proxy, l).await,
-        None => 0.0,
-    };
-    let before = route_requests(proxy, name).await;
-
-    let (got, rids) = drive(proxy, c, fake).await;
-    assert_eq!(
-        got.status,
-        c.seen,
-        "{name}: the status the client sees: {:.300}",
-        got.text()
-    );
-    match c.end {
-        End::Clean => assert_eq!(got.clean, Some(true), "{name}: the body ends cleanly"),
-        End::Cut => assert_eq!(got.clean, Some(false), "{name}: the body is cut, not ended"),
-        End::Any => {}
-    }
-    let mut row = Value::Null;
-    if let Some((status, kind)) = c.row {
-        for rid in &rids {
-            let r = wait_row(s, rid).await;
-            row = r.unwrap_or_else(|| panic!("{name}: a log row for {rid} within 5 s"));
-        }
-        assert_eq!(row["status"], status, "{name}: the row's status: {row}");
-        assert_eq!(row["error_kind"], json!(kind), "{name}: the row's error kind: {row}");
-    }
-    if let (Some(reason), Some(line)) = (c.rejected, &rejected_line) {
-        let mut counted = metric(proxy, line).await - rejected_before;
-        for _ in 0..150 {
-            if counted >= 1.0 {
-                break;
-            }
-            tokio::time::sleep(ms(20)).await;
-            counted = metric(proxy, line).await - rejected_before;
-        }
-        assert_eq!(counted, 1.0, "{name}: counted once as rejected ({reason})");
-    }
-    let counted = route_requests(proxy, name).await - before;
-    let expected = if c.row.is_some() { rids.len() as f64 } else { 0.0 };
-    assert_eq!(
-        counted, expected,
-        "{name}: llm_sidecar_requests_total counts each request once"
-    );
-    assert_eq!(account_state(proxy, name).await, c.state, "{name}: the account's state");
-    if let (Some(n), Some(fake)) = (c.calls, fake) {
-        let seen: Vec<String> = fake
-            .seen()
-            .iter()
-            .map(|r| format!("{} {} {:?}", r.method, r.path, r.header("x-request-id")))
-            .collect();
-        assert_eq!(fake.count(), n, "{name}: requests the upstream received: {seen:?}");
-    }
-    if let Some((what, check)) = c.also {
-        assert!(
-            check(&got, &row),
-            "{name}: {what}: {} bytes, {:.300}",
-            got.len,
-            got.text()
-        );
-    }
-    let next = post(&proxy.url("/fm-ok/v1/messages"), &format!("fm-ok-after-{name}"), BODY).await;
-    assert_eq!(
-        next.ok().and_then(|g| g.status),
-        Some(200),
-        "{name}: alive, the next request is served"
-    );
-    (name, rids, c.row.is_some())
 }

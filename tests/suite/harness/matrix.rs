@@ -1,158 +1,13 @@
 //! The fault matrix's machinery (`fault_matrix.rs` holds the table): a case and its builder, the
-//! client's part of each case, the sidecar's config; what a client got, read without holding
-//! hundreds of megabytes; and the per-route count, account state and log row of one request.
+//! client's part of each case, the sidecar's config, and each case's checks: the per-route count,
+//! account state and log row of one request.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use serde_json::Value;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use serde_json::{json, Value};
 
-use super::{admin_pools, dribble, metric_sum, pool_yaml, raw_answers, status_of, Fake, Logged, Proxy, Reply};
-
-pub const BODY: &str = r#"{"model":"claude-sonnet-5"}"#;
-pub const STREAM_BODY: &str = r#"{"model":"claude-sonnet-5","stream":true}"#;
-
-/// The most body bytes a [`Got`] keeps (the rest is only counted).
-const KEEP: usize = 64 * 1024;
-
-/// What the client got.
-pub struct Got {
-    /// The status of the (first) answer; `None` when the client left before one.
-    pub status: Option<u16>,
-    pub headers: reqwest::header::HeaderMap,
-    /// Body bytes received.
-    pub len: usize,
-    /// The first 64 KiB of the body (for raw exchanges: of everything read).
-    pub head: Vec<u8>,
-    /// Whether the body ended cleanly (`None`: not read to its end).
-    pub clean: Option<bool>,
-}
-
-impl Got {
-    /// Nothing: the client left before any answer.
-    pub fn none() -> Got {
-        Got::raw(String::new())
-    }
-
-    /// A raw exchange's text.
-    pub fn raw(text: String) -> Got {
-        Got {
-            status: (!text.is_empty()).then(|| status_of(&text)),
-            headers: Default::default(),
-            len: text.len(),
-            head: text.into_bytes(),
-            clean: None,
-        }
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.head).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    async fn read(resp: reqwest::Response) -> Got {
-        let status = Some(resp.status().as_u16());
-        let headers = resp.headers().clone();
-        let (mut len, mut head, mut clean) = (0, Vec::new(), true);
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk else {
-                clean = false;
-                break;
-            };
-            len += chunk.len();
-            let room = KEEP.saturating_sub(head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..room]);
-        }
-        Got {
-            status,
-            headers,
-            len,
-            head,
-            clean: Some(clean),
-        }
-    }
-}
-
-/// A client without connection reuse (a pooled connection the sidecar closed would be re-sent
-/// by hyper: a second log row) and without gzip decoding.
-pub fn plain() -> reqwest::Client {
-    super::env::init();
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .no_gzip()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
-
-fn post_req(url: &str, rid: &str, body: &'static str) -> reqwest::RequestBuilder {
-    plain()
-        .post(url)
-        .header("x-request-id", rid)
-        .header("content-type", "application/json")
-        .body(body)
-}
-
-/// POST `body` with request id `rid` and read the whole answer.
-pub async fn post(url: &str, rid: &str, body: &'static str) -> Result<Got, String> {
-    let resp = post_req(url, rid, body)
-        .send()
-        .await
-        .map_err(|e| format!("no answer: {e}"))?;
-    Ok(Got::read(resp).await)
-}
-
-/// POST, read the first body chunk, then hang up.
-pub async fn post_then_leave(url: &str, rid: &str, body: &'static str) -> Result<Got, String> {
-    let resp = post_req(url, rid, body)
-        .send()
-        .await
-        .map_err(|e| format!("no answer: {e}"))?;
-    let status = Some(resp.status().as_u16());
-    let headers = resp.headers().clone();
-    let mut stream = resp.bytes_stream();
-    let first = stream.next().await.and_then(Result::ok).unwrap_or_default();
-    drop(stream);
-    Ok(Got {
-        status,
-        headers,
-        len: first.len(),
-        head: first.to_vec(),
-        clean: None,
-    })
-}
-
-/// A POST head (and body) as raw bytes; `extra` header lines end with `\r\n`.
-pub fn request(path: &str, rid: &str, body: &str, extra: &str) -> String {
-    format!(
-        "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {rid}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n{body}",
-        body.len()
-    )
-}
-
-/// Send `bytes`, then hang up without reading once `until` is done.
-pub async fn leave_when(addr: SocketAddr, bytes: &str, until: impl std::future::Future<Output = ()>) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(bytes.as_bytes()).await.expect("write");
-    until.await;
-}
-
-/// Until `fake` has received a request (at most 5 s).
-async fn upstream_reached(fake: Option<&Fake>) {
-    for _ in 0..500 {
-        if fake.is_none_or(|f| f.count() > 0) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use super::matrix_client::*;
+use super::{admin_pools, dribble, metric, metric_sum, pool_yaml, raw_answers, Fake, Logged, Proxy, Reply};
 
 /// `llm_sidecar_requests_total` of `route`, all pools and status classes together.
 pub async fn route_requests(proxy: &Proxy, route: &str) -> f64 {
@@ -386,4 +241,81 @@ pub fn config(cases: &[Case], urls: &[String], ok: &str) -> String {
         pools.push_str(&pool_yaml(c.name, "anthropic", std::slice::from_ref(url), &extra));
     }
     format!("{routes}pools:\n{pools}")
+}
+
+/// Play one case and check everything but the final row count; its name, request ids, and
+/// whether they are logged.
+pub async fn check(s: &Logged, c: &Case, fake: Option<&Fake>) -> (&'static str, Vec<String>, bool) {
+    let (proxy, name) = (&s.proxy, c.name);
+    let rejected_line = c
+        .rejected
+        .map(|r| format!("llm_sidecar_rejected_requests_total{{reason=\"{r}\"}}"));
+    let rejected_before = match &rejected_line {
+        Some(l) => metric(proxy, l).await,
+        None => 0.0,
+    };
+    let before = route_requests(proxy, name).await;
+
+    let (got, rids) = drive(proxy, c, fake).await;
+    assert_eq!(
+        got.status,
+        c.seen,
+        "{name}: the status the client sees: {:.300}",
+        got.text()
+    );
+    match c.end {
+        End::Clean => assert_eq!(got.clean, Some(true), "{name}: the body ends cleanly"),
+        End::Cut => assert_eq!(got.clean, Some(false), "{name}: the body is cut, not ended"),
+        End::Any => {}
+    }
+    let mut row = Value::Null;
+    if let Some((status, kind)) = c.row {
+        for rid in &rids {
+            let r = wait_row(s, rid).await;
+            row = r.unwrap_or_else(|| panic!("{name}: a log row for {rid} within 5 s"));
+        }
+        assert_eq!(row["status"], status, "{name}: the row's status: {row}");
+        assert_eq!(row["error_kind"], json!(kind), "{name}: the row's error kind: {row}");
+    }
+    if let (Some(reason), Some(line)) = (c.rejected, &rejected_line) {
+        let mut counted = metric(proxy, line).await - rejected_before;
+        for _ in 0..150 {
+            if counted >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(ms(20)).await;
+            counted = metric(proxy, line).await - rejected_before;
+        }
+        assert_eq!(counted, 1.0, "{name}: counted once as rejected ({reason})");
+    }
+    let counted = route_requests(proxy, name).await - before;
+    let expected = if c.row.is_some() { rids.len() as f64 } else { 0.0 };
+    assert_eq!(
+        counted, expected,
+        "{name}: llm_sidecar_requests_total counts each request once"
+    );
+    assert_eq!(account_state(proxy, name).await, c.state, "{name}: the account's state");
+    if let (Some(n), Some(fake)) = (c.calls, fake) {
+        let seen: Vec<String> = fake
+            .seen()
+            .iter()
+            .map(|r| format!("{} {} {:?}", r.method, r.path, r.header("x-request-id")))
+            .collect();
+        assert_eq!(fake.count(), n, "{name}: requests the upstream received: {seen:?}");
+    }
+    if let Some((what, check)) = c.also {
+        assert!(
+            check(&got, &row),
+            "{name}: {what}: {} bytes, {:.300}",
+            got.len,
+            got.text()
+        );
+    }
+    let next = post(&proxy.url("/fm-ok/v1/messages"), &format!("fm-ok-after-{name}"), BODY).await;
+    assert_eq!(
+        next.ok().and_then(|g| g.status),
+        Some(200),
+        "{name}: alive, the next request is served"
+    );
+    (name, rids, c.row.is_some())
 }

@@ -8,6 +8,7 @@ pub mod env;
 pub mod fake;
 pub mod log;
 pub mod matrix;
+pub mod matrix_client;
 pub mod redis;
 pub mod stream;
 pub mod wire;

@@ -1,6 +1,7 @@
 //! Anthropic Messages: requests from clients and to upstreams, answers, streams, and the
 //! usage and stop-reason vocabulary they share.
 
+mod body;
 pub(super) mod encode;
 pub(super) mod reply;
 pub(super) mod request;

@@ -95,6 +95,16 @@ pub fn build(raw: RawConfig, states: &States) -> Result<Snapshot, Vec<Problem>> 
         .token_env
         .as_deref()
         .and_then(|var| read_secret("admin", "token", Some(var), None, &mut p));
+    if let (Some(app), Some(admin)) = (listen, admin_listen) {
+        let overlap = app.ip() == admin.ip() || app.ip().is_unspecified() || admin.ip().is_unspecified();
+        if app.port() == admin.port() && overlap {
+            // Whichever binds first would take the other's connections (or the second would fail).
+            p.add(
+                "admin.listen",
+                format!("{admin} overlaps listen ({app}): use another port"),
+            );
+        }
+    }
     if let Some(addr) = admin_listen {
         if !addr.ip().is_loopback() && raw.admin.token_env.is_none() {
             p.add(

@@ -170,6 +170,26 @@ pools:
     }
 
     #[test]
+    fn the_admin_listener_cannot_share_the_apps_port() {
+        std::env::set_var("LLMS_TEST_KEY_SET", "k");
+        for (listen, admin) in [("127.0.0.1:7000", "127.0.0.1:7000"), ("0.0.0.0:7000", "127.0.0.1:7000")] {
+            let yaml = format!("listen: \"{listen}\"\nadmin: {{ listen: \"{admin}\" }}\n{GOOD}");
+            let p = problems(&yaml);
+            assert!(
+                p.iter()
+                    .any(|l| l.starts_with("admin.listen: ") && l.contains("overlaps listen")),
+                "{listen} and {admin} refused: {p:?}"
+            );
+        }
+        let apart = format!("admin: {{ listen: \"127.0.0.2:8080\" }}\n{GOOD}");
+        assert_eq!(
+            problems(&apart),
+            Vec::<String>::new(),
+            "another address, the same port: fine"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_errors_with_a_path() {
         let yaml = "pools:\n  claude:\n    provider: anthropic\n    acounts: []\n";
         let p = problems(yaml);

@@ -67,14 +67,15 @@ pub struct ReplyParts<'a> {
     pub reply: &'a mut Reply,
 }
 
-/// The head of the target's answer: choose how it goes back and set the headers for it.
+/// The head of the target's answer: choose how it goes back and set the headers for it; whether
+/// the answer is written whole at its end ([`Reply::whole`]).
 pub fn head(
     parts: ReplyParts<'_>,
     from: Dialect,
     resp: &mut ResponseHeader,
     max_event: usize,
     request_id: &str,
-) -> pingora::Result<()> {
+) -> pingora::Result<bool> {
     resp.insert_header("x-llm-sidecar-model", header_value(parts.target_model))?;
     if !parts.dropped.is_empty() {
         resp.insert_header("x-llm-sidecar-dropped", header_value(&parts.dropped.join(",")))?;
@@ -88,7 +89,7 @@ pub fn head(
         if matches!(resp.status.as_u16(), 401 | 403) {
             resp.set_status(502)?;
         }
-        return Ok(());
+        return Ok(false);
     }
     let status = resp.status.as_u16();
     let sse = resp
@@ -96,6 +97,7 @@ pub fn head(
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let reply = choose(&parts, from, resp, max_event, request_id)?;
+    let whole = reply.whole();
     *parts.reply = reply;
     resp.remove_header(&CONTENT_LENGTH);
     resp.remove_header(&CONTENT_ENCODING);
@@ -109,7 +111,7 @@ pub fn head(
         "application/json"
     };
     resp.insert_header(CONTENT_TYPE, ctype)?;
-    Ok(())
+    Ok(whole)
 }
 
 /// How a translated answer goes back, from its head (status set for errors).

@@ -157,11 +157,10 @@ pub fn response_head(resp: &mut ResponseHeader, written: bool, ctx: &mut impl St
 fn translate_head(resp: &mut ResponseHeader, ctx: &mut impl StreamCtx, max_event: usize) -> Result<()> {
     let from = ctx.pool().map(|p| p.provider.dialect());
     let rid = ctx.request_id().clone();
-    match (ctx.translation_mut().reply_parts(), from) {
+    let whole = match (ctx.translation_mut().reply_parts(), from) {
         (Some(parts), Some(from)) => reply::head(parts, from, resp, max_event, rid.to_str().unwrap_or("-"))?,
         _ => return Ok(()),
-    }
-    let whole = ctx.translation_mut().reply_parts().is_some_and(|p| p.reply.whole());
+    };
     if let (true, Some(link)) = (whole, ctx.link()) {
         link.answer_whole();
     }

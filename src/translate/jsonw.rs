@@ -161,12 +161,19 @@ mod tests {
                 let mut s = "abcdefghijklmnopqrst".to_string().into_bytes();
                 s.insert(at, special);
                 let s = String::from_utf8(s).unwrap_or_default();
-                let text = format!("{s}é😀{s}");
-                let mut bytes = Vec::new();
-                JsonOut::new(&mut bytes).string(&text);
-                let back: String = serde_json::from_slice(&bytes)
-                    .unwrap_or_else(|e| panic!("byte {special:#x} at {at}: not JSON ({e}): {bytes:?}"));
-                assert_eq!(back, text, "byte {special:#x} at {at} reads back");
+                // The string alone (21 bytes: the short-string path) and in a longer one.
+                for text in [s.clone(), format!("{s}é😀{s}")] {
+                    let mut bytes = Vec::new();
+                    JsonOut::new(&mut bytes).string(&text);
+                    let back: String = serde_json::from_slice(&bytes)
+                        .unwrap_or_else(|e| panic!("byte {special:#x} at {at}: not JSON ({e}): {bytes:?}"));
+                    assert_eq!(
+                        back,
+                        text,
+                        "byte {special:#x} at {at} of {} bytes reads back",
+                        text.len()
+                    );
+                }
             }
         }
     }

@@ -101,6 +101,7 @@ while IFS= read -r f; do
 done < <(files "$translate"/*.sse)
 inline_answer() { # NAME BODY
     printf '%s' "$2" | seed json_usage "$1" "$split0"
+    printf '%s' "$2" | seed json_usage "gz-$1" '\x01\x00' # flag bit 0: also through gzip
     printf '%s' "$2" | seed translate_response "$1" '\x00'
 }
 inline_answer openrouter-cost.json '{"id":"gen-1","model":"openai/gpt-4.1","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"cost":0.00012,"prompt_tokens_details":{"cached_tokens":2,"cache_write_tokens":1}}}'
@@ -117,6 +118,7 @@ inline_sse() { # NAME, SSE text on stdin
     cat >"$tmp"
     seed sse_meter "$1" "$split0" "$tmp"
     seed sse_meter "cut-$1" "$split3" "$tmp"
+    seed sse_meter "gz-$1" '\x40\x00' "$tmp" # flag bit 6: also through gzip
     seed translate_stream "$1" "$split0" "$tmp"
     seed translate_stream "usage-$1" '\x01\x00' "$tmp"
     rm -f "$tmp"

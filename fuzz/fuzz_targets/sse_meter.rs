@@ -8,8 +8,8 @@
 //!
 //! Input: see `llm_sidecar_fuzz::Input`. Flags: bit 7 clear, the limit is the body's length (no
 //! event can need more: what an event keeps is at most the bytes since its start); bit 7 set, the
-//! limit is `(flags & 0x7f) * 4` bytes and only the no-panic and limit properties are checked.
-//! Bit 6: the gzipped body goes through the meter too.
+//! limit is `(flags & 0x3f) * 4` bytes and only the no-panic and limit properties are checked.
+//! Bit 6 (not part of the limit): the gzipped body goes through the meter too.
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -116,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
     let limit = if roomy {
         body.len()
     } else {
-        usize::from(input.flags & 0x7f) * 4
+        usize::from(input.flags & 0x3f) * 4
     };
     let cut = input.chunks(true);
     let bytes = bytewise(body);

@@ -41,10 +41,13 @@ fuzz_target!(|data: &[u8]| {
     );
     for door in [Dialect::OpenAi, Dialect::Anthropic] {
         let decoded = decode_request(door, body);
-        assert!(
-            decoded == decode_request_general(door, body),
-            "{door:?}: the door's reading differs from the general reader's"
-        );
+        // Only the OpenAI door has a reader of its own (for plain requests) to compare.
+        if door == Dialect::OpenAi {
+            assert!(
+                decoded == decode_request_general(door, body),
+                "the OpenAI door's reading differs from the general reader's"
+            );
+        }
         let chat = match decoded {
             Ok(chat) => chat,
             Err(invalid) => {

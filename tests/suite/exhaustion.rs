@@ -307,12 +307,8 @@ async fn client_faults_are_the_clients_and_pipelined_requests_are_all_answered()
         "a bad chunk size is the client's error: {answer}"
     );
     assert!(answer.contains("bad_request"), "error kind bad_request: {answer}");
-    let mut gone = TcpStream::connect(s.proxy.addr).await.expect("connect");
-    gone.write_all(b"POST /a/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\n{\"a\":")
-        .await
-        .expect("write");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    drop(gone);
+    let mid_upload = "POST /a/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\n{\"a\":";
+    leave_when(s.proxy.addr, mid_upload, tokio::time::sleep(Duration::from_millis(100))).await;
     let garbage = raw_answers(s.proxy.addr, b"GET /a HTTP/1.1\r\nbad header line\r\n\r\n", 1).await;
     assert_eq!(status_of(&garbage), 400, "Pingora refuses the head: {garbage}");
     let two = b"POST /a/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}\

@@ -21,14 +21,6 @@ fn pool(urls: &[(&str, String)], timeouts: &str) -> String {
     out
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn reloads(proxy: &Proxy, result: &str) -> f64 {
     let text = llm_sidecar::admin::metrics::render(&proxy.core.metrics, &proxy.core.snapshot(), 0, 0);
     let text = String::from_utf8_lossy(&text).into_owned();

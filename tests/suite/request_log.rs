@@ -157,16 +157,12 @@ async fn a_burst_against_a_full_queue_drops_and_counts_never_blocks() {
     drop(blocker);
     // Rows of answers already sent may still be queued or dropped after `dropped` was read: the
     // wait counts both afresh.
-    let mut rows = s.rows();
-    for _ in 0..100 {
-        if rows.len() as u64 + log.dropped() >= 40 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        rows = s.rows();
-    }
+    wait_for("every row written or dropped", || {
+        s.rows().len() as u64 + log.dropped() >= 40
+    })
+    .await;
     assert_eq!(
-        rows.len() as u64 + log.dropped(),
+        s.rows().len() as u64 + log.dropped(),
         40,
         "every request is either written or counted as dropped"
     );

@@ -1,14 +1,11 @@
-//! The fault matrix's client side: raw and HTTP clients that send, leave or read, and what a
+//! The fault matrix's client side: HTTP clients that send, leave or read, raw requests, and what a
 //! client got, read without holding hundreds of megabytes.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-use super::{status_of, Fake};
+use super::status_of;
 
 pub const BODY: &str = r#"{"model":"claude-sonnet-5"}"#;
 pub const STREAM_BODY: &str = r#"{"model":"claude-sonnet-5","stream":true}"#;
@@ -133,21 +130,4 @@ pub fn request(path: &str, rid: &str, body: &str, extra: &str) -> String {
         "POST {path} HTTP/1.1\r\nhost: x\r\nx-request-id: {rid}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n{body}",
         body.len()
     )
-}
-
-/// Send `bytes`, then hang up without reading once `until` is done.
-pub async fn leave_when(addr: SocketAddr, bytes: &str, until: impl std::future::Future<Output = ()>) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(bytes.as_bytes()).await.expect("write");
-    until.await;
-}
-
-/// Until `fake` has received a request (at most 5 s).
-pub async fn upstream_reached(fake: Option<&Fake>) {
-    for _ in 0..500 {
-        if fake.is_none_or(|f| f.count() > 0) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }

@@ -25,7 +25,7 @@ pub use env::{config_problems, load_config, secret_file};
 pub use fake::{Fake, Gate, Reply, Seen};
 pub use log::Logged;
 pub use stream::{anthropic_events, read_all, read_clean, sse};
-pub use wire::{dribble, raw, raw_answers, read_answers, status_of, until_closed};
+pub use wire::{dribble, leave_when, raw, raw_answers, read_answers, status_of, until_closed};
 
 /// The sidecar binary, for tests that run it as a process.
 pub const BIN: &str = env!("CARGO_BIN_EXE_llm-sidecar");
@@ -70,6 +70,15 @@ pub fn refusing() -> (tokio::net::TcpSocket, String) {
     socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
     let port = socket.local_addr().expect("addr").port();
     (socket, format!("http://127.0.0.1:{port}"))
+}
+
+/// Poll `done` every 20 ms until it holds; fail the test after 10 s.
+pub async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Whether one log line contains all of `needles` (tests of one binary share the log, so a

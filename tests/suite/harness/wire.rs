@@ -4,63 +4,78 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The longest a [`raw_answers`] exchange waits for its answers.
 const ANSWERS_WITHIN: Duration = Duration::from_secs(10);
 
-/// Send `request` as raw bytes and read until the server closes or stays silent for `quiet`.
-pub async fn raw(addr: SocketAddr, request: &[u8], quiet: Duration) -> String {
+/// Connect to `addr` and send `bytes`.
+async fn send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(request).await.expect("write request");
+    s.write_all(bytes).await.expect("write request");
+    s
+}
+
+/// Read from `r` until it closes, `enough` says the bytes so far suffice, `deadline` passes, or
+/// it stays silent for `quiet`; what it sent, and whether it closed.
+async fn read_until(
+    r: &mut (impl AsyncRead + Unpin),
+    enough: impl Fn(&[u8]) -> bool,
+    deadline: Instant,
+    quiet: Duration,
+) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
-    while let Ok(Ok(n)) = tokio::time::timeout(quiet, s.read(&mut buf)).await {
-        if n == 0 {
-            break;
+    while !enough(&out) {
+        let left = deadline.saturating_duration_since(Instant::now()).min(quiet);
+        match tokio::time::timeout(left, r.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
         }
-        out.extend_from_slice(&buf[..n]);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    (out, false)
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Send `request` as raw bytes and read until the server closes or stays silent for `quiet`.
+pub async fn raw(addr: SocketAddr, request: &[u8], quiet: Duration) -> String {
+    let mut s = send(addr, request).await;
+    let far = Instant::now() + Duration::from_secs(3600);
+    text(read_until(&mut s, |_| false, far, quiet).await.0)
 }
 
 /// Send `request` as raw bytes and read until `n` final answers are complete, the server closes,
 /// or 10 s pass; the connection stays open meanwhile (keep-alive is what some tests check).
 pub async fn raw_answers(addr: SocketAddr, request: &[u8], n: usize) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(request).await.expect("write request");
+    let mut s = send(addr, request).await;
     read_answers(&mut s, n).await
 }
 
 /// Read from `s` until `n` final answers are complete, it closes, or 10 s pass.
 pub async fn read_answers(s: &mut TcpStream, n: usize) -> String {
     let deadline = Instant::now() + ANSWERS_WITHIN;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while complete_answers(&out) < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Ok(Ok(read)) if read > 0 => out.extend_from_slice(&buf[..read]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    text(
+        read_until(s, |b| complete_answers(b) >= n, deadline, ANSWERS_WITHIN)
+            .await
+            .0,
+    )
 }
 
-/// Read from `s` until it closes: what it sent (`None`: still open after `limit`).
-pub async fn until_closed(s: &mut TcpStream, limit: Duration) -> Option<String> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&out).into_owned()),
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-            Err(_) => return None,
-        }
-    }
+/// Read from `r` until it closes: what it sent (`None`: still open after `limit`).
+pub async fn until_closed(r: &mut (impl AsyncRead + Unpin), limit: Duration) -> Option<String> {
+    let (out, closed) = read_until(r, |_| false, Instant::now() + limit, limit).await;
+    closed.then(|| text(out))
+}
+
+/// Send `bytes`, then hang up without reading once `until` is done.
+pub async fn leave_when(addr: SocketAddr, bytes: &str, until: impl std::future::Future<Output = ()>) {
+    let _s = send(addr, bytes.as_bytes()).await;
+    until.await;
 }
 
 /// Dribble `head` one byte per 100 ms (a slowloris) while reading: what the server sent once it
@@ -77,21 +92,10 @@ pub async fn dribble(addr: SocketAddr, head: &[u8], limit: Duration) -> Option<S
         }
         std::future::pending::<()>().await
     };
-    let read = async {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = rd.read(&mut buf).await {
-            out.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    let both = async {
-        tokio::select! {
-            out = read => out,
-            () = write => unreachable!("the writer never ends"),
-        }
-    };
-    tokio::time::timeout(limit, both).await.ok()
+    tokio::select! {
+        out = until_closed(&mut rd, limit) => out,
+        () = write => unreachable!("the writer never ends"),
+    }
 }
 
 /// How many final (not 1xx) answers `bytes` holds whole: framed by `content-length` or chunked
@@ -106,10 +110,11 @@ fn complete_answers(bytes: &[u8]) -> usize {
             head.lines()
                 .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
         };
-        let end = if (100..200).contains(&status) {
+        if (100..200).contains(&status) {
             at = body;
             continue;
-        } else if status == 204 || status == 304 {
+        }
+        let end = if status == 204 || status == 304 {
             Some(body)
         } else if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
             chunked_end(bytes, body)
@@ -165,7 +170,13 @@ fn answers_are_complete_only_when_their_framing_says_so() {
         1,
         "the chunked one lacks its end"
     );
-    assert_eq!(complete_answers(&two[..60]), 0, "the sized one lacks a byte");
+    assert_eq!(
+        complete_answers(&two[..64]),
+        0,
+        "the sized one lacks a byte of its body"
+    );
+    assert_eq!(complete_answers(&two[..60]), 0, "its head is cut short");
+    assert_eq!(complete_answers(&two[..65]), 1, "the sized one whole");
     assert_eq!(
         complete_answers(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nbody"),
         0,

@@ -60,14 +60,14 @@ pub fn init() {
 /// lines off and Pingora held at `info`, unless the spec names a pingora crate.
 pub fn filter(spec: &str) -> tracing_subscriber::EnvFilter {
     let mut filter = tracing_subscriber::EnvFilter::try_new(spec).unwrap_or_else(|_| "info".into());
+    if spec.contains("pingora") {
+        return filter;
+    }
     // Cap Pingora at info only where the spec would let its debug through (adding the cap to
     // a quieter spec would raise Pingora to info).
     let verbose = filter
         .max_level_hint()
         .is_none_or(|l| l > tracing_subscriber::filter::LevelFilter::INFO);
-    if spec.contains("pingora") {
-        return filter;
-    }
     // Pingora's own line for a connection that failed before any hook ran duplicates the gate's
     // `request refused before routing` line (and every later error is an access line).
     let caps: &[&str] = if verbose {

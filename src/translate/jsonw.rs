@@ -62,14 +62,14 @@ impl JsonOut<'_> {
     /// A member's key; its value comes next.
     pub(super) fn key(&mut self, key: &str) {
         self.sep();
-        escaped(self.buf, key);
+        write_str(self.buf, key);
         self.buf.push(b':');
         self.first = true;
     }
 
     pub(super) fn string(&mut self, s: &str) {
         self.sep();
-        escaped(self.buf, s);
+        write_str(self.buf, s);
     }
 
     pub(super) fn bool(&mut self, b: bool) {
@@ -85,11 +85,16 @@ impl JsonOut<'_> {
         let _ = serde_json::to_writer(&mut self.buf, v);
     }
 
+    /// `key: s`.
+    pub(super) fn str_member(&mut self, key: &str, s: &str) {
+        self.key(key);
+        self.string(s);
+    }
+
     /// `key: s` when there is an `s`.
     pub(super) fn opt_string(&mut self, key: &str, s: Option<&str>) {
         if let Some(s) = s {
-            self.key(key);
-            self.string(s);
+            self.str_member(key, s);
         }
     }
 
@@ -111,8 +116,8 @@ fn clean(bytes: &[u8]) -> bool {
     memchr::memchr2(b'"', b'\\', bytes).is_none() && !bytes.chunks(256).any(control)
 }
 
-/// `s` as a JSON string literal.
-fn escaped(buf: &mut Vec<u8>, s: &str) {
+/// `s` as a JSON string literal, byte for byte as serde_json writes it.
+pub(super) fn write_str(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     buf.reserve(bytes.len() + 2);
     buf.push(b'"');
@@ -165,6 +170,11 @@ mod tests {
                 for text in [s.clone(), format!("{s}é😀{s}")] {
                     let mut bytes = Vec::new();
                     JsonOut::new(&mut bytes).string(&text);
+                    assert_eq!(
+                        bytes,
+                        serde_json::to_vec(&text).unwrap_or_default(),
+                        "byte {special:#x} at {at}: the bytes serde_json writes"
+                    );
                     let back: String = serde_json::from_slice(&bytes)
                         .unwrap_or_else(|e| panic!("byte {special:#x} at {at}: not JSON ({e}): {bytes:?}"));
                     assert_eq!(

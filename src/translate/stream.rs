@@ -139,9 +139,3 @@ fn pump(encoder: &mut Encoder, events: &mut Vec<Event>, ended: &mut bool, out: &
         }
     }
 }
-
-/// `s` as a JSON string.
-pub(super) fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    // Serializing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}

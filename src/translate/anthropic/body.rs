@@ -50,10 +50,10 @@ impl Body<'_> {
 
     pub(super) fn write(&self, w: &mut JsonOut) {
         w.begin_object();
-        w.opt_string("model", Some(self.model));
+        w.str_member("model", self.model);
         match &self.system {
             None => {}
-            Some(System::One(text)) => w.opt_string("system", Some(text)),
+            Some(System::One(text)) => w.str_member("system", text),
             Some(System::Many(blocks)) => {
                 w.key("system");
                 blocks_out(w, blocks);
@@ -63,7 +63,7 @@ impl Body<'_> {
         w.begin_array();
         for m in &self.messages {
             w.begin_object();
-            w.opt_string("role", Some(m.role));
+            w.str_member("role", m.role);
             w.key("content");
             blocks_out(w, &m.content);
             w.end_object();
@@ -104,7 +104,7 @@ impl Body<'_> {
         if let Some(c) = &self.tool_choice {
             w.key("tool_choice");
             w.begin_object();
-            w.opt_string("type", Some(c.kind));
+            w.str_member("type", c.kind);
             w.opt_string("name", c.name);
             if c.disable_parallel_tool_use {
                 w.key("disable_parallel_tool_use");
@@ -115,7 +115,7 @@ impl Body<'_> {
         if let Some(user_id) = self.user_id {
             w.key("metadata");
             w.begin_object();
-            w.opt_string("user_id", Some(user_id));
+            w.str_member("user_id", user_id);
             w.end_object();
         }
         for (key, value) in &self.rest {
@@ -173,30 +173,30 @@ impl Block<'_> {
         w.begin_object();
         match self {
             Block::Text(text) => {
-                w.opt_string("type", Some("text"));
-                w.opt_string("text", Some(text));
+                w.str_member("type", "text");
+                w.str_member("text", text);
             }
             Block::Image(image) => {
-                w.opt_string("type", Some("image"));
+                w.str_member("type", "image");
                 w.key("source");
                 w.begin_object();
                 match image {
                     Image::Base64 { media_type, data } => {
-                        w.opt_string("type", Some("base64"));
-                        w.opt_string("media_type", Some(media_type));
-                        w.opt_string("data", Some(data));
+                        w.str_member("type", "base64");
+                        w.str_member("media_type", media_type);
+                        w.str_member("data", data);
                     }
                     Image::Url(url) => {
-                        w.opt_string("type", Some("url"));
-                        w.opt_string("url", Some(url));
+                        w.str_member("type", "url");
+                        w.str_member("url", url);
                     }
                 }
                 w.end_object();
             }
             Block::ToolUse { id, name, input } => {
-                w.opt_string("type", Some("tool_use"));
-                w.opt_string("id", Some(id));
-                w.opt_string("name", Some(name));
+                w.str_member("type", "tool_use");
+                w.str_member("id", id);
+                w.str_member("name", name);
                 w.member("input", input);
             }
             Block::ToolResult {
@@ -204,11 +204,11 @@ impl Block<'_> {
                 content,
                 is_error,
             } => {
-                w.opt_string("type", Some("tool_result"));
-                w.opt_string("tool_use_id", Some(tool_use_id));
+                w.str_member("type", "tool_result");
+                w.str_member("tool_use_id", tool_use_id);
                 match content {
                     None => {}
-                    Some(ResultContent::Text(text)) => w.opt_string("content", Some(text)),
+                    Some(ResultContent::Text(text)) => w.str_member("content", text),
                     Some(ResultContent::Blocks(blocks)) => {
                         w.key("content");
                         blocks_out(w, blocks);
@@ -244,7 +244,7 @@ impl ToolDef<'_> {
                 input_schema,
             } => {
                 w.begin_object();
-                w.opt_string("name", Some(name));
+                w.str_member("name", name);
                 w.opt_string("description", *description);
                 w.member("input_schema", input_schema);
                 w.end_object();

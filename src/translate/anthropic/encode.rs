@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::provider::Dialect;
 use crate::translate::common::{self, Obj};
-use crate::translate::form::{Chat, Image, Invalid, Part, ResponseFormat, Role, ToolChoice, ToolResult};
+use crate::translate::form::{Chat, Invalid, Part, ResponseFormat, Role, ToolChoice, ToolResult};
 use crate::translate::jsonw::JsonOut;
 use crate::translate::EncodeOpts;
 
@@ -27,7 +27,7 @@ pub(in crate::translate) fn encode(
     let system = match common::system_texts(chat, dropped).as_slice() {
         [] => None,
         [one] => Some(System::One(one)),
-        many => Some(System::Many(many.iter().map(|t| text(t)).collect())),
+        many => Some(System::Many(many.iter().map(|t| Block::Text(t)).collect())),
     };
     let messages = messages(chat)?;
     check_sampling(chat)?;
@@ -69,10 +69,6 @@ pub(in crate::translate) fn encode(
     Ok(("/v1/messages".into(), bytes))
 }
 
-fn text(t: &str) -> Block<'_> {
-    Block::Text(t)
-}
-
 /// What Anthropic cannot take of the sampling parameters.
 fn check_sampling(chat: &Chat) -> Result<(), Invalid> {
     if chat.temperature.is_some_and(|t| t > 1.0) {
@@ -101,8 +97,8 @@ fn messages(chat: &Chat) -> Result<Vec<MessageOut<'_>>, Invalid> {
         for (j, part) in m.parts.iter().enumerate() {
             let block = match part {
                 Part::Text(t) if t.is_empty() => continue, // Anthropic refuses empty text blocks
-                Part::Text(t) => text(t),
-                Part::Image(image) => image_block(image),
+                Part::Text(t) => Block::Text(t),
+                Part::Image(image) => Block::Image(image),
                 Part::ToolCall(c) => {
                     calls += 1;
                     let input = common::arguments(&c.arguments, || common::arguments_param(chat, i, j, calls - 1))?;
@@ -142,10 +138,6 @@ fn tool_id(id: &str) -> Cow<'_, str> {
     Cow::Owned(if mapped.is_empty() { "_".into() } else { mapped })
 }
 
-fn image_block(image: &Image) -> Block<'_> {
-    Block::Image(image)
-}
-
 fn tool_result<'a>(chat: &'a Chat, r: &'a ToolResult) -> Result<Block<'a>, Invalid> {
     let content = match r.content.as_slice() {
         [] => None,
@@ -155,8 +147,8 @@ fn tool_result<'a>(chat: &'a Chat, r: &'a ToolResult) -> Result<Block<'a>, Inval
             for p in parts {
                 blocks.push(match p {
                     Part::Text(t) if t.is_empty() => continue,
-                    Part::Text(t) => text(t),
-                    Part::Image(image) => image_block(image),
+                    Part::Text(t) => Block::Text(t),
+                    Part::Image(image) => Block::Image(image),
                     Part::Native(n) => Block::Native(common::native(chat, TARGET, n)?),
                     Part::ToolCall(_) | Part::ToolResult(_) => continue, // not in a result
                 });

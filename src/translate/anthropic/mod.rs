@@ -12,6 +12,17 @@ use serde_json::{json, Value};
 
 use super::form::{StopReason, Usage};
 
+/// A content block of an answer or of a stream's `content_block_start`.
+#[derive(Deserialize)]
+pub(super) struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    pub(super) kind: Option<std::borrow::Cow<'a, str>>,
+    pub(super) text: Option<String>,
+    pub(super) id: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) input: Option<Value>,
+}
+
 /// Usage as Anthropic reports it: `input_tokens` leaves out cache reads and writes.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 pub(super) struct RawUsage {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{input_object, stop_str, RawUsage, UsageOut};
+use super::{input_object, stop_str, Block, RawUsage, UsageOut};
 use crate::translate::form::{Part, Reply, ReplyMeta, StopReason, ToolCall};
 use crate::translate::read;
 
@@ -20,26 +20,14 @@ struct Answer<'a> {
     id: Option<String>,
     model: Option<String>,
     #[serde(borrow)]
-    content: Option<Vec<BlockIn<'a>>>,
+    content: Option<Vec<Block<'a>>>,
     #[serde(borrow)]
     stop_reason: Option<Cow<'a, str>>,
     usage: Option<RawUsage>,
 }
 
-#[derive(Deserialize)]
-struct BlockIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    text: Option<String>,
-    id: Option<String>,
-    name: Option<String>,
-    input: Option<Value>,
-}
-
 pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
-    let a: Answer = read::json_str(body)
-        .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
-        .map_err(|e| format!("answer is not an Anthropic message: {e}"))?;
+    let a: Answer = read::typed(body).map_err(|e| format!("answer is not an Anthropic message: {e}"))?;
     if a.kind.as_deref() == Some("error") {
         return Err(format!("answer is an error: {}", a.error.unwrap_or(Value::Null)));
     }

@@ -5,19 +5,21 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{stop_reason, stop_str, RawUsage, UsageOut};
+use super::{stop_reason, stop_str, Block, RawUsage, UsageOut};
 use crate::provider::Dialect;
 use crate::translate::error;
 use crate::translate::form::{Event, StopReason, Usage};
-use crate::translate::stream::{write_json_str, StreamMeta};
+use crate::translate::jsonw::write_str;
+use crate::translate::stream::StreamMeta;
 
 #[derive(Deserialize)]
-struct Data {
+struct Data<'a> {
     #[serde(rename = "type")]
     kind: Option<String>,
     message: Option<Start>,
     index: Option<u64>,
-    content_block: Option<Block>,
+    #[serde(borrow)]
+    content_block: Option<Block<'a>>,
     delta: Option<Delta>,
     usage: Option<RawUsage>,
 }
@@ -27,16 +29,6 @@ struct Start {
     id: Option<String>,
     model: Option<String>,
     usage: Option<RawUsage>,
-}
-
-#[derive(Deserialize)]
-struct Block {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    id: Option<String>,
-    name: Option<String>,
-    text: Option<String>,
-    input: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -195,7 +187,7 @@ impl Encoder {
                         r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":"#
                     )
                     .into_bytes();
-                    write_json_str(&mut data, &text);
+                    write_str(&mut data, &text);
                     data.extend_from_slice(b"}}");
                     sse(out, "content_block_delta", &data);
                 }
@@ -211,7 +203,7 @@ impl Encoder {
             Event::ToolArgs { index, fragment } => {
                 if index < self.next {
                     let mut data = format!(r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"input_json_delta","partial_json":"#).into_bytes();
-                    write_json_str(&mut data, &fragment);
+                    write_str(&mut data, &fragment);
                     data.extend_from_slice(b"}}");
                     sse(out, "content_block_delta", &data);
                 }

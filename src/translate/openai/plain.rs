@@ -53,7 +53,7 @@ struct PlainMessage<'a> {
 
 /// `body` as a [`Chat`] when it is a plain request the door accepts as it is.
 pub(in crate::translate) fn decode(body: &[u8]) -> Option<Chat> {
-    let p: Plain = serde_json::from_str(read::json_str(body).ok()?).ok()?;
+    let p: Plain = read::typed(body).ok()?;
     let within = |x: Option<f64>, (lo, hi): (f64, f64)| x.is_none_or(|x| (lo..=hi).contains(&x));
     let positive = |n: Option<u64>| n.is_none_or(|n| n >= 1);
     let fine = !p.model.is_empty()

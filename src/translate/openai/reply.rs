@@ -1,6 +1,8 @@
 //! Complete OpenAI chat completions: read from an upstream (the first choice) through a typed
 //! view and written for a client with [`JsonOut`]: no `Value` tree on the door's hot path.
 
+use std::borrow::Cow;
+
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,18 +14,20 @@ use crate::translate::read;
 
 /// The members of an answer the door reads; the rest is skipped unparsed.
 #[derive(Deserialize)]
-struct Answer {
+struct Answer<'a> {
     id: Option<String>,
     model: Option<String>,
-    choices: Option<Vec<Choice>>,
+    #[serde(borrow)]
+    choices: Option<Vec<Choice<'a>>>,
     usage: Option<UsageIn>,
     error: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct Choice {
+struct Choice<'a> {
     message: Option<MessageIn>,
-    finish_reason: Option<String>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -84,9 +88,7 @@ impl<'de> Deserialize<'de> for Content {
 }
 
 pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
-    let a: Answer = read::json_str(body)
-        .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
-        .map_err(|e| format!("answer is not an OpenAI chat completion: {e}"))?;
+    let a: Answer = read::typed(body).map_err(|e| format!("answer is not an OpenAI chat completion: {e}"))?;
     if let Some(e) = a.error {
         return Err(format!("answer is an error: {e}"));
     }
@@ -137,11 +139,13 @@ pub(in crate::translate) fn decode(body: &[u8]) -> Result<Reply, String> {
 }
 
 pub(in crate::translate) fn encode(reply: &Reply, meta: &ReplyMeta) -> Vec<u8> {
-    let mut text = String::new();
+    // The usual answer has one text part: borrowed, not copied.
+    let mut text = Cow::Borrowed("");
     let mut calls = 0;
     for part in &reply.content {
         match part {
-            Part::Text(t) => text.push_str(t),
+            Part::Text(t) if text.is_empty() => text = Cow::Borrowed(t.as_str()),
+            Part::Text(t) => text.to_mut().push_str(t),
             Part::ToolCall(_) => calls += 1,
             _ => {}
         }
@@ -168,15 +172,15 @@ pub(in crate::translate) fn encode(reply: &Reply, meta: &ReplyMeta) -> Vec<u8> {
             _ => None,
         }) {
             w.begin_object();
-            w.opt_string("id", Some(&c.id));
+            w.str_member("id", &c.id);
             w.raw(b",\"type\":\"function\",\"function\":{");
-            w.opt_string("name", Some(&c.name));
+            w.str_member("name", &c.name);
             let arguments = if c.arguments.trim().is_empty() {
                 "{}"
             } else {
                 &c.arguments
             };
-            w.opt_string("arguments", Some(arguments));
+            w.str_member("arguments", arguments);
             w.raw(b"}}");
         }
         w.raw(b"]");

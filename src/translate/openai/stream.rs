@@ -9,8 +9,9 @@ use super::{stop_reason, stop_str, usage, write_usage};
 use crate::provider::Dialect;
 use crate::translate::error;
 use crate::translate::form::{Event, StopReason, Usage};
+use crate::translate::jsonw::write_str;
 use crate::translate::jsonw::JsonOut;
-use crate::translate::stream::{write_json_str, StreamMeta};
+use crate::translate::stream::StreamMeta;
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -169,11 +170,11 @@ pub(in crate::translate) struct Encoder {
 impl Encoder {
     pub(in crate::translate) fn new(meta: &StreamMeta) -> Encoder {
         let mut prefix = b"data: {\"id\":".to_vec();
-        write_json_str(&mut prefix, &meta.id);
+        write_str(&mut prefix, &meta.id);
         prefix.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
         prefix.extend_from_slice(meta.created.to_string().as_bytes());
         prefix.extend_from_slice(b",\"model\":");
-        write_json_str(&mut prefix, &meta.model);
+        write_str(&mut prefix, &meta.model);
         prefix.extend_from_slice(b",\"choices\":[");
         Encoder {
             prefix,
@@ -197,7 +198,7 @@ impl Encoder {
         match event {
             Event::Text { text, .. } if !text.is_empty() => {
                 let mut delta = br#"{"content":"#.to_vec();
-                write_json_str(&mut delta, &text);
+                write_str(&mut delta, &text);
                 delta.push(b'}');
                 self.choice(out, &delta, None);
             }
@@ -205,9 +206,9 @@ impl Encoder {
                 let ordinal = self.calls.len();
                 self.calls.push(index);
                 let mut delta = format!(r#"{{"tool_calls":[{{"index":{ordinal},"id":"#).into_bytes();
-                write_json_str(&mut delta, &id);
+                write_str(&mut delta, &id);
                 delta.extend_from_slice(br#","type":"function","function":{"name":"#);
-                write_json_str(&mut delta, &name);
+                write_str(&mut delta, &name);
                 delta.extend_from_slice(br#","arguments":""}}]}"#);
                 self.choice(out, &delta, None);
             }
@@ -217,7 +218,7 @@ impl Encoder {
                 };
                 let mut delta =
                     format!(r#"{{"tool_calls":[{{"index":{ordinal},"function":{{"arguments":"#).into_bytes();
-                write_json_str(&mut delta, &fragment);
+                write_str(&mut delta, &fragment);
                 delta.extend_from_slice(b"}}]}");
                 self.choice(out, &delta, None);
             }
@@ -257,7 +258,7 @@ impl Encoder {
         out.extend_from_slice(delta);
         out.extend_from_slice(br#","finish_reason":"#);
         match finish {
-            Some(f) => write_json_str(out, f),
+            Some(f) => write_str(out, f),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b"}]}\n\n");
